@@ -1,0 +1,40 @@
+/*
+** alloc.c: the one allocator hook of the runtime.
+*/
+#include <stdlib.h>
+#include <string.h>
+
+#include "internal.h"
+
+static corio_malloc_fn alloc_malloc = malloc;
+static corio_realloc_fn alloc_realloc = realloc;
+static corio_free_fn alloc_free = free;
+
+int corio_replace_allocator(corio_malloc_fn m, corio_realloc_fn r,
+                            corio_free_fn f) {
+  if (m == NULL || r == NULL || f == NULL) return CORIO_EINVAL;
+  alloc_malloc = m;
+  alloc_realloc = r;
+  alloc_free = f;
+  return 0;
+}
+
+void *corio__malloc(size_t size) {
+  return alloc_malloc(size ? size : 1);
+}
+
+void *corio__calloc(size_t n, size_t size) {
+  void *p;
+  if (size != 0 && n > SIZE_MAX / size) return NULL; /* overflow */
+  p = corio__malloc(n * size);
+  if (p != NULL) memset(p, 0, n * size);
+  return p;
+}
+
+void *corio__realloc(void *ptr, size_t size) {
+  return alloc_realloc(ptr, size ? size : 1);
+}
+
+void corio__free(void *ptr) {
+  if (ptr != NULL) alloc_free(ptr);
+}
