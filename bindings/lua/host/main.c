@@ -1,1 +1,426 @@
-int main(void) { return 0; }
+/*
+** main.c: the corio executable, lua.c in miniature.  It runs a script (or
+** -e chunks, or stdin, or a REPL) with `corio` as a global, then runs the
+** loop until no task is left.  Ctrl-C cancels every task, lets their
+** cleanup run, lists what was still pending, and exits with 130.
+*/
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <lua.h>
+#include <lauxlib.h>
+#include <lualib.h>
+
+#include "corio_lua.h"
+#include "lcorio.h"
+
+static const char *progname = "corio";
+
+typedef struct host {
+  lua_State *L;
+  corio_rt *rt;
+  uv_signal_t sigint;
+  int interrupted;
+} host;
+
+static void print_usage(const char *badoption) {
+  if (badoption[1] == 'e' || badoption[1] == 'l')
+    fprintf(stderr, "%s: '%s' needs argument\n", progname, badoption);
+  else
+    fprintf(stderr, "%s: unrecognized option '%s'\n", progname, badoption);
+  fprintf(stderr,
+          "usage: %s [options] [script [args]]\n"
+          "Available options are:\n"
+          "  -e stat   execute string 'stat'\n"
+          "  -i        enter interactive mode after executing 'script'\n"
+          "  -l mod    require library 'mod' into global 'mod'\n"
+          "  -l g=mod  require library 'mod' into global 'g'\n"
+          "  -v        show version information\n"
+          "  -E        ignore environment variables\n"
+          "  -W        turn warnings on\n"
+          "  --        stop handling options\n"
+          "  -         stop handling options and execute stdin\n",
+          progname);
+}
+
+static void l_message(const char *pname, const char *msg) {
+  if (pname) fprintf(stderr, "%s: ", pname);
+  fprintf(stderr, "%s\n", msg);
+  fflush(stderr);
+}
+
+static int report(lua_State *L, int status) {
+  if (status != LUA_OK) {
+    const char *msg = lua_tostring(L, -1);
+    l_message(progname, msg ? msg : "(error object is not a string)");
+    lua_pop(L, 1);
+  }
+  return status;
+}
+
+static int msghandler(lua_State *L) {
+  return lcorio_traceback_handler(L);
+}
+
+static int docall(lua_State *L, int narg, int nres) {
+  int status, base = lua_gettop(L) - narg;
+  lua_pushcfunction(L, msghandler);
+  lua_insert(L, base);
+  status = lua_pcall(L, narg, nres, base);
+  lua_remove(L, base);
+  return status;
+}
+
+static void print_version(void) {
+  printf("corio %s, %s\n", corio_version_string(), LUA_COPYRIGHT);
+  fflush(stdout);
+}
+
+static void createargtable(lua_State *L, char **argv, int argc, int script) {
+  int i, narg;
+  if (script == argc) script = 0;
+  narg = argc - (script + 1);
+  lua_createtable(L, narg, script + 1);
+  for (i = 0; i < argc; i++) {
+    lua_pushstring(L, argv[i]);
+    lua_rawseti(L, -2, i - script);
+  }
+  lua_setglobal(L, "arg");
+}
+
+static int dochunk(lua_State *L, int status) {
+  if (status == LUA_OK) status = docall(L, 0, 0);
+  return report(L, status);
+}
+
+static int dostring(lua_State *L, const char *s, const char *name) {
+  return dochunk(L, luaL_loadbuffer(L, s, strlen(s), name));
+}
+
+static int dolibrary(lua_State *L, char *globname) {
+  int status;
+  char *modname = strchr(globname, '=');
+  if (modname == NULL)
+    modname = globname;
+  else {
+    *modname = '\0';
+    modname++;
+  }
+  lua_getglobal(L, "require");
+  lua_pushstring(L, modname);
+  status = docall(L, 1, 1);
+  if (status == LUA_OK) lua_setglobal(L, globname);
+  return report(L, status);
+}
+
+static int pushargs(lua_State *L) {
+  int i, n;
+  if (lua_getglobal(L, "arg") != LUA_TTABLE)
+    luaL_error(L, "'arg' is not a table");
+  n = (int)luaL_len(L, -1);
+  luaL_checkstack(L, n + 3, "too many arguments to script");
+  for (i = 1; i <= n; i++) lua_rawgeti(L, -i, i);
+  lua_remove(L, -i);
+  return n;
+}
+
+static int handle_script(lua_State *L, char **argv) {
+  int status;
+  const char *fname = argv[0];
+  if (strcmp(fname, "-") == 0 && strcmp(argv[-1], "--") != 0) fname = NULL;
+  status = luaL_loadfile(L, fname);
+  if (status == LUA_OK) {
+    int n = pushargs(L);
+    status = docall(L, n, 0);
+  }
+  return report(L, status);
+}
+
+#define has_error 1
+#define has_i 2
+#define has_v 4
+#define has_e 8
+#define has_E 16
+
+static int collectargs(char **argv, int *first) {
+  int args = 0, i;
+  if (argv[0] != NULL) {
+    if (argv[0][0]) progname = argv[0];
+  } else {
+    *first = -1;
+    return 0;
+  }
+  for (i = 1; argv[i] != NULL; i++) {
+    *first = i;
+    if (argv[i][0] != '-') return args;
+    switch (argv[i][1]) {
+    case '-':
+      if (argv[i][2] != '\0') return has_error;
+      *first = i + 1;
+      return args;
+    case '\0':
+      return args;
+    case 'E':
+      if (argv[i][2] != '\0') return has_error;
+      args |= has_E;
+      break;
+    case 'W':
+      if (argv[i][2] != '\0') return has_error;
+      break;
+    case 'i':
+      args |= has_i; /* fall through: -i implies -v */
+      /* FALLTHROUGH */
+    case 'v':
+      if (argv[i][2] != '\0') return has_error;
+      args |= has_v;
+      break;
+    case 'e':
+      args |= has_e; /* FALLTHROUGH */
+    case 'l':
+      if (argv[i][2] == '\0') {
+        i++;
+        if (argv[i] == NULL || argv[i][0] == '-') return has_error;
+      }
+      break;
+    default:
+      return has_error;
+    }
+  }
+  *first = 0; /* no script name */
+  return args;
+}
+
+static int runargs(lua_State *L, char **argv, int n) {
+  int i;
+  for (i = 1; i < n; i++) {
+    int option = argv[i][1];
+    switch (option) {
+    case 'e':
+    case 'l': {
+      int status;
+      char *extra = argv[i] + 2;
+      if (*extra == '\0') extra = argv[++i];
+      status = (option == 'e') ? dostring(L, extra, "=(command line)")
+                               : dolibrary(L, extra);
+      if (status != LUA_OK) return 0;
+      break;
+    }
+    case 'W':
+      lua_warning(L, "@on", 0);
+      break;
+    }
+  }
+  return 1;
+}
+
+static int handle_luainit(lua_State *L) {
+  const char *name = "=LUA_INIT_5_4";
+  const char *init = getenv(name + 1);
+  if (init == NULL) {
+    name = "=LUA_INIT";
+    init = getenv(name + 1);
+  }
+  if (init == NULL) return LUA_OK;
+  if (init[0] == '@') return dochunk(L, luaL_loadfile(L, init + 1));
+  return dostring(L, init, name);
+}
+
+/* {{{ REPL: each line runs at top level, so its waits run the loop */
+static int incomplete(lua_State *L, int status) {
+  if (status == LUA_ERRSYNTAX) {
+    size_t lmsg;
+    const char *msg = lua_tolstring(L, -1, &lmsg);
+    if (lmsg >= 5 && strcmp(msg + lmsg - 5, "<eof>") == 0) {
+      lua_pop(L, 1);
+      return 1;
+    }
+  }
+  return 0;
+}
+
+static int pushline(lua_State *L, int firstline) {
+  char buf[512];
+  size_t l;
+  fputs(firstline ? "> " : ">> ", stdout);
+  fflush(stdout);
+  if (fgets(buf, sizeof buf, stdin) == NULL) return 0;
+  l = strlen(buf);
+  if (l > 0 && buf[l - 1] == '\n') buf[--l] = '\0';
+  if (firstline && buf[0] == '=')
+    lua_pushfstring(L, "return %s", buf + 1);
+  else
+    lua_pushlstring(L, buf, l);
+  return 1;
+}
+
+static int addreturn(lua_State *L) {
+  const char *line = lua_tostring(L, -1);
+  const char *retline = lua_pushfstring(L, "return %s;", line);
+  int status = luaL_loadbuffer(L, retline, strlen(retline), "=stdin");
+  if (status == LUA_OK)
+    lua_remove(L, -2);
+  else
+    lua_pop(L, 2);
+  return status;
+}
+
+static int multiline(lua_State *L) {
+  for (;;) {
+    size_t len;
+    const char *line = lua_tolstring(L, 1, &len);
+    int status = luaL_loadbuffer(L, line, len, "=stdin");
+    if (!incomplete(L, status) || !pushline(L, 0)) return status;
+    lua_pushliteral(L, "\n");
+    lua_insert(L, -2);
+    lua_concat(L, 3);
+  }
+}
+
+static int loadline(lua_State *L) {
+  int status;
+  lua_settop(L, 0);
+  if (!pushline(L, 1)) return -1;
+  if ((status = addreturn(L)) != LUA_OK) status = multiline(L);
+  lua_remove(L, 1);
+  return status;
+}
+
+static void l_print(lua_State *L) {
+  int n = lua_gettop(L);
+  if (n > 0) {
+    luaL_checkstack(L, LUA_MINSTACK, "too many results to print");
+    lua_getglobal(L, "print");
+    lua_insert(L, 1);
+    if (lua_pcall(L, n, 0, 0) != LUA_OK)
+      l_message(progname, lua_pushfstring(L, "error calling 'print' (%s)",
+                                          lua_tostring(L, -1)));
+  }
+}
+
+static void doREPL(lua_State *L) {
+  int status;
+  const char *oldprogname = progname;
+  progname = NULL;
+  while ((status = loadline(L)) != -1) {
+    if (status == LUA_OK) status = docall(L, 0, LUA_MULTRET);
+    if (status == LUA_OK)
+      l_print(L);
+    else
+      report(L, status);
+  }
+  lua_settop(L, 0);
+  lua_writeline();
+  progname = oldprogname;
+}
+/* }}} */
+
+/* {{{ Ctrl-C */
+static void on_sigint(uv_signal_t *sig, int signum) {
+  host *h = sig->data;
+  lua_State *L = h->L;
+  int n;
+  (void)signum;
+  h->interrupted = 1;
+  uv_signal_stop(sig); /* a second Ctrl-C gets the default action */
+  fprintf(stderr, "\n%s: interrupted; cancelling pending tasks:\n", progname);
+  lua_pushnil(L);
+  while (lua_next(L, LUA_REGISTRYINDEX) != 0) {
+    if (luaL_testudata(L, -1, LCORIO_TASK_MT) != NULL &&
+        !corio_task_done(lcorio_core(lua_touserdata(L, -1))) &&
+        ((ltask *)lua_touserdata(L, -1))->id != 0)
+      fprintf(stderr, "  %s\n", luaL_tolstring(L, -1, NULL)), lua_pop(L, 1);
+    lua_pop(L, 1);
+  }
+  n = corio_lua_cancel_all(L);
+  /* the script's own top-level wait is a hidden task: cancel it too */
+  lua_pushnil(L);
+  while (lua_next(L, LUA_REGISTRYINDEX) != 0) {
+    ltask *lt = luaL_testudata(L, -1, LCORIO_TASK_MT);
+    if (lt != NULL && lt->id == 0) corio_task_cancel(lcorio_core(lt));
+    lua_pop(L, 1);
+  }
+  fprintf(stderr, "%s: %d task(s) cancelled\n", progname, n);
+}
+/* }}} */
+
+static int pmain(lua_State *L) {
+  int argc = (int)lua_tointeger(L, 1);
+  char **argv = (char **)lua_touserdata(L, 2);
+  int script;
+  int args = collectargs(argv, &script);
+  int optlim = (script > 0) ? script : argc;
+  if (args == has_error) {
+    print_usage(argv[script]);
+    return 0;
+  }
+  if (args & has_v) print_version();
+  if (args & has_E) {
+    lua_pushboolean(L, 1);
+    lua_setfield(L, LUA_REGISTRYINDEX, "LUA_NOENV");
+  }
+  luaL_openlibs(L);
+  luaL_requiref(L, "corio", luaopen_corio, 1);
+  lua_pop(L, 1);
+  createargtable(L, argv, argc, script);
+  lua_gc(L, LUA_GCRESTART);
+  lua_gc(L, LUA_GCGEN, 0, 0);
+  if (!(args & has_E)) {
+    if (handle_luainit(L) != LUA_OK) return 0;
+  }
+  if (!runargs(L, argv, optlim)) return 0;
+  if (script > 0) {
+    if (handle_script(L, argv + script) != LUA_OK) return 0;
+  }
+  if (args & has_i) {
+    doREPL(L);
+  } else if (script < 1 && !(args & (has_e | has_v))) {
+    if (isatty(0)) {
+      print_version();
+      doREPL(L);
+    } else {
+      dochunk(L, luaL_loadfile(L, NULL));
+    }
+  }
+  lua_pushboolean(L, 1);
+  return 1;
+}
+
+static void on_closed(uv_handle_t *h) {
+  (void)h;
+}
+
+int main(int argc, char **argv) {
+  host h;
+  int status, result, rc;
+  memset(&h, 0, sizeof h);
+  h.rt = corio_rt_new(NULL);
+  h.L = luaL_newstate();
+  if (h.rt == NULL || h.L == NULL) {
+    l_message(argv[0], "cannot create state: not enough memory");
+    return EXIT_FAILURE;
+  }
+  corio_lua_set_runtime(h.L, h.rt);
+  uv_signal_init(corio_rt_loop(h.rt), &h.sigint);
+  h.sigint.data = &h;
+  uv_signal_start(&h.sigint, on_sigint, SIGINT);
+  uv_unref((uv_handle_t *)&h.sigint);
+  lua_gc(h.L, LUA_GCSTOP);
+  lua_pushcfunction(h.L, &pmain);
+  lua_pushinteger(h.L, argc);
+  lua_pushlightuserdata(h.L, argv);
+  status = lua_pcall(h.L, 2, 1, 0);
+  result = lua_toboolean(h.L, -1);
+  report(h.L, status);
+  /* like Node: the loop runs until no task is left */
+  if (corio_lua_run_pending(h.L) != 0) result = 0;
+  rc = (result && status == LUA_OK) ? EXIT_SUCCESS : EXIT_FAILURE;
+  if (h.interrupted) rc = 130;
+  lua_close(h.L);
+  uv_close((uv_handle_t *)&h.sigint, on_closed);
+  if (corio_rt_free(h.rt) != 0)
+    l_message(progname, "warning: runtime not freed (tasks still alive)");
+  return rc;
+}

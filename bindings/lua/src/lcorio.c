@@ -1,4 +1,111 @@
-#include <lua.h>
-#include <lauxlib.h>
-int luaopen_corio(lua_State *L);
-int luaopen_corio(lua_State *L) { lua_newtable(L); return 1; }
+/*
+** lcorio.c: luaopen_corio.  Builds the module table from each file's
+** functions; every function gets the binding's state as upvalue 1.
+*/
+#include <string.h>
+
+#include "lcorio.h"
+#include "corio_lua.h"
+
+#define HOST_RT_KEY "corio.HostRuntime"
+
+void lcorio_setfuncs(lua_State *L, const luaL_Reg *l) {
+  /* module table at -2, state at -1 */
+  for (; l->name != NULL; l++) {
+    lua_pushvalue(L, -1);
+    lua_pushcclosure(L, l->func, 1);
+    lua_setfield(L, -3, l->name);
+  }
+}
+
+lcorio_state *lcorio_getstate(lua_State *L) {
+  lcorio_state *S;
+  lua_getfield(L, LUA_REGISTRYINDEX, LCORIO_STATE_KEY);
+  S = lua_touserdata(L, -1);
+  lua_pop(L, 1);
+  return S;
+}
+
+void corio_lua_set_runtime(lua_State *L, corio_rt *rt) {
+  lua_pushlightuserdata(L, rt);
+  lua_setfield(L, LUA_REGISTRYINDEX, HOST_RT_KEY);
+}
+
+corio_rt *corio_lua_runtime(lua_State *L) {
+  lcorio_state *S = lcorio_getstate(L);
+  return S != NULL ? S->rt : NULL;
+}
+
+static int version(lua_State *L) {
+  lua_pushstring(L, corio_version_string());
+  return 1;
+}
+
+static int state_gc(lua_State *L);
+
+static lcorio_state *state_new(lua_State *L) {
+  lcorio_state *S = lua_newuserdatauv(L, sizeof *S, 0);
+  corio_rt *host;
+  memset(S, 0, sizeof *S);
+  lua_getfield(L, LUA_REGISTRYINDEX, HOST_RT_KEY);
+  host = lua_touserdata(L, -1);
+  lua_pop(L, 1);
+  S->rt = host != NULL ? host : corio_rt_new(NULL);
+  if (S->rt == NULL) luaL_error(L, "corio: cannot create the runtime");
+  S->owns_rt = host == NULL;
+  corio_rt_set_data(S->rt, S);
+  S->L = lua_newthread(L); /* the scheduler's own stack */
+  S->L_ref = luaL_ref(L, LUA_REGISTRYINDEX);
+  S->next_id = 1;
+  lua_newtable(L); /* metatable */
+  lua_pushcfunction(L, state_gc);
+  lua_setfield(L, -2, "__gc");
+  lua_setmetatable(L, -2);
+  lua_pushvalue(L, -1);
+  lua_setfield(L, LUA_REGISTRYINDEX, LCORIO_STATE_KEY);
+  return S;
+}
+
+
+static void on_keep_closed(uv_handle_t *h) {
+  (void)h;
+}
+
+static int state_gc(lua_State *L) {
+  lcorio_state *S = lua_touserdata(L, 1);
+  if (S->rt == NULL) return 0;
+  lcorio_task_shutdown(L, S);
+  if (S->keepalive) {
+    uv_close((uv_handle_t *)&S->keep, on_keep_closed);
+    S->keepalive = 0;
+  }
+  if (S->owns_rt) corio_rt_free(S->rt);
+  else corio_rt_set_data(S->rt, NULL);
+  S->rt = NULL;
+  return 0;
+}
+
+static const luaL_Reg funcs[] = {{"version", version}, {NULL, NULL}};
+
+int luaopen_corio(lua_State *L) {
+  lcorio_state *S;
+  /* the main thread is no task: the extra space says so */
+  lua_rawgeti(L, LUA_REGISTRYINDEX, LUA_RIDX_MAINTHREAD);
+  *(void **)lua_getextraspace(lua_tothread(L, -1)) = NULL;
+  lua_pop(L, 1);
+  S = lcorio_getstate(L);
+  lua_newtable(L);
+  if (S == NULL)
+    state_new(L);
+  else
+    lua_getfield(L, LUA_REGISTRYINDEX, LCORIO_STATE_KEY);
+  lcorio_setfuncs(L, funcs);
+  lcorio_error_open(L);
+  lcorio_task_open(L);
+  lcorio_wait_open(L);
+  lcorio_loop_open(L);
+  lua_pop(L, 1); /* state */
+  lua_pushstring(L, corio_version_string());
+  lua_setfield(L, -2, "_VERSION");
+  return 1;
+}

@@ -1,0 +1,30 @@
+/*
+** corio_lua.h: embedding corio's Lua module in a host program.
+*/
+#ifndef CORIO_LUA_H
+#define CORIO_LUA_H
+
+#include <lua.h>
+
+#include "corio.h"
+
+/* Open the module: leaves the `corio` table on the stack (luaL_requiref
+   it, or let `require "corio"` find it). */
+int luaopen_corio(lua_State *L);
+
+/* Make the module use the host's runtime instead of creating its own.
+   Call before luaopen_corio; the host frees the runtime after lua_close. */
+void corio_lua_set_runtime(lua_State *L, corio_rt *rt);
+
+/* The runtime the module of this state runs on (NULL before it opens). */
+corio_rt *corio_lua_runtime(lua_State *L);
+
+/* Cancel every task of the state (Ctrl-C): each gets CancelledError at its
+   wait, so its cleanup runs when the loop runs next.  Returns how many. */
+int corio_lua_cancel_all(lua_State *L);
+
+/* Run the loop until no task is left (what the corio executable does after
+   the script).  Returns 0, or the CORIO_E* code of a failure. */
+int corio_lua_run_pending(lua_State *L);
+
+#endif
