@@ -321,28 +321,22 @@ static void doREPL(lua_State *L) {
 static void on_sigint(uv_signal_t *sig, int signum) {
   host *h = sig->data;
   lua_State *L = h->L;
-  int n;
+  lua_Integer i, n;
   (void)signum;
   h->interrupted = 1;
   uv_signal_stop(sig); /* a second Ctrl-C gets the default action */
-  fprintf(stderr, "\n%s: interrupted; cancelling pending tasks:\n", progname);
-  lua_pushnil(L);
-  while (lua_next(L, LUA_REGISTRYINDEX) != 0) {
-    if (luaL_testudata(L, -1, LCORIO_TASK_MT) != NULL &&
-        !corio_task_done(lcorio_core(lua_touserdata(L, -1))) &&
-        ((ltask *)lua_touserdata(L, -1))->id != 0)
-      fprintf(stderr, "  %s\n", luaL_tolstring(L, -1, NULL)), lua_pop(L, 1);
-    lua_pop(L, 1);
+  fprintf(stderr, "\n%s: interrupted; cancelling the pending tasks:\n",
+          progname);
+  lcorio_push_pending(L, 0);
+  n = luaL_len(L, -1);
+  for (i = 1; i <= n; i++) {
+    lua_rawgeti(L, -1, i);
+    fprintf(stderr, "  %s\n", luaL_tolstring(L, -1, NULL));
+    lua_pop(L, 2);
   }
-  n = corio_lua_cancel_all(L);
-  /* the script's own top-level wait is a hidden task: cancel it too */
-  lua_pushnil(L);
-  while (lua_next(L, LUA_REGISTRYINDEX) != 0) {
-    ltask *lt = luaL_testudata(L, -1, LCORIO_TASK_MT);
-    if (lt != NULL && lt->id == 0) corio_task_cancel(lcorio_core(lt));
-    lua_pop(L, 1);
-  }
-  fprintf(stderr, "%s: %d task(s) cancelled\n", progname, n);
+  lua_pop(L, 1);
+  /* every task, including the script's own top-level wait */
+  corio_lua_cancel_all(L);
 }
 /* }}} */
 

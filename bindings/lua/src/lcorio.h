@@ -60,6 +60,8 @@ ltask *lcorio_ensure_task(lua_State *L, int idx); /* replaces idx with it */
 int lcorio_push_results(lua_State *L, ltask *lt); /* returns nresults or
                                                      raises the error */
 void lcorio_push_task(lua_State *L, ltask *lt);
+/* Push an array of the tasks not done yet (hidden ones too if asked). */
+void lcorio_push_pending(lua_State *L, int hidden);
 void lcorio_task_open(lua_State *L);
 void lcorio_task_shutdown(lua_State *L, lcorio_state *S); /* lua_close */
 

@@ -108,19 +108,17 @@ static int l_time(lua_State *L) {
 }
 
 int corio_lua_cancel_all(lua_State *L) {
-  int n = 0;
-  lua_pushnil(L);
-  while (lua_next(L, LUA_REGISTRYINDEX) != 0) {
-    ltask *lt = lcorio_totask(L, -1);
-    if (lt != NULL && !corio_task_done(lcorio_core(lt)) && lt->id != 0) {
-      lua_getfield(L, -1, "cancel");
-      lua_pushvalue(L, -2);
-      lua_call(L, 1, 0);
-      n++;
-    }
-    lua_pop(L, 1);
+  lua_Integer i, n;
+  lcorio_push_pending(L, 1);
+  n = luaL_len(L, -1);
+  for (i = 1; i <= n; i++) {
+    lua_rawgeti(L, -1, i);
+    lua_getfield(L, -1, "cancel");
+    lua_insert(L, -2);
+    lua_call(L, 1, 0);
   }
-  return n;
+  lua_pop(L, 1);
+  return (int)n;
 }
 
 int corio_lua_run_pending(lua_State *L) {
