@@ -354,9 +354,465 @@ CORIO_EXTERN void corio_timer_stop(corio_timer *timer);
 
 /* }================================================================== */
 
-/* @@ FETCH SECTION @@ (HTTP client: curl multi_socket on the loop) */
+/*
+** {==================================================================
+** HTTP client: libcurl's multi_socket API on the runtime's loop
+** ===================================================================
+**
+** One transfer is a corio_fetch.  Transfers run in a session
+** (corio_session), which holds a pool of keep-alive connections and the
+** connection limits; every runtime has a default session made on first
+** use.  All sessions of a runtime share one DNS cache and TLS session
+** cache.  Only http and https are spoken, on redirects too.
+**
+** Completion: the callback runs exactly once per started transfer, on the
+** loop, never from inside corio_fetch_start or corio_fetch_cancel.  Its
+** `status` is 0 when a response arrived (whatever its HTTP status: 404 and
+** 502 are responses), or a negative code:
+**   CORIO_EDNS       the host name did not resolve
+**   CORIO_ECONNECT   the connection was refused or could not be made
+**   CORIO_ETIMEDOUT  `timeout` or `connect_timeout` passed
+**   CORIO_ETLS       TLS handshake or certificate verification failed
+**   CORIO_ERESET     the connection closed or reset before the response
+**                    was complete (short body, nothing received)
+**   CORIO_EPROTO     malformed response, HTTP/2 error, or more redirects
+**                    than max_redirects ("Maximum (N) redirects followed")
+**   CORIO_ETOOLARGE  the body exceeded max_body, or headers exceeded 1 MiB
+**   CORIO_EURL       the URL (of a redirect, say) could not be parsed
+**   CORIO_ESCHEME    a redirect to a scheme other than http/https
+**   CORIO_ECANCELED  corio_fetch_cancel, corio_session_free, corio_rt_free
+**   CORIO_ENOMEM, CORIO_EIO  out of memory, anything else
+** ===================================================================
+*/
 
-/* @@ SERVER SECTION @@ (HTTP/1.1 server on the loop) */
+typedef struct corio_fetch corio_fetch;     /* one transfer in flight */
+typedef struct corio_session corio_session; /* limits + connection pool */
+
+/* One header field.  Both strings are NUL-terminated. */
+typedef struct corio_header {
+  const char *name;
+  const char *value;
+} corio_header;
+
+/* corio_request.http_version */
+typedef enum {
+  CORIO_HTTP_DEFAULT = 0, /* HTTP/2 over TLS when the server offers it,
+                             HTTP/1.1 otherwise */
+  CORIO_HTTP_1_0,
+  CORIO_HTTP_1_1,
+  CORIO_HTTP_2,     /* HTTP/2 over TLS, HTTP/1.1 upgrade attempt otherwise */
+  CORIO_HTTP_2_ONLY /* HTTP/2 prior knowledge, also on cleartext */
+} corio_http_version;
+
+#define CORIO_FETCH_TIMEOUT 300.0        /* default total timeout, seconds */
+#define CORIO_FETCH_CONNECT_TIMEOUT 30.0 /* default connect timeout */
+#define CORIO_FETCH_MAX_REDIRECTS 10     /* default redirect limit */
+
+/*
+** A request.  Fill it after corio_request_init (which sets the defaults);
+** every pointer is borrowed for the duration of the call that takes the
+** request only: corio_fetch_start copies all of it.
+**
+**   url              http:// or https:// URL (required)
+**   method           NULL: GET, or POST when body is set.  "HEAD" sends no
+**                    body back.  Any other token is sent as is.
+**   headers/nheaders extra request headers, sent in order; a name given
+**                    here replaces libcurl's own (Host, User-Agent,
+**                    Accept, Content-Type...); an empty value sends the
+**                    header with an empty value.
+**   body/body_len    request body (body_len bytes, may hold NULs); with a
+**                    body and no Content-Type header,
+**                    "application/octet-stream" is sent
+**   timeout          total seconds for the whole transfer, including time
+**                    spent queued behind the session's connection limits;
+**                    0: CORIO_FETCH_TIMEOUT; < 0: none
+**   connect_timeout  seconds for DNS + connect + TLS;
+**                    0: CORIO_FETCH_CONNECT_TIMEOUT; < 0: none
+**   follow_redirects non-zero: follow 3xx Location (default on)
+**   max_redirects    limit when following (default 10, must be >= 0)
+**   max_body         largest body accepted, in bytes; 0: no limit
+**   verify_tls       non-zero: verify the peer certificate and host name
+**                    (default on)
+**   http_version     a corio_http_version
+**   proxy            NULL: libcurl's default (the http_proxy/https_proxy/
+**                    no_proxy environment); "": no proxy; else a proxy URL
+**                    ("http://host:port", "socks5h://host:port")
+*/
+typedef struct corio_request {
+  const char *url;
+  const char *method;
+  const corio_header *headers;
+  size_t nheaders;
+  const char *body;
+  size_t body_len;
+  double timeout;
+  double connect_timeout;
+  int follow_redirects;
+  int max_redirects;
+  size_t max_body;
+  int verify_tls;
+  int http_version;
+  const char *proxy;
+} corio_request;
+
+/* Set every field of `req` to its default and req->url to `url`. */
+CORIO_EXTERN void corio_request_init(corio_request *req, const char *url);
+
+/*
+** A response, as the completion callback sees it.  Owned by corio: every
+** pointer in it is valid only until the callback returns.
+**
+**   status        HTTP status of the last response (0 if none arrived)
+**   headers       the header fields of the last response (after redirects
+**                 and 1xx responses), in the order received, names and
+**                 values as sent (folded lines joined with a space,
+**                 surrounding blanks trimmed); repeated fields stay
+**                 separate entries
+**   body          the body, body_len bytes, followed by a NUL that
+**                 body_len does not count (never NULL)
+**   url           the URL of the last request (after redirects)
+**   http_version  "1.0", "1.1", "2", "3", or "" when unknown
+**   timing        seconds: dns, connect and tls are the durations of those
+**                 phases of the last connection (0 for a reused one); ttfb
+**                 and total run from the start of the transfer to the first
+**                 response byte and to the end
+**   error         NULL on success; on failure a message (libcurl's when it
+**                 has one).  On failure the other fields hold what was
+**                 received so far.
+*/
+typedef struct corio_fetch_timing {
+  double dns, connect, tls, ttfb, total;
+} corio_fetch_timing;
+
+typedef struct corio_response {
+  long status;
+  const corio_header *headers;
+  size_t nheaders;
+  const char *body;
+  size_t body_len;
+  const char *url;
+  const char *http_version;
+  corio_fetch_timing timing;
+  const char *error;
+} corio_response;
+
+/*
+** Completion callback: `status` is 0 or a negative code (see above), `res`
+** is never NULL.  `f` is valid until the callback returns, then reused.
+*/
+typedef void (*corio_fetch_cb)(corio_fetch *f, int status,
+                               const corio_response *res, void *ud);
+
+/*
+** Name: corio_fetch_start
+** Desc: Start a transfer in session `s` (NULL: the runtime's default
+**       session).  The request is validated and copied; the caller may
+**       free it as soon as this returns.  `cb(f, status, res, ud)` runs
+**       once when the transfer completes, fails or is cancelled.  Refused
+**       at once (the callback is never called, nothing is allocated):
+**       - CORIO_EINVAL: rt, req, req->url or cb NULL; a method or header
+**         name that is not an HTTP token (so no CR, LF, space or NUL); a
+**         header value with CR, LF or another control character; body
+**         NULL with body_len > 0; a NaN timeout; max_redirects < 0 while
+**         following; an unknown http_version; a session of another
+**         runtime;
+**       - CORIO_EURL: a URL libcurl cannot parse, or with CR, LF, spaces
+**         or other control characters;
+**       - CORIO_ESCHEME: a scheme other than http or https;
+**       - CORIO_ECLOSED: the session or the runtime is being freed;
+**       - CORIO_ENOMEM.
+** Returns: 0 and *out (when out is not NULL) set to the transfer, or one of
+**          the codes above.
+*/
+CORIO_EXTERN int corio_fetch_start(corio_rt *rt, corio_session *s,
+                                   const corio_request *req, corio_fetch_cb cb,
+                                   void *ud, corio_fetch **out);
+
+/*
+** Name: corio_fetch_cancel
+** Desc: Stop a transfer in whatever phase it is (DNS, connect, TLS, send,
+**       receive): its connection is closed and its memory released, and
+**       its callback runs once with CORIO_ECANCELED at the next turn of the
+**       loop (not from inside this call).  A response that would have
+**       arrived later is dropped.
+** Returns: 0; CORIO_ESTATE if the transfer already completed or was
+**          cancelled (its callback is then already queued or running).
+*/
+CORIO_EXTERN int corio_fetch_cancel(corio_fetch *f);
+
+/* The callback's `ud`, and a way to change it before completion. */
+CORIO_EXTERN void *corio_fetch_get_data(const corio_fetch *f);
+CORIO_EXTERN void corio_fetch_set_data(corio_fetch *f, void *data);
+
+/*
+** Sessions.  max_connections caps the open connections of the session
+** (transfers beyond it wait in a queue, and their timeout runs while they
+** wait); max_per_host caps them per host:port; max_idle is how many idle
+** keep-alive connections are kept (0: libcurl's default, 4 x the number of
+** transfers).  0 means no limit for the first two.  The default session
+** has max_connections = CORIO_FETCH_DEFAULT_MAX_CONNECTIONS and no
+** per-host limit.
+*/
+#define CORIO_FETCH_DEFAULT_MAX_CONNECTIONS 16384
+
+typedef struct corio_session_opts {
+  size_t max_connections;
+  size_t max_per_host;
+  size_t max_idle;
+} corio_session_opts;
+
+/*
+** Name: corio_session_new
+** Desc: Make a session with its own connection pool and limits (`o` NULL:
+**       no limits).
+** Returns: the session, or NULL when out of memory or the runtime is being
+**          freed.
+*/
+CORIO_EXTERN corio_session *corio_session_new(corio_rt *rt,
+                                              const corio_session_opts *o);
+
+/*
+** Name: corio_session_free
+** Desc: Cancel the session's transfers (each callback runs with
+**       CORIO_ECANCELED at the next turn of the loop), close its
+**       connections and free it.  May be called from a completion
+**       callback.  Sessions still alive are freed by corio_rt_free.
+** Returns: 0, or CORIO_EINVAL for the default session.
+*/
+CORIO_EXTERN int corio_session_free(corio_session *s);
+
+/* The runtime's default session (made now if needed; NULL when out of
+   memory). */
+CORIO_EXTERN corio_session *corio_session_default(corio_rt *rt);
+
+CORIO_EXTERN void *corio_session_get_data(const corio_session *s);
+CORIO_EXTERN void corio_session_set_data(corio_session *s, void *data);
+
+/* Live counts for corio.stats(). */
+typedef struct corio_fetch_stats {
+  size_t active;   /* transfers started and not yet completed */
+  size_t sockets;  /* sockets libcurl has open and we poll */
+  size_t sessions; /* sessions, the default one included */
+  size_t pooled;   /* idle easy handles kept for reuse */
+} corio_fetch_stats;
+CORIO_EXTERN void corio_fetch_get_stats(const corio_rt *rt,
+                                        corio_fetch_stats *out);
+
+/*
+** Name: corio_fetch_blocking
+** Desc: Perform `req` with curl_easy_perform on the calling thread and wait
+**       for it: no runtime, no loop.  Inside a running loop it stops every
+**       other task until it returns (corio.blocking.get exists to show
+**       exactly that mistake).  Same validation and same defaults as
+**       corio_fetch_start; no connection reuse between calls.
+** Returns: 0 or a negative code as the callback's status.  *out is set to a
+**          response owned by the caller (free it with corio_response_free)
+**          whenever the request was attempted, success or not; it is NULL
+**          when the request was refused before that.
+*/
+CORIO_EXTERN int corio_fetch_blocking(const corio_request *req,
+                                      corio_response **out);
+
+/* Free a response from corio_fetch_blocking.  NULL is ignored. */
+CORIO_EXTERN void corio_response_free(corio_response *res);
+
+/* }================================================================== */
+
+/*
+** {==================================================================
+** Server: HTTP/1.1 on the loop
+** ===================================================================
+**
+** A server owns one TCP listener and its connections, and parses requests
+** with http_parser.  Each complete request (head and whole body) is handed
+** to the request callback; the host answers it with corio_srv_respond,
+** either inside the callback or later (from a timer, a task, ...).  A
+** connection hands out one request at a time: pipelined requests wait, in
+** order, until the one before has been answered.  The server answers
+** protocol failures itself, without calling the callback: 400 (malformed),
+** 408 (head or body too slow), 413 (body too large), 431 (head too large),
+** each followed by closing the connection, and `overload_status` past
+** `max_inflight` (the connection stays open).
+**
+** Timeouts cost no libuv handle per connection: all of a server's
+** deadlines share one uv_timer_t.
+*/
+
+typedef struct corio_server corio_server;
+typedef struct corio_srv_req corio_srv_req;
+
+/* A header line.  Strings need not be NUL-terminated: the lengths count. */
+typedef struct corio_srv_header {
+  const char *name;
+  size_t name_len;
+  const char *value;
+  size_t value_len;
+} corio_srv_header;
+
+/* Options.  Zero-fill (or corio_server_opts_init) and set what you need: a
+   zero field takes the default in brackets. */
+typedef struct corio_server_opts {
+  const char *host;        /* IP address or name to bind ["127.0.0.1"] */
+  int port;                /* 0 picks a free port: see corio_server_port */
+  int backlog;             /* listen(2) backlog [511] */
+  size_t max_header_bytes; /* request line plus headers, else 431 [16 KiB] */
+  size_t max_body_bytes;   /* decoded request body, else 413 [8 MiB] */
+  unsigned max_requests_per_conn; /* then "Connection: close" [unlimited] */
+  unsigned max_connections;       /* open at once; past it a new connection
+                                     is accepted and closed at once [10000] */
+  unsigned max_inflight; /* requests handed out and not yet answered; past
+                            it, answer overload_status instead [unlimited] */
+  int overload_status;   /* [503] */
+  unsigned header_timeout_ms; /* the whole head must arrive within it, from
+                                 its first byte (from accept for the first
+                                 request); else 408 and close [10000] */
+  unsigned body_timeout_ms;   /* longest silence while a body arrives; else
+                                 408 and close [30000] */
+  unsigned idle_timeout_ms;   /* keep-alive connection with no request in
+                                 progress: closed [60000] */
+  unsigned write_timeout_ms;  /* a response the peer does not take in:
+                                 connection cut [60000] */
+} corio_server_opts;
+
+/* Fill `o` with the defaults (the same as zero-filling it). */
+CORIO_EXTERN void corio_server_opts_init(corio_server_opts *o);
+
+/*
+** Request callback: `req` is complete (head and body).  It belongs to the
+** server; the callee must answer it exactly once with corio_srv_respond,
+** now or later.  `ud` is the server's data slot (corio_server_get_data).
+*/
+typedef void (*corio_srv_request_fn)(corio_server *s, corio_srv_req *req,
+                                     void *ud);
+
+/*
+** Name: corio_server_listen
+** Desc: Bind `o->host`:`o->port` (o may be NULL for all defaults), listen,
+**       and call `cb` for every request from now on.  `ud` becomes the
+**       server's data slot.  A host name is resolved synchronously.
+** Returns: 0 and the server in *out, or CORIO_EINVAL (bad option or host),
+**          CORIO_EADDRINUSE, CORIO_EMFILE, CORIO_ENOMEM, CORIO_EDNS,
+**          CORIO_EIO.  On failure nothing is left to close.
+*/
+CORIO_EXTERN int corio_server_listen(corio_rt *rt, const corio_server_opts *o,
+                                     corio_srv_request_fn cb, void *ud,
+                                     corio_server **out);
+
+/* The port actually bound (useful after port 0), or a negative code. */
+CORIO_EXTERN int corio_server_port(const corio_server *s);
+
+CORIO_EXTERN corio_rt *corio_server_rt(const corio_server *s);
+CORIO_EXTERN void *corio_server_get_data(const corio_server *s);
+CORIO_EXTERN void corio_server_set_data(corio_server *s, void *data);
+
+typedef struct corio_server_stats {
+  size_t connections; /* open now */
+  size_t inflight;    /* handed to the callback, not answered yet */
+  uint64_t requests;  /* complete requests received, rejected included */
+  uint64_t rejected;  /* answered with overload_status */
+} corio_server_stats;
+CORIO_EXTERN void corio_server_get_stats(const corio_server *s,
+                                         corio_server_stats *out);
+
+typedef void (*corio_server_closed_fn)(corio_server *s, void *ud);
+
+/*
+** Name: corio_server_close
+** Desc: Graceful shutdown.  The listener closes at once (new connections
+**       are refused) and idle connections are closed.  Connections in the
+**       middle of a request may go on until `deadline_ms`: their request
+**       still reaches the callback and corio_srv_respond still works; each
+**       closes after its response ("Connection: close").  At the deadline
+**       whatever is left is cut (0: cut everything now); requests still
+**       held then stay valid and must still be answered (respond returns
+**       CORIO_ECLOSED).  `cb` (may be NULL) runs once every handle of the
+**       server is closed; the server is freed when it returns.
+** Returns: 0, or CORIO_ESTATE if the server is already closing (cb is then
+**          never called).
+*/
+CORIO_EXTERN int corio_server_close(corio_server *s, uint64_t deadline_ms,
+                                    corio_server_closed_fn cb, void *ud);
+
+/*
+** Request getters.  Every string returned is owned by the request,
+** NUL-terminated, and valid until corio_srv_respond is called on it; `len`
+** arguments may be NULL.  Strings are raw bytes from the wire (no
+** percent-decoding).
+*/
+
+/* "GET", "POST", ... */
+CORIO_EXTERN const char *corio_srv_req_method(const corio_srv_req *req);
+
+/* The request target as sent: "/a/b?x=1" (or absolute-form). */
+CORIO_EXTERN const char *corio_srv_req_target(const corio_srv_req *req,
+                                              size_t *len);
+
+/* The target's path ("/a/b") and its query without the '?' ("x=1", or ""
+   when there is none). */
+CORIO_EXTERN const char *corio_srv_req_path(const corio_srv_req *req,
+                                            size_t *len);
+CORIO_EXTERN const char *corio_srv_req_query(const corio_srv_req *req,
+                                             size_t *len);
+
+/* Headers in the order received (trailers of a chunked body are dropped).
+   corio_srv_req_header_at fills *out and returns 0, or CORIO_EINVAL when
+   i >= count; the strings in *out are NUL-terminated. */
+CORIO_EXTERN size_t corio_srv_req_header_count(const corio_srv_req *req);
+CORIO_EXTERN int corio_srv_req_header_at(const corio_srv_req *req, size_t i,
+                                         corio_srv_header *out);
+
+/* Value of the first header called `name` (any case), or NULL. */
+CORIO_EXTERN const char *corio_srv_req_header(const corio_srv_req *req,
+                                              const char *name, size_t *len);
+
+/* The decoded body (chunked or Content-Length); "" when there is none. */
+CORIO_EXTERN const char *corio_srv_req_body(const corio_srv_req *req,
+                                            size_t *len);
+
+/* The peer's address: "127.0.0.1:50312", "[::1]:50312". */
+CORIO_EXTERN const char *corio_srv_req_remote(const corio_srv_req *req);
+
+/* HTTP version of the request: 1.1 gives *major 1, *minor 1. */
+CORIO_EXTERN void corio_srv_req_version(const corio_srv_req *req, int *major,
+                                        int *minor);
+
+/* Non-zero if the client asked to keep the connection open. */
+CORIO_EXTERN int corio_srv_req_keep_alive(const corio_srv_req *req);
+
+/* Non-zero once the connection is gone (the client left, a timeout, or the
+   server's close deadline): the answer will go nowhere. */
+CORIO_EXTERN int corio_srv_req_closed(const corio_srv_req *req);
+
+/* The server, or NULL if it was closed and freed since. */
+CORIO_EXTERN corio_server *corio_srv_req_server(const corio_srv_req *req);
+
+/* The host's slot, NULL for every new request. */
+CORIO_EXTERN void *corio_srv_req_get_data(const corio_srv_req *req);
+CORIO_EXTERN void corio_srv_req_set_data(corio_srv_req *req, void *data);
+
+/*
+** Name: corio_srv_respond
+** Desc: Answer `req` with `status` (200..999), the
+**       `nheaders` headers (borrowed; the array may be NULL when 0) and the
+**       body (borrowed, may be NULL when len is 0; it may point into the
+**       request).  Everything is copied before the call returns.  The server
+**       sets Content-Length, Date, and Connection when it closes; user
+**       Content-Length and Transfer-Encoding headers are dropped, and a user
+**       "Connection: close" closes after the response.  No body is sent for
+**       HEAD, 1xx, 204 and 304.  The request is consumed by this call in
+**       every case: do not touch it afterwards.
+** Returns: 0; CORIO_EINVAL for a bad status or a header name/value with CR,
+**          LF, NUL (or a name that is not a token): a 500 is sent instead;
+**          CORIO_ECLOSED when the connection is gone (nothing is sent);
+**          CORIO_ESTATE if the request was already answered while its
+**          connection is still open.
+*/
+CORIO_EXTERN int corio_srv_respond(corio_srv_req *req, int status,
+                                   const corio_srv_header *headers,
+                                   size_t nheaders, const char *body,
+                                   size_t len);
+
+/* }================================================================== */
 
 #ifdef __cplusplus
 }

@@ -1,6 +1,652 @@
-/* fetch.c: placeholder until the curl multi_socket client lands. */
+/*
+** fetch.c: one HTTP transfer: the request is checked and copied, the easy
+** handle configured, the response collected by libcurl's write and header
+** callbacks, CURLcode folded into corio codes, and the response handed
+** out.  The loop glue (multi_socket, sessions, cancellation) lives in
+** fetch_multi.c; corio_fetch_blocking, the easy_perform twin, lives here.
+*/
+#include <limits.h>
+#include <math.h>
+#include <string.h>
+#include <strings.h>
+
 #include "internal.h"
 
-void corio__fetch_shutdown(corio_rt *rt) {
-  (void)rt;
+#define MAX_HEADER_BYTES (1024 * 1024)      /* per response, all fields */
+#define MAX_RESERVE      (64 * 1024 * 1024) /* trust Content-Length this far */
+
+/* What a pooled object keeps of its buffers between transfers. */
+#define KEEP_ARENA   (16 * 1024)
+#define KEEP_BODY    (64 * 1024)
+#define KEEP_HBUF    (16 * 1024)
+#define KEEP_HEADERS 64
+
+static const char user_agent[] = "corio/0.1.0";
+
+void corio_request_init(corio_request *req, const char *url) {
+  memset(req, 0, sizeof *req);
+  req->url = url;
+  req->timeout = CORIO_FETCH_TIMEOUT;
+  req->connect_timeout = CORIO_FETCH_CONNECT_TIMEOUT;
+  req->follow_redirects = 1;
+  req->max_redirects = CORIO_FETCH_MAX_REDIRECTS;
+  req->verify_tls = 1;
+  req->http_version = CORIO_HTTP_DEFAULT;
 }
+
+/*
+** {==================================================================
+** Checking a request
+** ===================================================================
+*/
+
+/* RFC 9110 tchar: the characters of a method or a header name. */
+static int is_tchar(unsigned char c) {
+  if (c >= 'a' && c <= 'z') return 1;
+  if (c >= 'A' && c <= 'Z') return 1;
+  if (c >= '0' && c <= '9') return 1;
+  return c != 0 && strchr("!#$%&'*+-.^_`|~", c) != NULL;
+}
+
+static int is_token(const char *s) {
+  if (s == NULL || *s == '\0') return 0;
+  for (; *s; s++)
+    if (!is_tchar((unsigned char)*s)) return 0;
+  return 1;
+}
+
+/* No CR, LF or other control character (tab allowed when `tab`). */
+static int is_clean(const char *s, int tab) {
+  for (; *s; s++) {
+    unsigned char c = (unsigned char)*s;
+    if ((c < 0x20 && !(tab && c == '\t')) || c == 0x7f) return 0;
+  }
+  return 1;
+}
+
+static int bad_seconds(double t) {
+  return isnan(t);
+}
+
+/*
+** Everything that can be refused before a transfer exists.  `urlh` is a
+** CURLU handle to parse with (overwritten).  The scheme is checked on the
+** text: without CURLU_GUESS_SCHEME a parsed URL starts with "scheme:".
+*/
+int corio__fetch_check(const corio_request *req, CURLU *urlh) {
+  size_t i;
+  const char *colon;
+  if (req == NULL || req->url == NULL) return CORIO_EINVAL;
+  if (!is_clean(req->url, 0)) return CORIO_EURL;
+  if (req->method != NULL && !is_token(req->method)) return CORIO_EINVAL;
+  if (req->nheaders > 0 && req->headers == NULL) return CORIO_EINVAL;
+  for (i = 0; i < req->nheaders; i++) {
+    const corio_header *h = &req->headers[i];
+    if (!is_token(h->name) || h->value == NULL || !is_clean(h->value, 1))
+      return CORIO_EINVAL;
+  }
+  if (req->body == NULL && req->body_len > 0) return CORIO_EINVAL;
+  if (bad_seconds(req->timeout) || bad_seconds(req->connect_timeout))
+    return CORIO_EINVAL;
+  if (req->follow_redirects && req->max_redirects < 0) return CORIO_EINVAL;
+  if (req->http_version < CORIO_HTTP_DEFAULT ||
+      req->http_version > CORIO_HTTP_2_ONLY)
+    return CORIO_EINVAL;
+  if (req->proxy != NULL && !is_clean(req->proxy, 0)) return CORIO_EINVAL;
+  if (curl_url_set(urlh, CURLUPART_URL, req->url, CURLU_NON_SUPPORT_SCHEME) !=
+      CURLUE_OK)
+    return CORIO_EURL;
+  colon = strchr(req->url, ':');
+  if (colon == NULL) return CORIO_EURL;
+  if (!((colon - req->url == 4 && strncasecmp(req->url, "http", 4) == 0) ||
+        (colon - req->url == 5 && strncasecmp(req->url, "https", 5) == 0)))
+    return CORIO_ESCHEME;
+  return 0;
+}
+
+/* }================================================================== */
+
+/*
+** {==================================================================
+** Buffers and the pooled object
+** ===================================================================
+*/
+
+/* Make room for `extra` more bytes plus a NUL.  `hint` is a size worth
+   reserving at once (a Content-Length), 0 if none. */
+static int buf_reserve(corio__fbuf *b, size_t extra, size_t hint) {
+  size_t need = b->len + extra + 1, cap;
+  char *p;
+  if (need < extra) return CORIO_ENOMEM; /* overflow */
+  if (need <= b->cap) return 0;
+  cap = b->cap ? b->cap : 256;
+  while (cap < need) cap = cap > SIZE_MAX / 2 ? need : cap * 2;
+  if (hint + 1 > cap) cap = hint + 1;
+  p = corio__realloc(b->p, cap);
+  if (p == NULL) return CORIO_ENOMEM;
+  b->p = p;
+  b->cap = cap;
+  return 0;
+}
+
+static int buf_append(corio__fbuf *b, const char *s, size_t n) {
+  if (buf_reserve(b, n, 0) != 0) return CORIO_ENOMEM;
+  memcpy(b->p + b->len, s, n);
+  b->len += n;
+  b->p[b->len] = '\0';
+  return 0;
+}
+
+static void buf_trim(corio__fbuf *b, size_t keep) {
+  if (b->cap > keep) {
+    corio__free(b->p);
+    b->p = NULL;
+    b->cap = 0;
+  }
+  b->len = 0;
+}
+
+corio_fetch *corio__fetch_obj_new(void) {
+  corio_fetch *f = corio__calloc(1, sizeof *f);
+  if (f == NULL) return NULL;
+  f->easy = curl_easy_init();
+  if (f->easy == NULL) {
+    corio__free(f);
+    return NULL;
+  }
+  return f;
+}
+
+/* Ready `f` for its next transfer: options back to libcurl's defaults
+   (connections, DNS and share stay), big buffers released. */
+void corio__fetch_obj_recycle(corio_fetch *f) {
+  curl_easy_reset(f->easy);
+  buf_trim(&f->arena, KEEP_ARENA);
+  buf_trim(&f->body, KEEP_BODY);
+  buf_trim(&f->hbuf, KEEP_HBUF);
+  if (f->hoff_cap > 2 * KEEP_HEADERS) {
+    corio__free(f->hoff);
+    f->hoff = NULL;
+    f->hoff_cap = 0;
+  }
+  if (f->harr_cap > KEEP_HEADERS) {
+    corio__free(f->harr);
+    f->harr = NULL;
+    f->harr_cap = 0;
+  }
+  f->nh = 0;
+  f->hbytes = 0;
+  f->err = 0;
+  f->max_body = 0;
+  f->cb = NULL;
+  f->ud = NULL;
+  f->session = NULL;
+  f->prev = f->next = NULL;
+  f->state = CORIO__F_IDLE;
+  f->errbuf[0] = '\0';
+  memset(&f->res, 0, sizeof f->res);
+}
+
+void corio__fetch_obj_free(corio_fetch *f) {
+  if (f == NULL) return;
+  if (f->easy != NULL) curl_easy_cleanup(f->easy);
+  corio__free(f->arena.p);
+  corio__free(f->body.p);
+  corio__free(f->hbuf.p);
+  corio__free(f->hoff);
+  corio__free(f->harr);
+  corio__free(f);
+}
+
+/* }================================================================== */
+
+/*
+** {==================================================================
+** libcurl's write and header callbacks: record, never call curl_multi_*
+** ===================================================================
+*/
+
+static size_t on_write(char *p, size_t size, size_t n, void *ud) {
+  corio_fetch *f = ud;
+  size_t len = size * n, hint = 0;
+  if (f->max_body > 0 && len > f->max_body - f->body.len) {
+    f->err = CORIO_ETOOLARGE;
+    return 0; /* short write: CURLE_WRITE_ERROR */
+  }
+  if (f->body.cap == 0 || f->body.len + len + 1 > f->body.cap) {
+    curl_off_t cl = -1;
+    /* a known length is reserved at once: the body is copied once */
+    if (f->body.len == 0 &&
+        curl_easy_getinfo(f->easy, CURLINFO_CONTENT_LENGTH_DOWNLOAD_T, &cl) ==
+            CURLE_OK &&
+        cl > 0 && cl <= MAX_RESERVE &&
+        (f->max_body == 0 || (size_t)cl <= f->max_body))
+      hint = (size_t)cl;
+  }
+  if (buf_reserve(&f->body, len, hint) != 0) {
+    f->err = CORIO_ENOMEM;
+    return 0;
+  }
+  memcpy(f->body.p + f->body.len, p, len);
+  f->body.len += len;
+  f->body.p[f->body.len] = '\0';
+  return len;
+}
+
+static int is_blank(char c) {
+  return c == ' ' || c == '\t';
+}
+
+/* Push an offset pair (name, value) for the field being stored. */
+static int push_field(corio_fetch *f, size_t name, size_t value) {
+  if (2 * (f->nh + 1) > f->hoff_cap) {
+    size_t cap = f->hoff_cap ? f->hoff_cap * 2 : 32;
+    size_t *p = corio__realloc(f->hoff, cap * sizeof *p);
+    if (p == NULL) return CORIO_ENOMEM;
+    f->hoff = p;
+    f->hoff_cap = cap;
+  }
+  f->hoff[2 * f->nh] = name;
+  f->hoff[2 * f->nh + 1] = value;
+  f->nh++;
+  return 0;
+}
+
+/*
+** One header line per call, CRLF included.  A status line starts a new
+** response (next redirect hop, after a 1xx, after a proxy's CONNECT
+** answer): the fields collected so far are dropped.  Fields are stored as
+** "name\0value\0" so the value of the last one can be extended in place by
+** an obs-fold continuation line.
+*/
+static size_t on_header(char *p, size_t size, size_t n, void *ud) {
+  corio_fetch *f = ud;
+  size_t len = size * n, total = len;
+  const char *colon;
+  f->hbytes += len;
+  if (f->hbytes > MAX_HEADER_BYTES) {
+    f->err = CORIO_ETOOLARGE;
+    return 0;
+  }
+  while (len > 0 && (p[len - 1] == '\n' || p[len - 1] == '\r')) len--;
+  if (len >= 5 && memcmp(p, "HTTP/", 5) == 0) {
+    f->nh = 0;
+    f->hbuf.len = 0;
+    f->hbytes = total;
+    return total;
+  }
+  if (len == 0) return total;
+  if (is_blank(p[0])) { /* obs-fold: continue the last value */
+    while (len > 0 && is_blank(*p)) p++, len--;
+    if (f->nh == 0 || len == 0) return total;
+    f->hbuf.len--; /* drop the value's NUL */
+    if (buf_append(&f->hbuf, " ", 1) != 0 || buf_append(&f->hbuf, p, len) != 0)
+      goto nomem;
+    f->hbuf.len++; /* keep the NUL buf_append wrote */
+    return total;
+  }
+  colon = memchr(p, ':', len);
+  if (colon == NULL || colon == p) return total; /* not a field: skip */
+  {
+    size_t nlen = (size_t)(colon - p), vstart = nlen + 1, vend = len;
+    size_t name_off = f->hbuf.len, value_off;
+    while (vstart < vend && is_blank(p[vstart])) vstart++;
+    while (vend > vstart && is_blank(p[vend - 1])) vend--;
+    if (buf_append(&f->hbuf, p, nlen) != 0) goto nomem;
+    f->hbuf.len++; /* the NUL */
+    value_off = f->hbuf.len;
+    if (buf_append(&f->hbuf, p + vstart, vend - vstart) != 0) goto nomem;
+    f->hbuf.len++;
+    if (push_field(f, name_off, value_off) != 0) goto nomem;
+  }
+  return total;
+nomem:
+  f->err = CORIO_ENOMEM;
+  return 0;
+}
+
+/* }================================================================== */
+
+/*
+** {==================================================================
+** Setting up the easy handle
+** ===================================================================
+*/
+
+static int has_header(const corio_request *req, const char *name) {
+  size_t i;
+  for (i = 0; i < req->nheaders; i++)
+    if (strcasecmp(req->headers[i].name, name) == 0) return 1;
+  return 0;
+}
+
+/* Seconds to libcurl milliseconds: 0 picks `dflt`, negative `none`. */
+static long to_ms(double t, double dflt, long none) {
+  if (t == 0) t = dflt;
+  if (t < 0 || t > (double)INT_MAX / 1000) return none;
+  return t * 1000 < 1 ? 1 : (long)(t * 1000 + 0.5);
+}
+
+/*
+** Copy what libcurl does not copy itself (the header list and the body)
+** into one arena, and set the options.  String options (URL, method,
+** proxy) are copied by curl_easy_setopt.
+*/
+int corio__fetch_setup(corio_fetch *f, const corio_request *req) {
+  CURL *e = f->easy;
+  size_t i, nlist = req->nheaders, size, off;
+  int ctype = req->body != NULL && !has_header(req, "Content-Type");
+  const char *method = req->method;
+  struct curl_slist *list = NULL;
+  static const char octets[] = "Content-Type: application/octet-stream";
+  long version;
+  CURLcode rc = CURLE_OK;
+
+  /* arena layout: slist nodes, then "Name: value" lines, then the body */
+  if (ctype) nlist++;
+  size = nlist * sizeof(struct curl_slist);
+  for (i = 0; i < req->nheaders; i++)
+    size += strlen(req->headers[i].name) + strlen(req->headers[i].value) + 3;
+  if (ctype) size += sizeof octets;
+  size += req->body_len;
+  f->arena.len = 0;
+  if (buf_reserve(&f->arena, size, 0) != 0) return CORIO_ENOMEM;
+  off = nlist * sizeof(struct curl_slist);
+  for (i = 0; i < nlist; i++) {
+    struct curl_slist *node = (struct curl_slist *)f->arena.p + i;
+    char *line = f->arena.p + off;
+    if (i < req->nheaders) {
+      const corio_header *h = &req->headers[i];
+      size_t nl = strlen(h->name), vl = strlen(h->value);
+      memcpy(line, h->name, nl);
+      if (vl == 0) { /* "Name;" is curl's way to send an empty value */
+        line[nl] = ';';
+        line[nl + 1] = '\0';
+      } else {
+        line[nl] = ':';
+        line[nl + 1] = ' ';
+        memcpy(line + nl + 2, h->value, vl + 1);
+      }
+      off += nl + vl + 3;
+    } else {
+      memcpy(line, octets, sizeof octets);
+      off += sizeof octets;
+    }
+    node->data = line;
+    node->next = i + 1 < nlist ? node + 1 : NULL;
+  }
+  if (nlist > 0) list = (struct curl_slist *)f->arena.p;
+  if (req->body_len > 0) memcpy(f->arena.p + off, req->body, req->body_len);
+  f->arena.len = off + req->body_len;
+  f->max_body = req->max_body;
+
+  switch (req->http_version) {
+  case CORIO_HTTP_1_0:
+    version = CURL_HTTP_VERSION_1_0;
+    break;
+  case CORIO_HTTP_1_1:
+    version = CURL_HTTP_VERSION_1_1;
+    break;
+  case CORIO_HTTP_2:
+    version = CURL_HTTP_VERSION_2_0;
+    break;
+  case CORIO_HTTP_2_ONLY:
+    version = CURL_HTTP_VERSION_2_PRIOR_KNOWLEDGE;
+    break;
+  default:
+    version = CURL_HTTP_VERSION_2TLS;
+    break;
+  }
+
+#define SET(opt, val)                                                          \
+  do {                                                                         \
+    if (rc == CURLE_OK) rc = curl_easy_setopt(e, opt, val);                    \
+  } while (0)
+  SET(CURLOPT_PRIVATE, (void *)f);
+  SET(CURLOPT_URL, req->url);
+  SET(CURLOPT_NOSIGNAL, 1L);
+  SET(CURLOPT_PROTOCOLS_STR, "http,https");
+  SET(CURLOPT_REDIR_PROTOCOLS_STR, "http,https");
+  SET(CURLOPT_WRITEFUNCTION, on_write);
+  SET(CURLOPT_WRITEDATA, (void *)f);
+  SET(CURLOPT_HEADERFUNCTION, on_header);
+  SET(CURLOPT_HEADERDATA, (void *)f);
+  SET(CURLOPT_ERRORBUFFER, f->errbuf);
+  SET(CURLOPT_USERAGENT, user_agent);
+  SET(CURLOPT_TIMEOUT_MS, to_ms(req->timeout, CORIO_FETCH_TIMEOUT, 0L));
+  SET(CURLOPT_CONNECTTIMEOUT_MS,
+      to_ms(req->connect_timeout, CORIO_FETCH_CONNECT_TIMEOUT, (long)INT_MAX));
+  SET(CURLOPT_FOLLOWLOCATION, req->follow_redirects ? 1L : 0L);
+  SET(CURLOPT_MAXREDIRS, (long)req->max_redirects);
+  SET(CURLOPT_SSL_VERIFYPEER, req->verify_tls ? 1L : 0L);
+  SET(CURLOPT_SSL_VERIFYHOST, req->verify_tls ? 2L : 0L);
+  SET(CURLOPT_HTTP_VERSION, version);
+  if (req->proxy != NULL) SET(CURLOPT_PROXY, req->proxy);
+  if (list != NULL) SET(CURLOPT_HTTPHEADER, list);
+  if (req->max_body > 0 && req->max_body <= (size_t)INT64_MAX)
+    SET(CURLOPT_MAXFILESIZE_LARGE, (curl_off_t)req->max_body);
+  if (method == NULL) method = req->body != NULL ? "POST" : "GET";
+  if (strcmp(method, "HEAD") == 0) {
+    SET(CURLOPT_NOBODY, 1L);
+  } else if (strcmp(method, "GET") == 0 && req->body == NULL) {
+    SET(CURLOPT_HTTPGET, 1L);
+  } else {
+    /* POST keeps libcurl's POST semantics (301/302/303 turn it into a
+       GET); any other method is sent as is on every hop */
+    if (strcmp(method, "POST") != 0) SET(CURLOPT_CUSTOMREQUEST, method);
+    if (req->body != NULL || strcmp(method, "POST") == 0) {
+      SET(CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)req->body_len);
+      SET(CURLOPT_POSTFIELDS, f->arena.p + off);
+    }
+  }
+#undef SET
+  if (rc == CURLE_OUT_OF_MEMORY) return CORIO_ENOMEM;
+  return rc == CURLE_OK ? 0 : CORIO_EINVAL;
+}
+
+/* }================================================================== */
+
+/*
+** {==================================================================
+** Completion
+** ===================================================================
+*/
+
+/* CURLcode to corio code; `f->err` says why one of our callbacks said no. */
+int corio__fetch_code(const corio_fetch *f, CURLcode code) {
+  switch (code) {
+  case CURLE_OK:
+    return 0;
+  case CURLE_COULDNT_RESOLVE_HOST:
+  case CURLE_COULDNT_RESOLVE_PROXY:
+    return CORIO_EDNS;
+  case CURLE_COULDNT_CONNECT:
+    return CORIO_ECONNECT;
+  case CURLE_OPERATION_TIMEDOUT:
+    return CORIO_ETIMEDOUT;
+  case CURLE_SSL_CONNECT_ERROR:
+  case CURLE_PEER_FAILED_VERIFICATION:
+  case CURLE_SSL_CERTPROBLEM:
+  case CURLE_SSL_CIPHER:
+  case CURLE_SSL_CACERT_BADFILE:
+  case CURLE_SSL_ISSUER_ERROR:
+  case CURLE_SSL_PINNEDPUBKEYNOTMATCH:
+  case CURLE_SSL_INVALIDCERTSTATUS:
+  case CURLE_SSL_CRL_BADFILE:
+  case CURLE_SSL_SHUTDOWN_FAILED:
+  case CURLE_SSL_ENGINE_NOTFOUND:
+  case CURLE_SSL_ENGINE_SETFAILED:
+  case CURLE_SSL_ENGINE_INITFAILED:
+  case CURLE_USE_SSL_FAILED:
+    return CORIO_ETLS;
+  case CURLE_PARTIAL_FILE:
+  case CURLE_RECV_ERROR:
+  case CURLE_SEND_ERROR:
+  case CURLE_GOT_NOTHING:
+  case CURLE_HTTP2_STREAM:
+    return CORIO_ERESET;
+  case CURLE_WEIRD_SERVER_REPLY:
+  case CURLE_HTTP2:
+  case CURLE_HTTP3:
+  case CURLE_TOO_MANY_REDIRECTS:
+  case CURLE_BAD_CONTENT_ENCODING:
+  case CURLE_RANGE_ERROR:
+    return CORIO_EPROTO;
+  case CURLE_FILESIZE_EXCEEDED:
+    return CORIO_ETOOLARGE;
+  case CURLE_URL_MALFORMAT:
+    return CORIO_EURL;
+  case CURLE_UNSUPPORTED_PROTOCOL:
+    return CORIO_ESCHEME;
+  case CURLE_ABORTED_BY_CALLBACK:
+    return CORIO_ECANCELED;
+  case CURLE_OUT_OF_MEMORY:
+    return CORIO_ENOMEM;
+  case CURLE_WRITE_ERROR:
+    return f->err != 0 ? f->err : CORIO_EIO;
+  default:
+    return CORIO_EIO;
+  }
+}
+
+static double seconds(CURL *e, CURLINFO what) {
+  curl_off_t us = 0;
+  if (curl_easy_getinfo(e, what, &us) != CURLE_OK || us < 0) return 0;
+  return (double)us / 1e6;
+}
+
+static const char *version_name(long v) {
+  switch (v) {
+  case CURL_HTTP_VERSION_1_0:
+    return "1.0";
+  case CURL_HTTP_VERSION_1_1:
+    return "1.1";
+  case CURL_HTTP_VERSION_2_0:
+    return "2";
+  case CURL_HTTP_VERSION_3:
+    return "3";
+  default:
+    return "";
+  }
+}
+
+static const char *our_message(int err) {
+  switch (err) {
+  case CORIO_ETOOLARGE:
+    return "response larger than the size limit";
+  case CORIO_ENOMEM:
+    return "out of memory while receiving the response";
+  case CORIO_ECANCELED:
+    return "transfer cancelled";
+  default:
+    return NULL;
+  }
+}
+
+/*
+** Fill f->res.  `status` is the corio code the callback gets; `code` is
+** libcurl's result (CURLE_OK for a cancelled transfer).  Header pointers
+** are made only now: hbuf may have moved while it grew.
+*/
+void corio__fetch_finish(corio_fetch *f, int status, CURLcode code) {
+  corio_response *r = &f->res;
+  CURL *e = f->easy;
+  char *url = NULL;
+  long v = 0;
+  double dns, conn, app;
+  size_t i;
+  memset(r, 0, sizeof *r);
+  (void)curl_easy_getinfo(e, CURLINFO_RESPONSE_CODE, &r->status);
+  if (f->nh > f->harr_cap) {
+    corio_header *p = corio__realloc(f->harr, f->nh * sizeof *p);
+    if (p == NULL) {
+      f->nh = 0; /* no headers rather than a crash */
+    } else {
+      f->harr = p;
+      f->harr_cap = f->nh;
+    }
+  }
+  for (i = 0; i < f->nh; i++) {
+    f->harr[i].name = f->hbuf.p + f->hoff[2 * i];
+    f->harr[i].value = f->hbuf.p + f->hoff[2 * i + 1];
+  }
+  r->headers = f->nh > 0 ? f->harr : NULL;
+  r->nheaders = f->nh;
+  r->body = f->body.p != NULL ? f->body.p : "";
+  r->body_len = f->body.len;
+  (void)curl_easy_getinfo(e, CURLINFO_EFFECTIVE_URL, &url);
+  r->url = url != NULL ? url : "";
+  (void)curl_easy_getinfo(e, CURLINFO_HTTP_VERSION, &v);
+  r->http_version = version_name(v);
+  dns = seconds(e, CURLINFO_NAMELOOKUP_TIME_T);
+  conn = seconds(e, CURLINFO_CONNECT_TIME_T);
+  app = seconds(e, CURLINFO_APPCONNECT_TIME_T);
+  r->timing.dns = dns;
+  r->timing.connect = conn > dns ? conn - dns : 0;
+  r->timing.tls = app > conn ? app - conn : 0;
+  r->timing.ttfb = seconds(e, CURLINFO_STARTTRANSFER_TIME_T);
+  r->timing.total = seconds(e, CURLINFO_TOTAL_TIME_T);
+  if (status != 0) {
+    const char *ours = code == CURLE_WRITE_ERROR || code == CURLE_OK
+                           ? our_message(status)
+                           : NULL;
+    if (ours != NULL)
+      r->error = ours;
+    else if (f->errbuf[0] != '\0')
+      r->error = f->errbuf;
+    else if (code != CURLE_OK)
+      r->error = curl_easy_strerror(code);
+    else
+      r->error = corio_strerror(status);
+  }
+}
+
+/* }================================================================== */
+
+/*
+** {==================================================================
+** The blocking twin
+** ===================================================================
+*/
+
+int corio_fetch_blocking(const corio_request *req, corio_response **out) {
+  CURLU *urlh;
+  corio_fetch *f;
+  CURLcode code;
+  int r;
+  if (out == NULL) return CORIO_EINVAL;
+  *out = NULL;
+  if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK) return CORIO_ENOMEM;
+  urlh = curl_url();
+  if (urlh == NULL) {
+    curl_global_cleanup();
+    return CORIO_ENOMEM;
+  }
+  r = corio__fetch_check(req, urlh);
+  curl_url_cleanup(urlh);
+  if (r == 0) {
+    f = corio__fetch_obj_new();
+    if (f == NULL) r = CORIO_ENOMEM;
+  }
+  if (r == 0) {
+    r = corio__fetch_setup(f, req);
+    if (r != 0) corio__fetch_obj_free(f);
+  }
+  if (r != 0) {
+    curl_global_cleanup();
+    return r;
+  }
+  code = curl_easy_perform(f->easy);
+  r = corio__fetch_code(f, code);
+  corio__fetch_finish(f, r, code);
+  *out = &f->res;
+  return r;
+}
+
+void corio_response_free(corio_response *res) {
+  if (res == NULL) return;
+  corio__fetch_obj_free(corio__container_of(res, corio_fetch, res));
+  curl_global_cleanup();
+}
+
+/* }================================================================== */

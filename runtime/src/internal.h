@@ -135,4 +135,237 @@ size_t corio__waiter_remove_if(corio_task *task, corio__waiter_pred pred,
 /* task.c */
 void corio__task_sleep_expired(corio_task *task);
 
+/* server */
+#include <http_parser.h>
+
+/* A growable byte buffer, reused across requests of one connection. */
+typedef struct corio__srv_buf {
+  char *base;
+  size_t len, cap;
+} corio__srv_buf;
+
+/* A received header: offsets into the request's buffer. */
+typedef struct corio__srv_hdr {
+  size_t name, name_len, value, value_len;
+} corio__srv_hdr;
+
+/*
+** The request being received or handed out.  It lives inside its
+** connection, so a request costs no allocation once the connection's
+** buffers have grown; every string is an offset into `buf` (which may move
+** while the request arrives) followed by a NUL.
+*/
+struct corio_srv_req {
+  struct corio__srv_conn *conn;
+  void *data;
+  corio__srv_buf buf; /* target, path, query, header strings, body */
+  corio__srv_hdr *hdrs;
+  size_t nhdrs, hdrs_cap;
+  size_t target, target_len, path, path_len, query, query_len;
+  size_t body, body_len;
+  size_t head_bytes; /* counted against max_header_bytes */
+  uint8_t method, major, minor, keep_alive;
+  uint8_t last;     /* the element being received: SRV_EL_* (server_parse.c) */
+  uint8_t open;     /* that element still needs its NUL */
+  uint8_t rejected; /* over max_inflight: answered by the server */
+  uint8_t in_body;  /* head complete: later header callbacks are trailers */
+};
+
+/* conn->rstate: where the connection is in its request cycle */
+enum {
+  CORIO__SRV_IDLE = 0, /* between requests */
+  CORIO__SRV_HEAD,     /* a request head is arriving */
+  CORIO__SRV_BODY,     /* its body is arriving */
+  CORIO__SRV_READY,    /* complete, about to be handed out */
+  CORIO__SRV_USER,     /* handed to the callback, not answered yet */
+  CORIO__SRV_WRITE     /* answered, response being written */
+};
+
+/* conn->tkind: which deadline list the connection is on */
+enum {
+  CORIO__SRV_T_NONE = 0,
+  CORIO__SRV_T_HEADER,
+  CORIO__SRV_T_BODY,
+  CORIO__SRV_T_IDLE,
+  CORIO__SRV_T_WRITE,
+  CORIO__SRV_T_LINGER,
+  CORIO__SRV_T_COUNT
+};
+
+/* conn->flags */
+#define CORIO__SRV_CLOSING 0x001    /* uv_close called */
+#define CORIO__SRV_CLOSED 0x002     /* close callback ran: an orphan */
+#define CORIO__SRV_EOF 0x004        /* the peer sent FIN */
+#define CORIO__SRV_WRITING 0x008    /* wreq in flight */
+#define CORIO__SRV_CLOSE_AFTER 0x010 /* close once the response is out */
+#define CORIO__SRV_NO_INPUT 0x020   /* parse nothing more */
+#define CORIO__SRV_LINGER 0x040     /* shut down, draining the peer */
+#define CORIO__SRV_READ_OFF 0x080   /* reading stopped: too much pending */
+#define CORIO__SRV_IN_PROCESS 0x100 /* inside corio__srv_process */
+#define CORIO__SRV_CONTINUE 0x200   /* creq (100 Continue) in flight */
+
+typedef struct corio__srv_conn corio__srv_conn;
+struct corio__srv_conn {
+  uv_tcp_t tcp;
+  corio_server *srv; /* NULL for an orphan whose server is gone */
+  corio__srv_conn *prev, *next;   /* srv->conns, or srv->orphans */
+  corio__srv_conn *tprev, *tnext; /* deadline list srv->tl[tkind] */
+  uint64_t due;
+  http_parser parser;
+  corio_srv_req req;
+  /* unparsed input: [ibase + ioff, ibase + ilen), ibase being the server's
+     read slab during a read callback and `in.base` otherwise */
+  const char *ibase;
+  size_t ilen, ioff;
+  corio__srv_buf in;
+  corio__srv_buf out; /* the serialized response */
+  uv_write_t wreq, creq;
+  uv_shutdown_t sreq;
+  unsigned flags;
+  unsigned nreq; /* requests handed out on this connection */
+  int err_status; /* status a parser callback chose for its error */
+  uint8_t rstate, tkind;
+  char remote[56]; /* "[ipv6]:port" */
+};
+
+typedef struct corio__srv_tlist {
+  corio__srv_conn *head, *tail;
+} corio__srv_tlist;
+
+struct corio_server {
+  corio_rt *rt;
+  uv_tcp_t listener;
+  uv_timer_t timer; /* every deadline of the server */
+  corio_server_opts o; /* defaults filled in */
+  corio_srv_request_fn cb;
+  void *data;
+  corio__srv_conn *conns, *orphans;
+  corio__srv_tlist tl[CORIO__SRV_T_COUNT];
+  uint64_t tl_ms[CORIO__SRV_T_COUNT];
+  uint64_t armed_due, close_due;
+  size_t nconns, inflight;
+  uint64_t nrequests, nrejected;
+  char *slab; /* read buffer shared by every connection */
+  int port;
+  int closing, nopen; /* handles (listener, timer) not closed yet */
+  corio_server_closed_fn on_closed;
+  void *closed_ud;
+  int64_t date_sec;
+  char date[48]; /* "Date: ...\r\n" for date_sec */
+};
+
+/* server.c */
+void corio__srv_timer_set(corio__srv_conn *c, int kind);
+void corio__srv_process(corio__srv_conn *c);
+void corio__srv_after_response(corio__srv_conn *c);
+void corio__srv_conn_close(corio__srv_conn *c);
+void corio__srv_conn_release(corio__srv_conn *c);
+int corio__srv_buf_reserve(corio__srv_buf *b, size_t extra);
+
+/* server_parse.c */
+extern const http_parser_settings corio__srv_settings;
+void corio__srv_req_shrink(corio_srv_req *req);
+
+/* server_write.c */
+void corio__srv_reply(corio__srv_conn *c, int status, int fatal);
+void corio__srv_send_continue(corio__srv_conn *c);
+
+/* fetch */
+#include <curl/curl.h>
+
+/* A growable byte buffer. */
+typedef struct corio__fbuf {
+  char *p;
+  size_t len, cap;
+} corio__fbuf;
+
+/* corio_fetch.state */
+enum {
+  CORIO__F_IDLE = 0, /* in the pool, or being set up */
+  CORIO__F_ACTIVE,   /* added to its session's multi */
+  CORIO__F_PENDING,  /* removed, its callback queued (cancelled) */
+  CORIO__F_CALLBACK  /* its callback is running */
+};
+
+/*
+** One transfer.  Pooled with its easy handle and buffers: a transfer that
+** reuses a pooled object makes no allocation of its own unless a buffer
+** must grow.  `res` is what the callback (or corio_fetch_blocking's caller)
+** sees.
+*/
+struct corio_fetch {
+  CURL *easy;
+  struct corio__fetcher *fetcher; /* NULL for corio_fetch_blocking */
+  corio_session *session;
+  corio_fetch_cb cb;
+  void *ud;
+  corio_fetch *prev, *next; /* session's active list, pending queue, pool */
+  int state;
+  int err;           /* corio code set by a callback of ours (ETOOLARGE...) */
+  size_t max_body;   /* 0: no limit */
+  size_t hbytes;     /* header bytes of the current response */
+  corio__fbuf arena; /* request: curl_slist nodes, header lines, body */
+  corio__fbuf body;
+  corio__fbuf hbuf; /* response header fields: "name\0value\0"... */
+  size_t *hoff;     /* 2 offsets into hbuf per header field */
+  size_t nh, hoff_cap;
+  corio_header *harr; /* res.headers, built at completion */
+  size_t harr_cap;
+  corio_response res;
+  char errbuf[CURL_ERROR_SIZE];
+};
+
+/* A socket libcurl asked us to watch (curl_multi_assign'ed to it). */
+typedef struct corio__fsock {
+  uv_poll_t poll;
+  corio_rt *rt;
+  corio_session *session;
+  curl_socket_t fd;
+  int events; /* UV_READABLE|UV_WRITABLE the poll is started with */
+} corio__fsock;
+
+struct corio_session {
+  struct corio__fetcher *fetcher;
+  corio_rt *rt;
+  CURLM *multi;
+  uv_timer_t timer;           /* CURLMOPT_TIMERFUNCTION's timer */
+  corio_session *prev, *next; /* fetcher's list */
+  corio_fetch *active;        /* transfers added to `multi` */
+  size_t nactive;
+  int depth;           /* > 0 while check_multi_info runs callbacks */
+  int in_timeout;      /* inside the timer's socket_action */
+  int closing;         /* corio_session_free was called */
+  int destroy_pending; /* free once depth drops to 0 */
+  int is_default;
+  void *data;
+};
+
+/* Per runtime: made by the first fetch, freed by corio__fetch_shutdown. */
+typedef struct corio__fetcher {
+  corio_rt *rt;
+  CURLSH *share;  /* DNS + TLS session cache shared by the sessions */
+  CURLU *urlh;    /* reused to validate URLs */
+  uv_idle_t idle; /* runs while cancelled callbacks are queued */
+  corio_fetch *pend_head, *pend_tail;
+  corio_fetch *pool;
+  size_t npool;
+  corio_session *sessions;
+  corio_session *dflt;
+  size_t nsessions;
+  corio__fsock **fds; /* fd -> socket context, to find stale ones */
+  size_t nfds;
+  size_t nsockets, nactive;
+  int closing;
+} corio__fetcher;
+
+/* fetch.c: one transfer's request and response. */
+int corio__fetch_check(const corio_request *req, CURLU *urlh);
+corio_fetch *corio__fetch_obj_new(void);
+void corio__fetch_obj_recycle(corio_fetch *f);
+void corio__fetch_obj_free(corio_fetch *f);
+int corio__fetch_setup(corio_fetch *f, const corio_request *req);
+void corio__fetch_finish(corio_fetch *f, int status, CURLcode code);
+int corio__fetch_code(const corio_fetch *f, CURLcode code);
+/* end fetch */
+
 #endif

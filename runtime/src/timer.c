@@ -135,8 +135,9 @@ int corio__tnode_add(corio_rt *rt, corio__tnode *node, uint64_t ms, int tag) {
 }
 
 void corio__tnode_remove(corio_rt *rt, corio__tnode *node) {
-  /* a stale armed deadline only costs one early wake-up: rearm lazily */
   remove_at(rt, node->index);
+  /* the armed deadline may be gone: a stale one would keep the loop alive */
+  rearm(rt);
 }
 
 corio_timer *corio_timer_start(corio_rt *rt, uint64_t ms, corio_timer_fn cb,

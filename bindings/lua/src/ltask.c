@@ -2,13 +2,11 @@
 ** ltask.c: tasks and futures as Lua values.
 **
 ** A task is a full userdata holding the binding's header (ltask) followed
-** by the runtime's corio_task.  Its registry slot (lt->ref, kept for the
-** task's life) holds the task's coroutine while it is pending, then its
-** result(s) or error once done, so a finished task's coroutine can be
-** collected.  A pending coroutine holds the task userdata at the bottom of
-** its stack ([task, fn, args...]), which anchors it; the thread's extra
-** space points back at the task.  No user value and no second ref: a
-** sleeping task costs its coroutine plus 128 bytes.
+** by the runtime's corio_task, with one user value: the task's coroutine
+** while it is pending, then its result(s) or error once done (so a finished
+** task's coroutine can be collected).  While pending, a registry ref
+** anchors the userdata (and through it the coroutine); the thread's extra
+** space points back at the task.
 */
 #include <stdio.h>
 #include <stdlib.h>
@@ -19,7 +17,6 @@
 
 #define CORE_OFFSET ((sizeof(ltask) + 15) & ~(size_t)15)
 #define LT_BAREYIELD 0x40 /* last yield was a plain coroutine.yield */
-#define LT_HASCB 0x80     /* has Lua done callbacks */
 #define NAMES_KEY "corio.names"      /* weak: task -> name set by set_name */
 #define CALLBACKS_KEY "corio.donecb" /* weak: task -> {cb, ...} */
 #define CANCELMSG_KEY "corio.cancelmsg" /* weak: task -> message */
@@ -40,35 +37,8 @@ ltask *lcorio_checktask(lua_State *L, int idx) {
   return luaL_checkudata(L, idx, LCORIO_TASK_MT);
 }
 
-/* the registry slot: the coroutine, a pending future itself, or the
-   outcome of a done task */
-static void push_slot(lua_State *L, ltask *lt) {
-  lua_rawgeti(L, LUA_REGISTRYINDEX, lt->ref);
-}
-
-static void set_slot(lua_State *L, ltask *lt) {
-  lua_rawseti(L, LUA_REGISTRYINDEX, lt->ref);
-}
-
 void lcorio_push_task(lua_State *L, ltask *lt) {
-  if (corio_task_done(lcorio_core(lt))) { /* only while it is finishing */
-    lua_rawgetp(L, LUA_REGISTRYINDEX, lt);
-    return;
-  }
-  push_slot(L, lt);
-  if (lua_type(L, -1) == LUA_TTHREAD) {
-    lua_State *co = lua_tothread(L, -1);
-    lua_pushvalue(co, 1);
-    lua_xmove(co, L, 1);
-    lua_remove(L, -2);
-  }
-}
-
-/* The task anchored by the registry value at idx, or NULL. */
-static ltask *anchored_task(lua_State *L, int idx) {
-  if (lua_type(L, idx) == LUA_TTHREAD)
-    return *(ltask **)lua_getextraspace(lua_tothread(L, idx));
-  return lcorio_totask(L, idx);
+  lua_rawgeti(L, LUA_REGISTRYINDEX, lt->ref);
 }
 
 void lcorio_push_pending(lua_State *L, int hidden) {
@@ -76,10 +46,10 @@ void lcorio_push_pending(lua_State *L, int hidden) {
   lua_newtable(L);
   lua_pushnil(L);
   while (lua_next(L, LUA_REGISTRYINDEX) != 0) {
-    ltask *lt = anchored_task(L, -1);
+    ltask *lt = lcorio_totask(L, -1);
     if (lt != NULL && !corio_task_done(lcorio_core(lt)) &&
         (hidden || lt->id != 0)) {
-      lcorio_push_task(L, lt);
+      lua_pushvalue(L, -1);
       lua_rawseti(L, -4, ++n);
     }
     lua_pop(L, 1);
@@ -154,23 +124,22 @@ static ltask *new_task(lua_State *L, int fidx, int nargs, int hidden) {
     for (i = 1; i <= nargs; i++) lua_pushvalue(L, fidx + i);
     lua_xmove(L, co, nargs + 1);
   }
-  lt = lua_newuserdatauv(L, CORE_OFFSET + corio_task_size(), 0);
+  lt = lua_newuserdatauv(L, CORE_OFFSET + corio_task_size(), 1);
   memset(lt, 0, sizeof *lt);
   lt->id = hidden ? 0 : S->next_id++;
   luaL_setmetatable(L, LCORIO_TASK_MT);
-  lua_pushvalue(L, -1);
-  lua_xmove(L, co, 1);
-  lua_rotate(co, 1, 1); /* the task at the bottom of its coroutine */
-  *(ltask **)lua_getextraspace(co) = lt;
   lua_rotate(L, -2, 1); /* task, thread */
-  lt->ref = luaL_ref(L, LUA_REGISTRYINDEX); /* the slot holds the thread */
+  lua_setiuservalue(L, -2, 1);
+  *(ltask **)lua_getextraspace(co) = lt;
+  lua_pushvalue(L, -1);
+  lt->ref = luaL_ref(L, LUA_REGISTRYINDEX);
   corio_task_init(S->rt, lcorio_core(lt), task_resume, NULL);
   return lt;
 }
 
 static ltask *new_future(lua_State *L) {
   lcorio_state *S = lcorio_getstate(L);
-  ltask *lt = lua_newuserdatauv(L, CORE_OFFSET + corio_task_size(), 0);
+  ltask *lt = lua_newuserdatauv(L, CORE_OFFSET + corio_task_size(), 1);
   memset(lt, 0, sizeof *lt);
   lt->flags = LT_FUTURE;
   luaL_setmetatable(L, LCORIO_TASK_MT);
@@ -261,23 +230,15 @@ static void complete(lua_State *L, ltask *lt, int tidx, corio_task_state st,
       lt->flags |= LT_MULTI;
     }
   }
-  set_slot(L, lt); /* the coroutine is let go */
-  if (!(lt->flags & LT_HASCB)) {
-    corio_task_finish(lcorio_core(lt), st);
-    return;
-  }
-  /* done callbacks find the task under its address while it finishes */
-  lua_pushvalue(L, tidx);
-  lua_rawsetp(L, LUA_REGISTRYINDEX, lt);
+  lua_setiuservalue(L, tidx, 1);
   corio_task_finish(lcorio_core(lt), st);
-  lua_pushnil(L);
-  lua_rawsetp(L, LUA_REGISTRYINDEX, lt);
+  luaL_unref(L, LUA_REGISTRYINDEX, lt->ref);
+  lt->ref = LUA_NOREF;
 }
 
 /* The task's stored error value, pushed (for failed and cancelled). */
 static void push_error(lua_State *L, ltask *lt, int tidx) {
-  (void)tidx;
-  push_slot(L, lt);
+  lua_getiuservalue(L, tidx, 1);
   if (corio_task_get_state(lcorio_core(lt)) == CORIO_TASK_FAILED) {
     lua_rawgeti(L, -1, 1);
     lua_remove(L, -2);
@@ -303,12 +264,11 @@ static void task_resume(corio_task *t, int status) {
   lua_State *co;
   int tidx, nargs, nres, rc;
   lua_checkstack(L, 8);
-  push_slot(L, lt);
-  co = lua_tothread(L, -1); /* the slot anchors it until complete() */
-  lua_pushvalue(co, 1);
-  lua_xmove(co, L, 1);
-  lua_remove(L, -2);
+  lcorio_push_task(L, lt);
   tidx = lua_gettop(L);
+  lua_getiuservalue(L, tidx, 1);
+  co = lua_tothread(L, -1);
+  lua_pop(L, 1); /* the user value still anchors it */
   if (!(lt->flags & LT_STARTED)) {
     lt->flags |= LT_STARTED;
     if (status == CORIO_ECANCELED) { /* cancelled before it ever ran */
@@ -317,7 +277,7 @@ static void task_resume(corio_task *t, int status) {
       lua_settop(L, tidx - 1);
       return;
     }
-    nargs = lua_gettop(co) - 2;
+    nargs = lua_gettop(co) - 1;
   } else if (lt->flags & LT_BAREYIELD) {
     lt->flags &= ~LT_BAREYIELD;
     /* a plain yield cannot raise: the cancel waits for the next wait */
@@ -336,7 +296,6 @@ static void task_resume(corio_task *t, int status) {
     }
     lua_pop(co, nres);
   } else if (rc == LUA_OK) {
-    nres = lua_gettop(co) - 1; /* above the task at the bottom */
     lua_xmove(co, L, nres);
     complete(L, lt, tidx, CORIO_TASK_FINISHED, nres);
   } else {
@@ -406,7 +365,7 @@ static void run_until_done(lua_State *L, lcorio_state *S, ltask *lt) {
 
 static int check_loop_idle(lua_State *L, lcorio_state *S) {
   if (!corio_rt_running(S->rt)) return 0;
-  if (corio_current_task(S->rt) != NULL)
+  if (corio_current_task(S->rt) != NULL && L != S->L)
     return luaL_error(L, "corio: cannot wait inside a coroutine that a task "
                          "resumes itself; use corio.spawn for concurrent work");
   return luaL_error(L, "corio: cannot wait here: the loop is already running "
@@ -436,7 +395,7 @@ int lcorio_push_results(lua_State *L, ltask *lt) {
   int tidx = lua_gettop(L);
   switch (corio_task_get_state(lcorio_core(lt))) {
   case CORIO_TASK_FINISHED:
-    push_slot(L, lt);
+    lua_getiuservalue(L, tidx, 1);
     if (lt->flags & LT_NONE) return 0;
     if (lt->flags & LT_MULTI) {
       int i, n;
@@ -601,7 +560,7 @@ static int t_exception(lua_State *L) {
 static int t_traceback(lua_State *L) {
   ltask *lt = lcorio_checktask(L, 1);
   if (corio_task_get_state(lcorio_core(lt)) != CORIO_TASK_FAILED) return 0;
-  push_slot(L, lt);
+  lua_getiuservalue(L, 1, 1);
   lua_getfield(L, -1, "traceback");
   return 1;
 }
@@ -654,7 +613,6 @@ static int t_add_done_callback(lua_State *L) {
     lua_pop(L, 1);
     if (corio_task_add_done(t, on_done, S) != 0)
       return luaL_error(L, "not enough memory");
-    lt->flags |= LT_HASCB;
     lua_newtable(L);
     lua_pushvalue(L, -1);
     set_side(L, CALLBACKS_KEY, 1);
@@ -740,40 +698,40 @@ static int t_set_exception(lua_State *L) {
   return 0;
 }
 
-/* "name at source:line" of the function at idx */
+/* "name at source:line" of the function at idx: the name of a global, or
+   of a local of an active function, that holds it. */
 static void push_funcname(lua_State *L, int idx) {
-  lua_Debug ar;
-  const char *name = NULL;
+  lua_Debug ar, fr;
+  int top = lua_gettop(L), found = 0, level, i;
+  const char *local;
   idx = lua_absindex(L, idx);
-  /* a global name, as luaL_traceback finds them */
   lua_getfield(L, LUA_REGISTRYINDEX, LUA_LOADED_TABLE);
   lua_getfield(L, -1, LUA_GNAME);
   if (lua_type(L, -1) == LUA_TTABLE) {
     lua_pushnil(L);
-    while (lua_next(L, -2) != 0) {
-      if (lua_type(L, -2) == LUA_TSTRING && lua_rawequal(L, -1, idx)) {
-        name = lua_tostring(L, -2);
-        lua_pop(L, 1);
-        lua_pushstring(L, name); /* keep it alive above the table */
-        lua_replace(L, -4);
-        lua_pop(L, 1);
-        break;
-      }
-      lua_pop(L, 1);
+    while (!found && lua_next(L, -2) != 0) {
+      found = lua_type(L, -2) == LUA_TSTRING && lua_rawequal(L, -1, idx);
+      lua_pop(L, 1); /* the key stays on top when found */
     }
   }
-  if (name == NULL) lua_pop(L, 2);
-  else lua_pop(L, 1);
+  if (found) lua_replace(L, top + 1);
+  lua_settop(L, top + found);
+  for (level = 0; !found && lua_getstack(L, level, &fr); level++)
+    for (i = 1; !found && (local = lua_getlocal(L, &fr, i)) != NULL; i++) {
+      found = *local != '(' && lua_rawequal(L, -1, idx);
+      lua_pop(L, 1);
+      if (found) lua_pushstring(L, local);
+    }
   lua_pushvalue(L, idx);
   lua_getinfo(L, ">S", &ar);
-  if (name != NULL) {
-    lua_pushfstring(L, "%s at %s:%d", name, ar.short_src, ar.linedefined);
-    lua_remove(L, -2);
-  } else if (*ar.what == 'C') {
+  if (found)
+    lua_pushfstring(L, "%s at %s:%d", lua_tostring(L, top + 1), ar.short_src,
+                    ar.linedefined);
+  else if (*ar.what == 'C')
     lua_pushliteral(L, "function");
-  } else {
+  else
     lua_pushfstring(L, "function at %s:%d", ar.short_src, ar.linedefined);
-  }
+  if (found) lua_remove(L, top + 1);
 }
 
 /* The task's function: at the bottom of a coroutine not started yet, or
@@ -783,8 +741,8 @@ static int push_task_function(lua_State *L, lua_State *co) {
   int level = 0;
   if (co == NULL) return 0;
   if (lua_status(co) == LUA_OK && lua_gettop(co) >= 1 &&
-      !lua_getstack(co, 0, &ar)) { /* [fn, args] or [task, fn, args] */
-    lua_pushvalue(co, lua_isfunction(co, 1) ? 1 : 2);
+      !lua_getstack(co, 0, &ar)) {
+    lua_pushvalue(co, 1);
     lua_xmove(co, L, 1);
     return 1;
   }
@@ -835,7 +793,7 @@ static int t_tostring(lua_State *L) {
     } else {
       lua_Integer i, n = 1;
       int tbl;
-      push_slot(L, lt);
+      lua_getiuservalue(L, 1, 1);
       tbl = lua_gettop(L);
       if (lt->flags & LT_MULTI) {
         lua_getfield(L, tbl, "n");
@@ -860,7 +818,7 @@ static int t_tostring(lua_State *L) {
     lua_remove(L, -2);
   } else if (st == CORIO_TASK_PENDING || st == CORIO_TASK_RUNNING) {
     lua_State *co;
-    push_slot(L, lt);
+    lua_getiuservalue(L, 1, 1);
     co = lua_tothread(L, -1);
     lua_pop(L, 1);
     if (co != NULL && push_task_function(L, co)) {
@@ -931,14 +889,13 @@ static int t_gc(lua_State *L) {
     lua_pushcfunction(L, t_tostring);
     lua_pushvalue(L, 1);
     if (lua_pcall(L, 1, 1, 0) != LUA_OK) lua_pushliteral(L, "<Task>");
-    push_slot(L, lt);
+    lua_getiuservalue(L, 1, 1);
     lua_getfield(L, -1, "traceback");
     fprintf(stderr,
             "corio: Task exception was never retrieved\nfuture: %s\n%s\n",
             lua_tostring(L, -3), lua_tostring(L, -1));
     fflush(stderr);
   }
-  luaL_unref(L, LUA_REGISTRYINDEX, lt->ref);
   return 0;
 }
 

@@ -1,0 +1,1112 @@
+/*
+** test-fetch.c: the HTTP client against a private loopback nginx
+** (tests/support/nginx.sh, started once per program, stopped at exit by
+** PID), plus a raw libuv TCP server for a body cut short.  Every error code
+** is produced for real; cancellation is tried in each phase.
+*/
+#include <dirent.h>
+#include <errno.h>
+#include <netinet/in.h>
+#include <signal.h>
+#include <sys/resource.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "task.h"
+
+/*
+** {==================================================================
+** The nginx server
+** ===================================================================
+*/
+
+static char ngx_base[64]; /* "http://127.0.0.1:PORT" */
+static char ngx_dir[256]; /* its state directory */
+static int ngx_port, ngx_tls_port;
+static volatile pid_t ngx_pid;
+
+/* A loopback port nobody listens on right now. */
+static int free_port(void) {
+  struct sockaddr_in a;
+  socklen_t len = sizeof a;
+  int fd = socket(AF_INET, SOCK_STREAM, 0), port;
+  ASSERT(fd >= 0);
+  memset(&a, 0, sizeof a);
+  a.sin_family = AF_INET;
+  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  ASSERT_OK(bind(fd, (struct sockaddr *)&a, sizeof a));
+  ASSERT_OK(getsockname(fd, (struct sockaddr *)&a, &len));
+  port = ntohs(a.sin_port);
+  close(fd);
+  return port;
+}
+
+static const char *support_dir(void) {
+  const char *d = getenv("CORIO_TEST_SUPPORT");
+  return d != NULL ? d : "tests/support";
+}
+
+static void ngx_stop(void) {
+  char cmd[1024];
+  if (ngx_pid <= 0) return;
+  snprintf(cmd, sizeof cmd, "'%s/nginx.sh' stop %d '%s' >/dev/null",
+           support_dir(), ngx_port, ngx_dir);
+  if (system(cmd) != 0) kill(ngx_pid, SIGTERM);
+  ngx_pid = 0;
+  snprintf(cmd, sizeof cmd, "rm -rf '%s'", ngx_dir); /* the state dir */
+  if (system(cmd) != 0) fprintf(stderr, "could not remove %s\n", ngx_dir);
+}
+
+/* A failed ASSERT aborts: stop nginx by PID on the way out. */
+static void on_abort(int sig) {
+  if (ngx_pid > 0) kill(ngx_pid, SIGQUIT);
+  signal(sig, SIG_DFL);
+  raise(sig);
+}
+
+static const char *base(void) {
+  char cmd[1024], line[256];
+  FILE *p;
+  int attempt, pid = 0;
+  if (ngx_pid > 0) return ngx_base;
+  /* loopback only: a proxy from the environment must not get in the way */
+  unsetenv("http_proxy");
+  unsetenv("HTTP_PROXY");
+  unsetenv("https_proxy");
+  unsetenv("HTTPS_PROXY");
+  unsetenv("all_proxy");
+  unsetenv("ALL_PROXY");
+  for (attempt = 0; attempt < 5 && pid <= 0; attempt++) {
+    ngx_port = free_port();
+    ngx_tls_port = free_port();
+    snprintf(ngx_dir, sizeof ngx_dir, "%s/corio-test-fetch-%d-%d",
+             getenv("TMPDIR") ? getenv("TMPDIR") : "/tmp", (int)getpid(),
+             ngx_port);
+    snprintf(cmd, sizeof cmd, "'%s/nginx.sh' start %d '%s' %d", support_dir(),
+             ngx_port, ngx_dir, ngx_tls_port);
+    p = popen(cmd, "r");
+    ASSERT_NOT_NULL(p);
+    while (fgets(line, sizeof line, p) != NULL)
+      if (sscanf(line, "pid %d", &pid) == 1) break;
+    while (fgets(line, sizeof line, p) != NULL) continue;
+    if (pclose(p) != 0) pid = 0;
+  }
+  ASSERT(pid > 0);
+  ngx_pid = pid;
+  signal(SIGABRT, on_abort);
+  atexit(ngx_stop);
+  snprintf(ngx_base, sizeof ngx_base, "http://127.0.0.1:%d", ngx_port);
+  return ngx_base;
+}
+
+/* base() + path in `buf` (256 bytes). */
+static char *mkurl(char *buf, const char *path) {
+  snprintf(buf, 256, "%s%s", base(), path);
+  return buf;
+}
+
+/* }================================================================== */
+
+/*
+** {==================================================================
+** Helpers
+** ===================================================================
+*/
+
+#define MAXH 32
+
+/* What one callback saw, copied out of the borrowed response. */
+typedef struct {
+  int called;
+  int status;
+  long http;
+  char *body;
+  size_t body_len;
+  size_t nheaders;
+  char hname[MAXH][64], hvalue[MAXH][128];
+  char url[256];
+  char version[8];
+  char error[256];
+  corio_fetch_timing timing;
+  corio_fetch *f;
+  double done_at;
+} result;
+
+static void record(corio_fetch *f, int status, const corio_response *res,
+                   void *ud) {
+  result *r = ud;
+  size_t i;
+  ASSERT_NOT_NULL(res);
+  ASSERT_NOT_NULL(res->body);
+  ASSERT_EQ(res->body[res->body_len], '\0');
+  if (r->f != NULL) ASSERT(r->f == f);
+  r->called++;
+  r->status = status;
+  r->http = res->status;
+  free(r->body);
+  r->body = malloc(res->body_len + 1);
+  memcpy(r->body, res->body, res->body_len + 1);
+  r->body_len = res->body_len;
+  r->nheaders = res->nheaders;
+  for (i = 0; i < res->nheaders && i < MAXH; i++) {
+    snprintf(r->hname[i], sizeof r->hname[i], "%s", res->headers[i].name);
+    snprintf(r->hvalue[i], sizeof r->hvalue[i], "%s", res->headers[i].value);
+  }
+  snprintf(r->url, sizeof r->url, "%s", res->url);
+  snprintf(r->version, sizeof r->version, "%s", res->http_version);
+  snprintf(r->error, sizeof r->error, "%s", res->error ? res->error : "");
+  r->timing = res->timing;
+  r->done_at = (double)uv_hrtime() / 1e9;
+  if (status != 0)
+    ASSERT_NOT_NULL(res->error);
+  else
+    ASSERT(res->error == NULL);
+}
+
+static void result_clear(result *r) {
+  free(r->body);
+  memset(r, 0, sizeof *r);
+}
+
+/* The value of the first header named `name`, or NULL. */
+static const char *header(const result *r, const char *name) {
+  size_t i;
+  for (i = 0; i < r->nheaders && i < MAXH; i++)
+    if (strcasecmp(r->hname[i], name) == 0) return r->hvalue[i];
+  return NULL;
+}
+
+static double now(void) {
+  return (double)uv_hrtime() / 1e9;
+}
+
+/* Run one request on its own runtime; returns the callback's status. */
+static int fetch1(const corio_request *req, result *r) {
+  corio_rt *rt = corio_rt_new(NULL);
+  ASSERT_NOT_NULL(rt);
+  memset(r, 0, sizeof *r);
+  ASSERT_OK(corio_fetch_start(rt, NULL, req, record, r, &r->f));
+  ASSERT_NOT_NULL(r->f);
+  ASSERT_EQ(r->called, 0); /* never from inside start */
+  ASSERT_OK(corio_rt_run(rt, UV_RUN_DEFAULT));
+  ASSERT_EQ(r->called, 1);
+  ASSERT_OK(corio_rt_free(rt));
+  return r->status;
+}
+
+static int get(const char *path, result *r) {
+  char u[256];
+  corio_request req;
+  corio_request_init(&req, mkurl(u, path));
+  return fetch1(&req, r);
+}
+
+static int count_fds(void) {
+  DIR *d = opendir("/proc/self/fd");
+  struct dirent *e;
+  int n = 0;
+  ASSERT_NOT_NULL(d);
+  while ((e = readdir(d)) != NULL)
+    if (e->d_name[0] != '.') n++;
+  closedir(d);
+  return n;
+}
+
+/* }================================================================== */
+
+/*
+** {==================================================================
+** Responses
+** ===================================================================
+*/
+
+static void check_bytes(const char *path, size_t len, char c) {
+  result r;
+  size_t i;
+  char cl[32];
+  ASSERT_OK(get(path, &r));
+  ASSERT_EQ(r.http, 200);
+  ASSERT_EQ(r.body_len, len);
+  for (i = 0; i < len; i++)
+    if (r.body[i] != c) ASSERT(0 && "body differs");
+  snprintf(cl, sizeof cl, "%zu", len);
+  ASSERT_NOT_NULL(header(&r, "Content-Length"));
+  ASSERT_STR_EQ(header(&r, "Content-Length"), cl);
+  ASSERT_STR_EQ(r.version, "1.1");
+  ASSERT(strstr(r.url, path) != NULL);
+  ASSERT(r.timing.total > 0);
+  ASSERT(r.timing.ttfb <= r.timing.total);
+  ASSERT(r.timing.dns >= 0 && r.timing.connect >= 0 && r.timing.tls == 0);
+  result_clear(&r);
+}
+
+TEST_IMPL(bodies) {
+  check_bytes("/bytes/0", 0, 0);
+  check_bytes("/bytes/1k", 1024, 'a');
+  check_bytes("/bytes/100k", 102400, 'b');
+  check_bytes("/bytes/1m", 1048576, 'c');
+}
+
+TEST_IMPL(headers) {
+  result r;
+  char u[256];
+  corio_request req;
+  corio_header h[2] = {{"X-Test", "hello there"}, {"Accept", "text/plain"}};
+  size_t i, a = 0, b = 0;
+  corio_request_init(&req, mkurl(u, "/headers"));
+  req.headers = h;
+  req.nheaders = 2;
+  ASSERT_OK(fetch1(&req, &r));
+  ASSERT_EQ(r.http, 200);
+  ASSERT_STR_EQ(r.body, "hello there");
+  ASSERT_STR_EQ(header(&r, "x-reply"), "yes");
+  ASSERT_STR_EQ(header(&r, "Content-Type"), "text/plain");
+  /* repeated fields stay separate, in order */
+  for (i = 0; i < r.nheaders; i++) {
+    if (strcmp(r.hname[i], "Set-Cookie") != 0) continue;
+    if (strcmp(r.hvalue[i], "a=1") == 0) a = i + 1;
+    if (strcmp(r.hvalue[i], "b=2") == 0) b = i + 1;
+  }
+  ASSERT(a > 0 && b == a + 1);
+  ASSERT_STR_EQ(r.hname[0], "Server"); /* raw names, first field first */
+  result_clear(&r);
+}
+
+TEST_IMPL(post_echo) {
+  result r;
+  char u[256], body[5000];
+  corio_request req;
+  size_t i;
+  for (i = 0; i < sizeof body; i++) body[i] = (char)(i * 7 % 256); /* NULs */
+  corio_request_init(&req, mkurl(u, "/echo"));
+  req.body = body;
+  req.body_len = sizeof body;
+  ASSERT_OK(fetch1(&req, &r));
+  ASSERT_EQ(r.http, 200);
+  ASSERT_EQ(r.body_len, sizeof body);
+  ASSERT_OK(memcmp(r.body, body, sizeof body));
+  result_clear(&r);
+  /* empty POST, methods */
+  req.body = "";
+  req.body_len = 0;
+  ASSERT_OK(fetch1(&req, &r));
+  ASSERT_EQ(r.body_len, 0);
+  result_clear(&r);
+  corio_request_init(&req, mkurl(u, "/method"));
+  req.method = "PATCH";
+  ASSERT_OK(fetch1(&req, &r));
+  ASSERT_STR_EQ(r.body, "PATCH");
+  result_clear(&r);
+  req.method = NULL;
+  req.body = "x";
+  req.body_len = 1;
+  ASSERT_OK(fetch1(&req, &r));
+  ASSERT_STR_EQ(r.body, "POST");
+  result_clear(&r);
+  corio_request_init(&req, mkurl(u, "/bytes/1k"));
+  req.method = "HEAD";
+  ASSERT_OK(fetch1(&req, &r));
+  ASSERT_EQ(r.http, 200);
+  ASSERT_EQ(r.body_len, 0);
+  ASSERT_STR_EQ(header(&r, "Content-Length"), "1024");
+  result_clear(&r);
+}
+
+TEST_IMPL(status_codes) {
+  result r;
+  ASSERT_OK(get("/status/404", &r));
+  ASSERT_EQ(r.http, 404);
+  ASSERT_STR_EQ(r.body, "not found\n");
+  result_clear(&r);
+  ASSERT_OK(get("/status/502", &r));
+  ASSERT_EQ(r.http, 502);
+  result_clear(&r);
+}
+
+TEST_IMPL(redirects) {
+  result r;
+  char u[256];
+  corio_request req;
+  ASSERT_OK(get("/redirect/3", &r));
+  ASSERT_EQ(r.http, 200);
+  ASSERT_STR_EQ(r.body, "hello world\n");
+  ASSERT(strstr(r.url, "/hello") != NULL);
+  ASSERT(header(&r, "Location") == NULL); /* only the last response's */
+  result_clear(&r);
+  /* the default limit is 10 */
+  ASSERT_OK(get("/redirect/10", &r));
+  result_clear(&r);
+  ASSERT_EQ(get("/redirect/11", &r), CORIO_EPROTO);
+  ASSERT(strstr(r.error, "edirect") != NULL);
+  result_clear(&r);
+  corio_request_init(&req, mkurl(u, "/redirect/3"));
+  req.max_redirects = 2;
+  ASSERT_EQ(fetch1(&req, &r), CORIO_EPROTO);
+  result_clear(&r);
+  req.follow_redirects = 0;
+  ASSERT_OK(fetch1(&req, &r));
+  ASSERT_EQ(r.http, 302);
+  ASSERT_STR_EQ(header(&r, "Location"), "/redirect/2");
+  result_clear(&r);
+}
+
+/* }================================================================== */
+
+/*
+** {==================================================================
+** Errors, for real
+** ===================================================================
+*/
+
+TEST_IMPL(err_connect) {
+  result r;
+  char u[64];
+  corio_request req;
+  snprintf(u, sizeof u, "http://127.0.0.1:%d/", free_port());
+  corio_request_init(&req, u);
+  ASSERT_EQ(fetch1(&req, &r), CORIO_ECONNECT);
+  ASSERT_EQ(r.http, 0);
+  result_clear(&r);
+}
+
+TEST_IMPL(err_dns) {
+  result r;
+  corio_request req;
+  corio_request_init(&req, "http://no-such-host.invalid/");
+  ASSERT_EQ(fetch1(&req, &r), CORIO_EDNS);
+  result_clear(&r);
+}
+
+TEST_IMPL(err_timeout) {
+  result r;
+  char u[256];
+  corio_request req;
+  double t0 = now();
+  corio_request_init(&req, mkurl(u, "/delay/3000"));
+  req.timeout = 0.5;
+  ASSERT_EQ(fetch1(&req, &r), CORIO_ETIMEDOUT);
+  ASSERT(now() - t0 < 2.0);
+  ASSERT(now() - t0 >= 0.45);
+  result_clear(&r);
+}
+
+TEST_IMPL(err_redirect_scheme) {
+  result r;
+  ASSERT_EQ(get("/redirect-file", &r), CORIO_ESCHEME);
+  ASSERT(strstr(r.body, "root:") == NULL);
+  result_clear(&r);
+}
+
+TEST_IMPL(err_too_large) {
+  result r;
+  char u[256];
+  corio_request req;
+  corio_request_init(&req, mkurl(u, "/bytes/100k"));
+  req.max_body = 1000; /* known length */
+  ASSERT_EQ(fetch1(&req, &r), CORIO_ETOOLARGE);
+  result_clear(&r);
+  corio_request_init(&req, mkurl(u, "/chunked"));
+  req.max_body = 100000; /* unknown length: the write callback stops it */
+  ASSERT_EQ(fetch1(&req, &r), CORIO_ETOOLARGE);
+  ASSERT(r.body_len <= 100000);
+  result_clear(&r);
+  ASSERT_OK(get("/chunked", &r));
+  ASSERT_EQ(r.body_len, 1000000);
+  ASSERT(header(&r, "Content-Length") == NULL);
+  result_clear(&r);
+  corio_request_init(&req, mkurl(u, "/bytes/1k"));
+  req.max_body = 1024; /* exactly the limit is fine */
+  ASSERT_OK(fetch1(&req, &r));
+  ASSERT_EQ(r.body_len, 1024);
+  result_clear(&r);
+}
+
+/* A raw server: answers any request with Content-Length: 1000, sends 10
+   bytes and closes. */
+typedef struct {
+  uv_tcp_t server;
+  uv_tcp_t client;
+  uv_write_t wr;
+  int port;
+  int accepted;
+} short_server;
+
+static void on_ss_closed(uv_handle_t *h) {
+  (void)h;
+}
+
+static void ss_alloc(uv_handle_t *h, size_t n, uv_buf_t *buf) {
+  static char mem[4096];
+  (void)h;
+  (void)n;
+  *buf = uv_buf_init(mem, sizeof mem);
+}
+
+static void ss_written(uv_write_t *w, int status) {
+  short_server *ss = w->data;
+  (void)status;
+  uv_close((uv_handle_t *)&ss->client, on_ss_closed);
+}
+
+static void ss_read(uv_stream_t *s, ssize_t n, const uv_buf_t *buf) {
+  short_server *ss = s->data;
+  static char reply[] = "HTTP/1.1 200 OK\r\nContent-Length: 1000\r\n"
+                        "Content-Type: text/plain\r\n\r\n0123456789";
+  uv_buf_t b = uv_buf_init(reply, sizeof reply - 1);
+  (void)buf;
+  if (n <= 0) return;
+  uv_read_stop(s);
+  ss->wr.data = ss;
+  ASSERT_OK(uv_write(&ss->wr, s, &b, 1, ss_written));
+}
+
+static void ss_connection(uv_stream_t *server, int status) {
+  short_server *ss = server->data;
+  ASSERT_OK(status);
+  ASSERT_OK(uv_tcp_init(server->loop, &ss->client));
+  ASSERT_OK(uv_accept(server, (uv_stream_t *)&ss->client));
+  ss->client.data = ss;
+  ss->accepted++;
+  ASSERT_OK(uv_read_start((uv_stream_t *)&ss->client, ss_alloc, ss_read));
+  uv_close((uv_handle_t *)&ss->server, on_ss_closed); /* one is enough */
+}
+
+TEST_IMPL(err_reset) {
+  corio_rt *rt = corio_rt_new(NULL);
+  short_server ss;
+  struct sockaddr_in a;
+  int len = sizeof a;
+  char u[64];
+  corio_request req;
+  result r;
+  memset(&ss, 0, sizeof ss);
+  memset(&r, 0, sizeof r);
+  ASSERT_OK(uv_ip4_addr("127.0.0.1", 0, &a));
+  ASSERT_OK(uv_tcp_init(corio_rt_loop(rt), &ss.server));
+  ss.server.data = &ss;
+  ASSERT_OK(uv_tcp_bind(&ss.server, (struct sockaddr *)&a, 0));
+  ASSERT_OK(uv_tcp_getsockname(&ss.server, (struct sockaddr *)&a, &len));
+  ASSERT_OK(uv_listen((uv_stream_t *)&ss.server, 8, ss_connection));
+  snprintf(u, sizeof u, "http://127.0.0.1:%d/short", ntohs(a.sin_port));
+  corio_request_init(&req, u);
+  ASSERT_OK(corio_fetch_start(rt, NULL, &req, record, &r, NULL));
+  ASSERT_OK(corio_rt_run(rt, UV_RUN_DEFAULT));
+  ASSERT_EQ(ss.accepted, 1);
+  ASSERT_EQ(r.called, 1);
+  ASSERT_EQ(r.status, CORIO_ERESET);
+  ASSERT_EQ(r.http, 200);
+  ASSERT_EQ(r.body_len, 10); /* what arrived; never a success */
+  result_clear(&r);
+  ASSERT_OK(corio_rt_free(rt));
+}
+
+static int calls;
+static void count_call(corio_fetch *f, int status, const corio_response *res,
+                       void *ud) {
+  (void)f;
+  (void)status;
+  (void)res;
+  (void)ud;
+  calls++;
+}
+
+static int try_start(corio_rt *rt, const corio_request *req) {
+  corio_fetch *f = (corio_fetch *)&f;
+  int r = corio_fetch_start(rt, NULL, req, count_call, NULL, &f);
+  if (r != 0) ASSERT(f == NULL);
+  return r;
+}
+
+TEST_IMPL(sync_errors) {
+  corio_rt *rt = corio_rt_new(NULL);
+  corio_request req;
+  corio_response *res = (corio_response *)&req;
+  corio_header crlf[1] = {{"X-Evil", "a\r\nInjected: 1"}};
+  corio_header lf[1] = {{"X-Evil", "a\nb"}};
+  corio_header badname[1] = {{"X Evil", "a"}};
+  corio_header colon[1] = {{"X-Evil:", "a"}};
+  corio_header nullv[1] = {{"X-Evil", NULL}};
+  calls = 0;
+  corio_request_init(&req, NULL);
+  ASSERT_EQ(try_start(rt, &req), CORIO_EINVAL);
+  ASSERT_EQ(corio_fetch_start(rt, NULL, NULL, count_call, NULL, NULL),
+            CORIO_EINVAL);
+  req.url = "http://127.0.0.1:1/";
+  ASSERT_EQ(corio_fetch_start(rt, NULL, &req, NULL, NULL, NULL), CORIO_EINVAL);
+  /* URLs */
+  req.url = "not a url";
+  ASSERT_EQ(try_start(rt, &req), CORIO_EURL);
+  req.url = "http://exa mple.com/";
+  ASSERT_EQ(try_start(rt, &req), CORIO_EURL);
+  req.url = "http://[::1/";
+  ASSERT_EQ(try_start(rt, &req), CORIO_EURL);
+  req.url = "http://example.com/\r\nX: y";
+  ASSERT_EQ(try_start(rt, &req), CORIO_EURL);
+  req.url = "http://example.com/a\nb";
+  ASSERT_EQ(try_start(rt, &req), CORIO_EURL);
+  req.url = "";
+  ASSERT_EQ(try_start(rt, &req), CORIO_EURL);
+  /* schemes */
+  req.url = "gopher://127.0.0.1/";
+  ASSERT_EQ(try_start(rt, &req), CORIO_ESCHEME);
+  req.url = "file:///etc/passwd";
+  ASSERT_EQ(try_start(rt, &req), CORIO_ESCHEME);
+  req.url = "ftp://127.0.0.1/";
+  ASSERT_EQ(try_start(rt, &req), CORIO_ESCHEME);
+  req.url = "httpx://127.0.0.1/";
+  ASSERT_EQ(try_start(rt, &req), CORIO_ESCHEME);
+  /* headers and method */
+  req.url = "http://127.0.0.1:1/";
+  req.headers = crlf;
+  req.nheaders = 1;
+  ASSERT_EQ(try_start(rt, &req), CORIO_EINVAL);
+  req.headers = lf;
+  ASSERT_EQ(try_start(rt, &req), CORIO_EINVAL);
+  req.headers = badname;
+  ASSERT_EQ(try_start(rt, &req), CORIO_EINVAL);
+  req.headers = colon;
+  ASSERT_EQ(try_start(rt, &req), CORIO_EINVAL);
+  req.headers = nullv;
+  ASSERT_EQ(try_start(rt, &req), CORIO_EINVAL);
+  req.headers = NULL;
+  ASSERT_EQ(try_start(rt, &req), CORIO_EINVAL); /* nheaders 1 */
+  req.nheaders = 0;
+  req.method = "GET\r\nX: y";
+  ASSERT_EQ(try_start(rt, &req), CORIO_EINVAL);
+  req.method = "";
+  ASSERT_EQ(try_start(rt, &req), CORIO_EINVAL);
+  req.method = "GET";
+  req.body_len = 3;
+  ASSERT_EQ(try_start(rt, &req), CORIO_EINVAL); /* body NULL */
+  req.body_len = 0;
+  req.http_version = 99;
+  ASSERT_EQ(try_start(rt, &req), CORIO_EINVAL);
+  req.http_version = 0;
+  req.max_redirects = -1;
+  ASSERT_EQ(try_start(rt, &req), CORIO_EINVAL);
+  /* the blocking twin refuses the same way */
+  req.url = "gopher://127.0.0.1/";
+  ASSERT_EQ(corio_fetch_blocking(&req, &res), CORIO_EINVAL);
+  ASSERT(res == NULL);
+  req.max_redirects = 3;
+  ASSERT_EQ(corio_fetch_blocking(&req, &res), CORIO_ESCHEME);
+  ASSERT(res == NULL);
+  /* nothing ever calls back */
+  ASSERT_OK(corio_rt_run(rt, UV_RUN_DEFAULT));
+  ASSERT_EQ(calls, 0);
+  ASSERT_OK(corio_rt_free(rt));
+  ASSERT_EQ(calls, 0);
+}
+
+/* }================================================================== */
+
+/*
+** {==================================================================
+** Cancellation
+** ===================================================================
+*/
+
+TEST_IMPL(cancel_right_after_start) {
+  corio_rt *rt = corio_rt_new(NULL);
+  result r[3];
+  char u[256];
+  corio_request req;
+  corio_fetch_stats st;
+  int i;
+  double t0 = now();
+  memset(r, 0, sizeof r);
+  corio_request_init(&req, mkurl(u, "/delay/2000"));
+  ASSERT_OK(corio_fetch_start(rt, NULL, &req, record, &r[0], &r[0].f));
+  req.url = "http://no-such-host.invalid/"; /* cancelled while resolving */
+  ASSERT_OK(corio_fetch_start(rt, NULL, &req, record, &r[1], &r[1].f));
+  req.url = "http://localhost:1/"; /* refused, but cancelled first */
+  ASSERT_OK(corio_fetch_start(rt, NULL, &req, record, &r[2], &r[2].f));
+  corio_fetch_get_stats(rt, &st);
+  ASSERT_EQ(st.active, 3);
+  for (i = 0; i < 3; i++) {
+    ASSERT_OK(corio_fetch_cancel(r[i].f));
+    ASSERT_EQ(r[i].called, 0); /* not from inside cancel */
+    ASSERT_EQ(corio_fetch_cancel(r[i].f), CORIO_ESTATE);
+  }
+  corio_fetch_get_stats(rt, &st);
+  ASSERT_EQ(st.active, 0);
+  ASSERT_OK(corio_rt_run(rt, UV_RUN_DEFAULT));
+  for (i = 0; i < 3; i++) {
+    ASSERT_EQ(r[i].called, 1);
+    ASSERT_EQ(r[i].status, CORIO_ECANCELED);
+    result_clear(&r[i]);
+  }
+  ASSERT(now() - t0 < 1.5);
+  corio_fetch_get_stats(rt, &st);
+  ASSERT_EQ(st.sockets, 0);
+  ASSERT_OK(corio_rt_free(rt));
+}
+
+typedef struct {
+  uv_timer_t timer;
+  corio_fetch *f;
+  int rc;
+} canceller;
+
+static void on_cancel_timer(uv_timer_t *t) {
+  canceller *c = (canceller *)t;
+  c->rc = corio_fetch_cancel(c->f);
+  uv_close((uv_handle_t *)t, NULL);
+}
+
+/* Start `path`, cancel it `ms` later from a uv timer. */
+static void cancel_after(const char *path, uint64_t ms) {
+  corio_rt *rt = corio_rt_new(NULL);
+  canceller c;
+  result r;
+  char u[256];
+  corio_request req;
+  corio_fetch_stats st;
+  double t0 = now();
+  memset(&r, 0, sizeof r);
+  memset(&c, 0, sizeof c);
+  corio_request_init(&req, mkurl(u, path));
+  ASSERT_OK(corio_fetch_start(rt, NULL, &req, record, &r, &c.f));
+  r.f = c.f;
+  ASSERT_OK(uv_timer_init(corio_rt_loop(rt), &c.timer));
+  ASSERT_OK(uv_timer_start(&c.timer, on_cancel_timer, ms, 0));
+  ASSERT_OK(corio_rt_run(rt, UV_RUN_DEFAULT));
+  ASSERT_OK(c.rc);
+  ASSERT_EQ(r.called, 1);
+  ASSERT_EQ(r.status, CORIO_ECANCELED);
+  ASSERT(now() - t0 < 2.0);
+  corio_fetch_get_stats(rt, &st);
+  ASSERT_EQ(st.sockets, 0); /* the connection was closed */
+  ASSERT_EQ(st.active, 0);
+  result_clear(&r);
+  ASSERT_OK(corio_rt_free(rt));
+}
+
+TEST_IMPL(cancel_waiting_headers) {
+  cancel_after("/delay/3000", 100);
+}
+
+TEST_IMPL(cancel_during_body) {
+  cancel_after("/slow", 300); /* "start\n" has arrived, "end\n" has not */
+}
+
+/* A callback that cancels another transfer and frees a session. */
+typedef struct {
+  corio_fetch *victim;
+  corio_session *session;
+  int rc_cancel, rc_free;
+  result r;
+} chain;
+
+static void on_first(corio_fetch *f, int status, const corio_response *res,
+                     void *ud) {
+  chain *c = ud;
+  record(f, status, res, &c->r);
+  ASSERT_EQ(corio_fetch_cancel(f), CORIO_ESTATE); /* its own: too late */
+  c->rc_cancel = corio_fetch_cancel(c->victim);
+  c->rc_free = corio_session_free(c->session); /* its own session */
+}
+
+TEST_IMPL(cancel_from_callback) {
+  corio_rt *rt = corio_rt_new(NULL);
+  corio_session *s = corio_session_new(rt, NULL);
+  chain c;
+  result victim, other;
+  char u[256];
+  corio_request req;
+  corio_fetch_stats st;
+  memset(&c, 0, sizeof c);
+  memset(&victim, 0, sizeof victim);
+  memset(&other, 0, sizeof other);
+  ASSERT_NOT_NULL(s);
+  corio_request_init(&req, mkurl(u, "/delay/3000"));
+  ASSERT_OK(corio_fetch_start(rt, NULL, &req, record, &victim, &c.victim));
+  ASSERT_OK(corio_fetch_start(rt, s, &req, record, &other, NULL));
+  req.url = mkurl(u, "/hello");
+  c.session = s;
+  ASSERT_OK(corio_fetch_start(rt, s, &req, on_first, &c, NULL));
+  corio_fetch_get_stats(rt, &st);
+  ASSERT_EQ(st.sessions, 2);
+  ASSERT_OK(corio_rt_run(rt, UV_RUN_DEFAULT));
+  ASSERT_OK(c.r.status);
+  ASSERT_STR_EQ(c.r.body, "hello world\n");
+  ASSERT_OK(c.rc_cancel);
+  ASSERT_OK(c.rc_free);
+  ASSERT_EQ(victim.status, CORIO_ECANCELED);
+  ASSERT_EQ(other.status, CORIO_ECANCELED);
+  ASSERT_EQ(victim.called, 1);
+  ASSERT_EQ(other.called, 1);
+  corio_fetch_get_stats(rt, &st);
+  ASSERT_EQ(st.sessions, 1);
+  ASSERT_EQ(corio_session_free(corio_session_default(rt)), CORIO_EINVAL);
+  result_clear(&c.r);
+  result_clear(&victim);
+  result_clear(&other);
+  ASSERT_OK(corio_rt_free(rt));
+}
+
+/* corio_rt_free cancels what is still in flight, callbacks included; a
+   callback cannot start anything new then. */
+static corio_rt *closing_rt;
+static int restart_rc;
+static void on_shutdown_cb(corio_fetch *f, int status,
+                           const corio_response *res, void *ud) {
+  corio_request req;
+  record(f, status, res, ud);
+  corio_request_init(&req, "http://127.0.0.1:1/");
+  restart_rc = corio_fetch_start(closing_rt, NULL, &req, record, ud, NULL);
+}
+
+TEST_IMPL(shutdown_cancels) {
+  corio_rt *rt = corio_rt_new(NULL);
+  corio_session *s = corio_session_new(rt, NULL);
+  result r[3];
+  char u[256];
+  corio_request req;
+  int i;
+  memset(r, 0, sizeof r);
+  corio_request_init(&req, mkurl(u, "/delay/3000"));
+  closing_rt = rt;
+  ASSERT_OK(corio_fetch_start(rt, NULL, &req, on_shutdown_cb, &r[0], NULL));
+  ASSERT_OK(corio_fetch_start(rt, s, &req, record, &r[1], NULL));
+  ASSERT_OK(corio_fetch_start(rt, s, &req, record, &r[2], &r[2].f));
+  for (i = 0; i < 20; i++) corio_rt_run(rt, UV_RUN_NOWAIT); /* connect */
+  ASSERT_OK(corio_fetch_cancel(r[2].f)); /* queued, not yet called */
+  ASSERT_EQ(r[2].called, 0);
+  ASSERT_OK(corio_rt_free(rt));
+  ASSERT_EQ(restart_rc, CORIO_ECLOSED);
+  for (i = 0; i < 3; i++) {
+    ASSERT_EQ(r[i].called, 1);
+    ASSERT_EQ(r[i].status, CORIO_ECANCELED);
+    result_clear(&r[i]);
+  }
+}
+
+/* }================================================================== */
+
+/*
+** {==================================================================
+** Sessions, concurrency, reuse, descriptors
+** ===================================================================
+*/
+
+typedef struct {
+  int ok, failed, other;
+  double last;
+} tally;
+
+static void on_tally(corio_fetch *f, int status, const corio_response *res,
+                     void *ud) {
+  tally *t = ud;
+  (void)f;
+  if (status != 0)
+    t->failed++;
+  else if (res->status == 200)
+    t->ok++;
+  else
+    t->other++;
+  t->last = now();
+}
+
+TEST_IMPL(session_limits) {
+  corio_rt *rt = corio_rt_new(NULL);
+  corio_session_opts o = {2, 0, 0};
+  corio_session *s = corio_session_new(rt, &o);
+  tally t = {0, 0, 0, 0};
+  char u[256];
+  corio_request req;
+  double t0 = now(), dt;
+  int i;
+  ASSERT_NOT_NULL(s);
+  corio_session_set_data(s, &t);
+  ASSERT(corio_session_get_data(s) == &t);
+  corio_request_init(&req, mkurl(u, "/delay/300"));
+  for (i = 0; i < 6; i++)
+    ASSERT_OK(corio_fetch_start(rt, s, &req, on_tally, &t, NULL));
+  ASSERT_OK(corio_rt_run(rt, UV_RUN_DEFAULT));
+  dt = now() - t0;
+  ASSERT_EQ(t.ok, 6);
+  ASSERT(dt >= 0.85); /* three waves of two */
+  ASSERT(dt < 3.0);
+  ASSERT_OK(corio_session_free(s));
+  ASSERT_OK(corio_rt_free(rt));
+}
+
+/* n concurrent GETs of path, each under the default session. */
+static void concurrent(int n, const char *path, double min_s, double max_s) {
+  corio_rt *rt = corio_rt_new(NULL);
+  tally t = {0, 0, 0, 0};
+  char u[256];
+  corio_request req;
+  double t0 = now(), dt;
+  int i;
+  corio_fetch_stats st;
+  corio_request_init(&req, mkurl(u, path));
+  for (i = 0; i < n; i++)
+    ASSERT_OK(corio_fetch_start(rt, NULL, &req, on_tally, &t, NULL));
+  corio_fetch_get_stats(rt, &st);
+  ASSERT_EQ(st.active, (size_t)n);
+  ASSERT_OK(corio_rt_run(rt, UV_RUN_DEFAULT));
+  dt = now() - t0;
+  if (t.ok != n)
+    fprintf(stderr, "ok %d failed %d other %d\n", t.ok, t.failed, t.other);
+  ASSERT_EQ(t.ok, n);
+  ASSERT(dt >= min_s);
+  ASSERT(dt < max_s);
+  fprintf(stderr, "  %d x %s: %.3f s\n", n, path, dt);
+  ASSERT_OK(corio_rt_free(rt));
+}
+
+TEST_IMPL(concurrent_1000) {
+  concurrent(1000, "/delay/500", 0.45, 20.0);
+}
+
+TEST_IMPL(concurrent_10000) {
+  struct rlimit rl;
+  struct rusage ru;
+  if (getenv("CORIO_TEST_SKIP_10K") != NULL) return;
+  ASSERT_OK(getrlimit(RLIMIT_NOFILE, &rl));
+  if (rl.rlim_max < 11000) {
+    fprintf(stderr, "  skipped: open-file limit %ld\n", (long)rl.rlim_max);
+    return;
+  }
+  concurrent(10000, "/delay/1000", 0.95, 60.0);
+  ASSERT_OK(getrusage(RUSAGE_SELF, &ru));
+  fprintf(stderr, "  peak RSS %ld MiB\n", ru.ru_maxrss / 1024);
+}
+
+/* A chain of sequential requests: each callback starts the next one;
+   the pooled object and the keep-alive connection are reused. */
+typedef struct {
+  corio_rt *rt;
+  int left, ok;
+  char url[256];
+  corio_fetch_stats mid;
+} seq;
+
+static void on_seq(corio_fetch *f, int status, const corio_response *res,
+                   void *ud) {
+  seq *q = ud;
+  corio_request req;
+  (void)f;
+  if (status == 0 && res->status == 200 && res->body_len == 1024) q->ok++;
+  if (q->left == 10) corio_fetch_get_stats(q->rt, &q->mid);
+  if (--q->left > 0) {
+    corio_request_init(&req, q->url);
+    ASSERT_OK(corio_fetch_start(q->rt, NULL, &req, on_seq, q, NULL));
+  }
+}
+
+TEST_IMPL(sequential_reuse) {
+  seq q;
+  corio_request req;
+  memset(&q, 0, sizeof q);
+  q.rt = corio_rt_new(NULL);
+  q.left = 50;
+  mkurl(q.url, "/bytes/1k");
+  corio_request_init(&req, q.url);
+  ASSERT_OK(corio_fetch_start(q.rt, NULL, &req, on_seq, &q, NULL));
+  ASSERT_OK(corio_rt_run(q.rt, UV_RUN_DEFAULT));
+  ASSERT_EQ(q.ok, 50);
+  ASSERT(q.mid.sockets <= 1);
+  ASSERT_OK(corio_rt_free(q.rt));
+}
+
+TEST_IMPL(fds_back_to_baseline) {
+  corio_rt *rt;
+  tally t = {0, 0, 0, 0};
+  char u[256];
+  corio_request req;
+  corio_session *s;
+  int before, i;
+  corio_fetch *f;
+  result r;
+  /* process-wide, once: nginx, libuv's signal lock pipe (first loop),
+     libcurl's and OpenSSL's global init; then count */
+  ASSERT_OK(get("/hello", &r));
+  result_clear(&r);
+  before = count_fds();
+  rt = corio_rt_new(NULL);
+  s = corio_session_new(rt, NULL);
+  corio_request_init(&req, mkurl(u, "/bytes/100k"));
+  for (i = 0; i < 20; i++)
+    ASSERT_OK(
+        corio_fetch_start(rt, i % 2 ? s : NULL, &req, on_tally, &t, NULL));
+  req.url = "http://no-such-host.invalid/";
+  ASSERT_OK(corio_fetch_start(rt, NULL, &req, on_tally, &t, NULL));
+  req.url = mkurl(u, "/slow");
+  ASSERT_OK(corio_fetch_start(rt, s, &req, on_tally, &t, &f));
+  (void)corio_rt_run(rt, UV_RUN_ONCE);
+  ASSERT_OK(corio_fetch_cancel(f));
+  ASSERT_OK(corio_rt_run(rt, UV_RUN_DEFAULT));
+  ASSERT_EQ(t.ok, 20);
+  ASSERT_EQ(t.failed, 2);
+  ASSERT(count_fds() > before); /* idle keep-alive connections */
+  ASSERT_OK(corio_rt_free(rt));
+  ASSERT_EQ(count_fds(), before);
+}
+
+TEST_IMPL(blocking) {
+  char u[256];
+  corio_request req;
+  corio_response *res = NULL;
+  corio_request_init(&req, mkurl(u, "/bytes/100k"));
+  ASSERT_OK(corio_fetch_blocking(&req, &res));
+  ASSERT_NOT_NULL(res);
+  ASSERT_EQ(res->status, 200);
+  ASSERT_EQ(res->body_len, 102400);
+  ASSERT_EQ(res->body[0], 'b');
+  ASSERT(res->error == NULL);
+  corio_response_free(res);
+  snprintf(u, sizeof u, "http://127.0.0.1:%d/", free_port());
+  corio_request_init(&req, u);
+  ASSERT_EQ(corio_fetch_blocking(&req, &res), CORIO_ECONNECT);
+  ASSERT_NOT_NULL(res);
+  ASSERT_NOT_NULL(res->error);
+  corio_response_free(res);
+}
+
+TEST_IMPL(tls_and_http2) {
+  corio_rt *rt;
+  result r;
+  char u[256];
+  corio_request req;
+  tally t = {0, 0, 0, 0};
+  int i;
+  base();
+  snprintf(u, sizeof u, "https://localhost:%d/hello", ngx_tls_port);
+  corio_request_init(&req, u); /* self-signed: refused by default */
+  ASSERT_EQ(fetch1(&req, &r), CORIO_ETLS);
+  result_clear(&r);
+  req.verify_tls = 0;
+  ASSERT_OK(fetch1(&req, &r));
+  ASSERT_EQ(r.http, 200);
+  ASSERT_STR_EQ(r.body, "hello world\n");
+  ASSERT_STR_EQ(r.version, "2");
+  ASSERT(r.timing.tls > 0);
+  ASSERT_STR_EQ(r.hname[0], "server"); /* HTTP/2 names, as sent */
+  result_clear(&r);
+  req.http_version = CORIO_HTTP_1_1;
+  ASSERT_OK(fetch1(&req, &r));
+  ASSERT_STR_EQ(r.version, "1.1");
+  result_clear(&r);
+  /* many streams at once, multiplexed */
+  rt = corio_rt_new(NULL);
+  req.http_version = CORIO_HTTP_DEFAULT;
+  snprintf(u, sizeof u, "https://localhost:%d/delay/200", ngx_tls_port);
+  for (i = 0; i < 50; i++)
+    ASSERT_OK(corio_fetch_start(rt, NULL, &req, on_tally, &t, NULL));
+  ASSERT_OK(corio_rt_run(rt, UV_RUN_DEFAULT));
+  ASSERT_EQ(t.ok, 50);
+  ASSERT_OK(corio_rt_free(rt));
+}
+
+/* nginx also answers absolute-URI requests: a forward proxy for a host
+   that does not even resolve */
+TEST_IMPL(proxy) {
+  result r;
+  corio_request req;
+  corio_request_init(&req, "http://proxied.invalid/hello");
+  req.proxy = base();
+  ASSERT_OK(fetch1(&req, &r));
+  ASSERT_EQ(r.http, 200);
+  ASSERT_STR_EQ(r.body, "hello world\n");
+  result_clear(&r);
+  req.proxy = ""; /* none: the name must resolve now */
+  ASSERT_EQ(fetch1(&req, &r), CORIO_EDNS);
+  result_clear(&r);
+}
+
+/* Connection: close on every request: sockets (and fd numbers) come and go
+   all the time, several per loop iteration. */
+typedef struct {
+  corio_rt *rt;
+  int left, ok, failed;
+  char url[256];
+} churn;
+
+static void on_churn(corio_fetch *f, int status, const corio_response *res,
+                     void *ud) {
+  churn *c = ud;
+  corio_request req;
+  corio_header h[1] = {{"Connection", "close"}};
+  (void)f;
+  if (status == 0 && res->status == 200)
+    c->ok++;
+  else
+    c->failed++;
+  if (c->left > 0) {
+    c->left--;
+    corio_request_init(&req, c->url);
+    req.headers = h;
+    req.nheaders = 1;
+    ASSERT_OK(corio_fetch_start(c->rt, NULL, &req, on_churn, c, NULL));
+  }
+}
+
+TEST_IMPL(fd_churn) {
+  churn c;
+  corio_request req;
+  corio_header h[1] = {{"Connection", "close"}};
+  corio_fetch_stats st;
+  int i;
+  memset(&c, 0, sizeof c);
+  c.rt = corio_rt_new(NULL);
+  c.left = 400;
+  mkurl(c.url, "/hello");
+  corio_request_init(&req, c.url);
+  req.headers = h;
+  req.nheaders = 1;
+  for (i = 0; i < 20; i++)
+    ASSERT_OK(corio_fetch_start(c.rt, NULL, &req, on_churn, &c, NULL));
+  ASSERT_OK(corio_rt_run(c.rt, UV_RUN_DEFAULT));
+  ASSERT_EQ(c.ok, 420);
+  ASSERT_EQ(c.failed, 0);
+  corio_fetch_get_stats(c.rt, &st);
+  ASSERT_EQ(st.sockets, 0);
+  ASSERT_OK(corio_rt_free(c.rt));
+}
+
+TEST_IMPL(timing) {
+  result r;
+  ASSERT_OK(get("/delay/200", &r));
+  ASSERT(r.timing.ttfb >= 0.19);
+  ASSERT(r.timing.total >= r.timing.ttfb);
+  ASSERT(r.timing.total < 1.0);
+  ASSERT_STR_EQ(r.body, "delayed\n");
+  result_clear(&r);
+}
+
+/* }================================================================== */
+
+/* clang-format off */
+TEST_MAIN(
+  TEST_ENTRY(bodies)
+  TEST_ENTRY(timing)
+  TEST_ENTRY(headers)
+  TEST_ENTRY(post_echo)
+  TEST_ENTRY(status_codes)
+  TEST_ENTRY(redirects)
+  TEST_ENTRY(tls_and_http2)
+  TEST_ENTRY(proxy)
+  TEST_ENTRY(err_connect)
+  TEST_ENTRY(err_dns)
+  TEST_ENTRY(err_timeout)
+  TEST_ENTRY(err_redirect_scheme)
+  TEST_ENTRY(err_too_large)
+  TEST_ENTRY(err_reset)
+  TEST_ENTRY(sync_errors)
+  TEST_ENTRY(cancel_right_after_start)
+  TEST_ENTRY(cancel_waiting_headers)
+  TEST_ENTRY(cancel_during_body)
+  TEST_ENTRY(cancel_from_callback)
+  TEST_ENTRY(shutdown_cancels)
+  TEST_ENTRY(session_limits)
+  TEST_ENTRY(sequential_reuse)
+  TEST_ENTRY(fd_churn)
+  TEST_ENTRY(fds_back_to_baseline)
+  TEST_ENTRY(blocking)
+  TEST_ENTRY(concurrent_1000)
+  TEST_ENTRY(concurrent_10000)
+)
+/* clang-format on */

@@ -1,0 +1,16 @@
+#!/usr/bin/env bash
+# Installs the Debian packages corio builds, tests and benchmarks with, if
+# any is missing.  Needs root (or sudo) on a fresh Debian 12 machine.
+set -euo pipefail
+pkgs=(build-essential cmake pkg-config liblua5.4-dev lua5.4 libuv1-dev
+      libcurl4-openssl-dev libhttp-parser-dev lua-busted lua-cjson
+      nginx libnginx-mod-http-echo curl wrk time valgrind)
+missing=()
+for p in "${pkgs[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "ok installed" || missing+=("$p")
+done
+[ ${#missing[@]} -eq 0 ] && exit 0
+sudo=""
+[ "$(id -u)" -ne 0 ] && sudo=sudo
+$sudo apt-get update -qq
+DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq "${missing[@]}" >/dev/null
