@@ -20,4 +20,4 @@ cmake -S . -B "$build" "${flags[@]}" >/dev/null
 cmake --build "$build" -j"$(nproc)"
 ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
 (cd "$build" && ctest --output-on-failure)
-"$build/corio" /usr/bin/busted --ignore-lua -o utfTerminal tests/lua
+CORIO_BIN="$build/corio" "$build/corio" /usr/bin/busted --ignore-lua -o utfTerminal tests/lua

@@ -1,0 +1,106 @@
+-- The corio executable, driven as a user would: a program in a shell.
+local corio = require "corio"
+
+local bin = os.getenv("CORIO_BIN") or "build/corio"
+
+local function sh(cmd)
+  local f = assert(io.popen(cmd .. " 2>&1; echo \"rc=$?\""))
+  local out = f:read("a")
+  f:close()
+  local rc = tonumber(out:match("rc=(%d+)\n$"))
+  return out:gsub("rc=%d+\n$", ""), rc
+end
+
+local function script(text)
+  local name = os.tmpname()
+  local f = assert(io.open(name, "w"))
+  f:write(text)
+  f:close()
+  return name
+end
+
+describe("the corio executable", function()
+  it("runs -e with corio as a global, waits at top level", function()
+    local out, rc = sh(bin .. [[ -e 'local t = corio.spawn(function(x) corio.sleep(0.01) return x * 2 end, 21) print(t:await())']])
+    assert.equal("42\n", out)
+    assert.equal(0, rc)
+  end)
+
+  it("passes the arg table like lua", function()
+    local s = script("print(arg[0] ~= nil, arg[1], arg[2], #arg, ...)")
+    local out, rc = sh(bin .. " " .. s .. " a b")
+    assert.equal("true\ta\tb\t2\ta\tb\n", out)
+    assert.equal(0, rc)
+    os.remove(s)
+  end)
+
+  it("reads a script from stdin with -", function()
+    local out, rc = sh("echo 'print(corio.sleep(0.001, \"stdin\"))' | " .. bin .. " -")
+    assert.equal("stdin\n", out)
+    assert.equal(0, rc)
+  end)
+
+  it("prints its version with -v and loads libraries with -l", function()
+    local out = sh(bin .. " -v")
+    assert.matches("^corio %d+%.%d+%.%d+, Lua 5%.4", out)
+    out = sh(bin .. " -l string -e 'print(type(string))'")
+    assert.equal("table\n", out)
+  end)
+
+  it("runs the loop after the script until no task is left", function()
+    local out, rc = sh(bin .. [[ -e 'corio.spawn(function() corio.sleep(0.02) print("late") end) print("script done")']])
+    assert.equal("script done\nlate\n", out)
+    assert.equal(0, rc)
+  end)
+
+  it("exits 1 with a traceback when the script fails", function()
+    local s = script("local function f() error('script failed') end\nf()\n")
+    local out, rc = sh(bin .. " " .. s)
+    assert.equal(1, rc)
+    assert.matches("script failed", out)
+    assert.matches("stack traceback", out)
+    os.remove(s)
+  end)
+
+  it("reports a task exception nobody retrieved, at exit", function()
+    local out, rc = sh(bin .. [[ -e 'corio.spawn(function() error("lost error") end)']])
+    assert.equal(0, rc)
+    assert.matches("Task exception was never retrieved", out)
+    assert.matches("lost error", out)
+  end)
+
+  it("Ctrl-C cancels every task, runs their cleanup, lists them, exits 130", function()
+    local s = script([[
+      local t = corio.spawn(function()
+        local ok, e = pcall(corio.sleep, 30)
+        print("cleanup ran", e.name)
+        error(e)
+      end)
+      t:set_name("sleeper")
+      print("ready") io.stdout:flush()
+      t:await()
+    ]])
+    local out, rc = sh("(" .. bin .. " " .. s .. " & pid=$!; sleep 0.5; kill -INT $pid; wait $pid)")
+    assert.equal(130, rc)
+    assert.matches("ready", out)
+    assert.matches("interrupted", out)
+    assert.matches("<Task pending name='sleeper'", out)
+    assert.matches("cleanup ran\tCancelledError", out)
+    os.remove(s)
+  end)
+
+  it("a REPL line may wait", function()
+    local out, rc = sh("printf 'x = corio.sleep(0.01, 5)\\nprint(x * 2)\\n' | " .. bin .. " -i")
+    assert.equal(0, rc)
+    assert.matches("10", out)
+  end)
+end)
+
+describe("the module in plain lua5.4", function()
+  it("loads with require and waits at top level", function()
+    local dir = bin:match("^(.*)/[^/]*$") or "."
+    local out, rc = sh([[lua5.4 -e 'package.cpath="]] .. dir .. [[/?.so;"..package.cpath local corio=require "corio" print(corio.sleep(0.01, "ok"))']])
+    assert.equal("ok\n", out)
+    assert.equal(0, rc)
+  end)
+end)
