@@ -16,6 +16,7 @@
 
 #include "corio_lua.h"
 #include "lcorio.h"
+#include "slab.h"
 
 static const char *progname = "corio";
 
@@ -386,12 +387,40 @@ static void on_closed(uv_handle_t *h) {
   (void)h;
 }
 
+static int panic(lua_State *L) {
+  const char *msg = lua_tostring(L, -1);
+  l_message(progname, msg ? msg : "error object is not a string");
+  return 0; /* abort */
+}
+
+/* Warnings, off until "@on" (-W), as lua.c's */
+static void warnf(void *ud, const char *msg, int tocont) {
+  static int on = 0, cont = 0;
+  (void)ud;
+  if (!cont && *msg == '@') {
+    if (strcmp(msg, "@on") == 0) on = 1;
+    if (strcmp(msg, "@off") == 0) on = 0;
+    return;
+  }
+  if (on) {
+    if (!cont) fputs("Lua warning: ", stderr);
+    fputs(msg, stderr);
+    if (!tocont) fputs("\n", stderr);
+  }
+  cont = tocont;
+}
+
 int main(int argc, char **argv) {
   host h;
+  static slab lua_memory;
   int status, result, rc;
   memset(&h, 0, sizeof h);
   h.rt = corio_rt_new(NULL);
-  h.L = luaL_newstate();
+  h.L = lua_newstate(slab_alloc, &lua_memory);
+  if (h.L != NULL) {
+    lua_atpanic(h.L, panic);
+    lua_setwarnf(h.L, warnf, NULL);
+  }
   if (h.rt == NULL || h.L == NULL) {
     l_message(argv[0], "cannot create state: not enough memory");
     return EXIT_FAILURE;
@@ -413,6 +442,7 @@ int main(int argc, char **argv) {
   rc = (result && status == LUA_OK) ? EXIT_SUCCESS : EXIT_FAILURE;
   if (h.interrupted) rc = 130;
   lua_close(h.L);
+  slab_free_all(&lua_memory);
   uv_close((uv_handle_t *)&h.sigint, on_closed);
   if (corio_rt_free(h.rt) != 0)
     l_message(progname, "warning: runtime not freed (tasks still alive)");
