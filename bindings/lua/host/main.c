@@ -426,6 +426,8 @@ int main(int argc, char **argv) {
     return EXIT_FAILURE;
   }
   corio_lua_set_runtime(h.L, h.rt);
+  /* a peer that closes while we write must be an error, not our death */
+  signal(SIGPIPE, SIG_IGN);
   uv_signal_init(corio_rt_loop(h.rt), &h.sigint);
   h.sigint.data = &h;
   uv_signal_start(&h.sigint, on_sigint, SIGINT);
