@@ -404,9 +404,9 @@ typedef enum {
   CORIO_HTTP_2_ONLY /* HTTP/2 prior knowledge, also on cleartext */
 } corio_http_version;
 
-#define CORIO_FETCH_TIMEOUT 300.0        /* default total timeout, seconds */
-#define CORIO_FETCH_CONNECT_TIMEOUT 30.0 /* default connect timeout */
-#define CORIO_FETCH_MAX_REDIRECTS 10     /* default redirect limit */
+#define CORIO_FETCH_TIMEOUT         300.0 /* default total timeout, seconds */
+#define CORIO_FETCH_CONNECT_TIMEOUT 30.0  /* default connect timeout */
+#define CORIO_FETCH_MAX_REDIRECTS   10    /* default redirect limit */
 
 /*
 ** A request.  Fill it after corio_request_init (which sets the defaults);
@@ -660,9 +660,9 @@ typedef struct corio_server_opts {
   unsigned max_requests_per_conn; /* then "Connection: close" [unlimited] */
   unsigned max_connections;       /* open at once; past it a new connection
                                      is accepted and closed at once [10000] */
-  unsigned max_inflight; /* requests handed out and not yet answered; past
-                            it, answer overload_status instead [unlimited] */
-  int overload_status;   /* [503] */
+  unsigned max_inflight;      /* requests handed out and not yet answered; past
+                                 it, answer overload_status instead [unlimited] */
+  int overload_status;        /* [503] */
   unsigned header_timeout_ms; /* the whole head must arrive within it, from
                                  its first byte (from accept for the first
                                  request); else 408 and close [10000] */

@@ -67,7 +67,7 @@ int corio_translate_uv_error(int uverr) {
 
 const char *corio_version_string(void) {
 #define CORIO__STR2(x) #x
-#define CORIO__STR(x) CORIO__STR2(x)
+#define CORIO__STR(x)  CORIO__STR2(x)
   return CORIO__STR(CORIO_VERSION_MAJOR) "." CORIO__STR(
       CORIO_VERSION_MINOR) "." CORIO__STR(CORIO_VERSION_PATCH);
 }

@@ -11,7 +11,7 @@
 #include "corio.h"
 
 #define corio__container_of(ptr, type, member)                                 \
-  ((type *)((char *)(ptr) - offsetof(type, member)))
+  ((type *)((char *)(ptr)-offsetof(type, member)))
 
 /* alloc.c: every allocation of the runtime goes through these. */
 void *corio__malloc(size_t size);
@@ -39,18 +39,18 @@ struct corio__waiter {
 };
 
 /* task->flags */
-#define CORIO__QUEUED 0x01     /* in the ready queue */
+#define CORIO__QUEUED     0x01 /* in the ready queue */
 #define CORIO__CANCEL_REQ 0x02 /* cancel requested, not yet delivered */
-#define CORIO__SLEEPING 0x04   /* u.sleep is in the timer heap */
-#define CORIO__OWNED 0x08      /* memory from corio_task_new */
+#define CORIO__SLEEPING   0x04 /* u.sleep is in the timer heap */
+#define CORIO__OWNED      0x08 /* memory from corio_task_new */
 
 struct corio_task {
   corio_rt *rt;
   corio_resume_fn resume; /* NULL for a future */
   void *data;
-  corio_task *next;        /* ready-queue link */
-  uintptr_t waiters;       /* 0, one corio__waiter *, or a list | 1 */
-  corio_cancel_fn cancel;  /* cleanup of the armed wait, or NULL */
+  corio_task *next;       /* ready-queue link */
+  uintptr_t waiters;      /* 0, one corio__waiter *, or a list | 1 */
+  corio_cancel_fn cancel; /* cleanup of the armed wait, or NULL */
   union {
     corio__tnode sleep; /* corio_sleep's deadline: no allocation per sleep */
     void *op;           /* corio_task_suspend's op */
@@ -193,21 +193,21 @@ enum {
 };
 
 /* conn->flags */
-#define CORIO__SRV_CLOSING 0x001    /* uv_close called */
-#define CORIO__SRV_CLOSED 0x002     /* close callback ran: an orphan */
-#define CORIO__SRV_EOF 0x004        /* the peer sent FIN */
-#define CORIO__SRV_WRITING 0x008    /* wreq in flight */
+#define CORIO__SRV_CLOSING     0x001 /* uv_close called */
+#define CORIO__SRV_CLOSED      0x002 /* close callback ran: an orphan */
+#define CORIO__SRV_EOF         0x004 /* the peer sent FIN */
+#define CORIO__SRV_WRITING     0x008 /* wreq in flight */
 #define CORIO__SRV_CLOSE_AFTER 0x010 /* close once the response is out */
-#define CORIO__SRV_NO_INPUT 0x020   /* parse nothing more */
-#define CORIO__SRV_LINGER 0x040     /* shut down, draining the peer */
-#define CORIO__SRV_READ_OFF 0x080   /* reading stopped: too much pending */
-#define CORIO__SRV_IN_PROCESS 0x100 /* inside corio__srv_process */
-#define CORIO__SRV_CONTINUE 0x200   /* creq (100 Continue) in flight */
+#define CORIO__SRV_NO_INPUT    0x020 /* parse nothing more */
+#define CORIO__SRV_LINGER      0x040 /* shut down, draining the peer */
+#define CORIO__SRV_READ_OFF    0x080 /* reading stopped: too much pending */
+#define CORIO__SRV_IN_PROCESS  0x100 /* inside corio__srv_process */
+#define CORIO__SRV_CONTINUE    0x200 /* creq (100 Continue) in flight */
 
 typedef struct corio__srv_conn corio__srv_conn;
 struct corio__srv_conn {
   uv_tcp_t tcp;
-  corio_server *srv; /* NULL for an orphan whose server is gone */
+  corio_server *srv;              /* NULL for an orphan whose server is gone */
   corio__srv_conn *prev, *next;   /* srv->conns, or srv->orphans */
   corio__srv_conn *tprev, *tnext; /* deadline list srv->tl[tkind] */
   uint64_t due;
@@ -222,7 +222,7 @@ struct corio__srv_conn {
   uv_write_t wreq, creq;
   uv_shutdown_t sreq;
   unsigned flags;
-  unsigned nreq; /* requests handed out on this connection */
+  unsigned nreq;  /* requests handed out on this connection */
   int err_status; /* status a parser callback chose for its error */
   uint8_t rstate, tkind;
   char remote[56]; /* "[ipv6]:port" */
@@ -235,7 +235,7 @@ typedef struct corio__srv_tlist {
 struct corio_server {
   corio_rt *rt;
   uv_tcp_t listener;
-  uv_timer_t timer; /* every deadline of the server */
+  uv_timer_t timer;    /* every deadline of the server */
   corio_server_opts o; /* defaults filled in */
   corio_srv_request_fn cb;
   void *data;

@@ -125,6 +125,5 @@ static void drain(corio_rt *rt) {
     corio__free(s);
     if (s == soon_last) break;
   }
-  if (rt->ready_head == NULL && rt->soon_head == NULL)
-    uv_idle_stop(&rt->idle);
+  if (rt->ready_head == NULL && rt->soon_head == NULL) uv_idle_stop(&rt->idle);
 }

@@ -7,11 +7,11 @@
 
 typedef struct waitset {
   corio__waiter base;
-  corio_task *task;            /* the waiting task */
-  corio_task *const *targets;  /* borrowed, or &one */
+  corio_task *task;           /* the waiting task */
+  corio_task *const *targets; /* borrowed, or &one */
   corio_task *one;
   size_t n;
-  size_t remaining;            /* targets not done yet */
+  size_t remaining; /* targets not done yet */
   corio_wait_mode mode;
   corio_timer *timer;
 } waitset;
@@ -105,8 +105,8 @@ int corio_wait(corio_task *task, corio_task *const *targets, size_t n,
     }
   }
   if (timeout_ms >= 0) {
-    ws->timer = corio_timer_start(task->rt, (uint64_t)timeout_ms, on_timeout,
-                                  ws);
+    ws->timer =
+        corio_timer_start(task->rt, (uint64_t)timeout_ms, on_timeout, ws);
     if (ws->timer == NULL) {
       release(ws);
       return CORIO_ENOMEM;

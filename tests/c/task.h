@@ -31,15 +31,15 @@
     }                                                                          \
   } while (0)
 
-#define ASSERT_OK(a) ASSERT_EQ((a), 0)
-#define ASSERT_NOT_NULL(p) ASSERT((p) != NULL)
+#define ASSERT_OK(a)        ASSERT_EQ((a), 0)
+#define ASSERT_NOT_NULL(p)  ASSERT((p) != NULL)
 #define ASSERT_STR_EQ(a, b) ASSERT(strcmp((a), (b)) == 0)
 
 /* Free the runtime and assert nothing was left alive (libuv's
    MAKE_VALGRIND_HAPPY). */
 #define RT_FREE_CLEAN(rt) ASSERT_OK(corio_rt_free(rt))
 
-#define TEST_IMPL(name) static void test_##name(void)
+#define TEST_IMPL(name)  static void test_##name(void)
 #define TEST_ENTRY(name) {#name, test_##name},
 
 typedef struct {

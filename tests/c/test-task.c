@@ -315,8 +315,9 @@ static void *thread_main(void *arg) {
     corio_task_init(rt, mem + i * corio_task_size(), counter_resume, &c[i]);
   corio_rt_run(rt, UV_RUN_DEFAULT);
   for (i = 0; i < N; i++)
-    finished += corio_task_get_state((corio_task *)(mem + i * corio_task_size()))
-                == CORIO_TASK_FINISHED;
+    finished +=
+        corio_task_get_state((corio_task *)(mem + i * corio_task_size())) ==
+        CORIO_TASK_FINISHED;
   *(int *)arg = finished;
   RT_FREE_CLEAN(rt);
   free(mem);

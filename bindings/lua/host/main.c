@@ -141,10 +141,10 @@ static int handle_script(lua_State *L, char **argv) {
 }
 
 #define has_error 1
-#define has_i 2
-#define has_v 4
-#define has_e 8
-#define has_E 16
+#define has_i     2
+#define has_v     4
+#define has_e     8
+#define has_E     16
 
 static int collectargs(char **argv, int *first) {
   int args = 0, i;

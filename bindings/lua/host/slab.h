@@ -11,8 +11,8 @@
 
 #include <stddef.h>
 
-#define SLAB_GRAIN 16
-#define SLAB_MAX 1024
+#define SLAB_GRAIN   16
+#define SLAB_MAX     1024
 #define SLAB_CLASSES (SLAB_MAX / SLAB_GRAIN)
 
 typedef struct slab {

@@ -66,7 +66,6 @@ static lcorio_state *state_new(lua_State *L) {
   return S;
 }
 
-
 static void on_keep_closed(uv_handle_t *h) {
   (void)h;
 }
@@ -79,8 +78,10 @@ static int state_gc(lua_State *L) {
     uv_close((uv_handle_t *)&S->keep, on_keep_closed);
     S->keepalive = 0;
   }
-  if (S->owns_rt) corio_rt_free(S->rt);
-  else corio_rt_set_data(S->rt, NULL);
+  if (S->owns_rt)
+    corio_rt_free(S->rt);
+  else
+    corio_rt_set_data(S->rt, NULL);
   S->rt = NULL;
   return 0;
 }

@@ -10,10 +10,10 @@
 
 #include "corio.h"
 
-#define LCORIO_TASK_MT "corio.Task"
-#define LCORIO_CORO_MT "corio.Coroutine"
-#define LCORIO_ERROR_MT "corio.Error"
-#define LCORIO_LOOP_MT "corio.Loop"
+#define LCORIO_TASK_MT   "corio.Task"
+#define LCORIO_CORO_MT   "corio.Coroutine"
+#define LCORIO_ERROR_MT  "corio.Error"
+#define LCORIO_LOOP_MT   "corio.Loop"
 #define LCORIO_STATE_KEY "corio.State"
 
 /* The binding's per-lua_State state: one runtime, shared by every
@@ -21,31 +21,32 @@
 typedef struct lcorio_state {
   corio_rt *rt;
   int owns_rt;
-  lua_State *L;       /* a thread of our own for the scheduler's stack work */
+  lua_State *L; /* a thread of our own for the scheduler's stack work */
   int L_ref;
-  uint32_t next_id;   /* Task-N */
-  int closing;        /* lua_close is finalizing: run no Lua callbacks */
-  int keepalive;      /* run_forever: a ref'd handle keeps the loop up */
+  uint32_t next_id; /* Task-N */
+  int closing;      /* lua_close is finalizing: run no Lua callbacks */
+  int keepalive;    /* run_forever: a ref'd handle keeps the loop up */
   uv_prepare_t keep;
 } lcorio_state;
 
 /* ltask.c: a task or future as a Lua value. */
 typedef struct ltask {
-  int ref;        /* registry ref anchoring the userdata while not done */
-  uint32_t id;    /* Task-N; 0 for a hidden task */
+  int ref;     /* registry ref anchoring the userdata while not done */
+  uint32_t id; /* Task-N; 0 for a hidden task */
   uint8_t flags;
   /* the runtime's corio_task follows, at LTASK_CORE_OFFSET */
 } ltask;
 
-#define LT_FUTURE 0x01   /* no coroutine: completed with set_result */
-#define LT_STARTED 0x02  /* the coroutine has been resumed once */
-#define LT_MULTI 0x04    /* results are a table {n=...} */
-#define LT_NONE 0x08     /* no results */
+#define LT_FUTURE    0x01 /* no coroutine: completed with set_result */
+#define LT_STARTED   0x02 /* the coroutine has been resumed once */
+#define LT_MULTI     0x04 /* results are a table {n=...} */
+#define LT_NONE      0x08 /* no results */
 #define LT_RETRIEVED 0x10 /* the error was seen by someone */
-#define LT_NAMED 0x20    /* name set with set_name (kept in a weak table) */
+#define LT_NAMED     0x20 /* name set with set_name (kept in a weak table) */
 
 /* upvalue 1 of every module function is the state */
-#define lcorio_upstate(L) ((lcorio_state *)lua_touserdata(L, lua_upvalueindex(1)))
+#define lcorio_upstate(L)                                                      \
+  ((lcorio_state *)lua_touserdata(L, lua_upvalueindex(1)))
 
 lcorio_state *lcorio_getstate(lua_State *L);
 void lcorio_setfuncs(lua_State *L, const luaL_Reg *l); /* state as upvalue */
@@ -73,6 +74,7 @@ void lcorio_task_shutdown(lua_State *L, lcorio_state *S); /* lua_close */
 ** (a done callback, a coroutine a task resumes itself) it raises.
 */
 int lcorio_toplevel(lua_State *L, lua_CFunction self);
+void lcorio_run_until_done(lua_State *L, lcorio_state *S, ltask *lt);
 #define LCORIO_WAIT_PROLOGUE(L, lt, self)                                      \
   ltask *lt = lcorio_current(L);                                               \
   if (lt == NULL) return lcorio_toplevel(L, self)
@@ -94,7 +96,7 @@ int lcorio_raise(lua_State *L, const char *name, const char *kind,
                  const char *fmt, ...);
 int lcorio_raise_cancelled(lua_State *L);
 int lcorio_iserror(lua_State *L, int idx, const char *name);
-int lcorio_traceback_handler(lua_State *L); /* msgh for lua_pcall */
+int lcorio_traceback_handler(lua_State *L);            /* msgh for lua_pcall */
 void lcorio_report(lua_State *L, const char *context); /* error at top */
 
 /* lwait.c, lloop.c */

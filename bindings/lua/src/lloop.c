@@ -8,19 +8,16 @@
 static int check_not_running(lua_State *L, lcorio_state *S, const char *f) {
   if (S->rt == NULL) return luaL_error(L, "corio: runtime is closed");
   if (corio_rt_running(S->rt))
-    return luaL_error(L, "corio: %s: the loop is already running "
-                         "(use await, or spawn a task)", f);
+    return luaL_error(L,
+                      "corio: %s: the loop is already running "
+                      "(use await, or spawn a task)",
+                      f);
   return 0;
 }
 
 /* run the loop until task at the top is done, then push its results */
 static int run_task(lua_State *L, lcorio_state *S, ltask *lt) {
-  while (!corio_task_done(lcorio_core(lt))) {
-    if (corio_rt_run(S->rt, UV_RUN_ONCE) == 0 &&
-        !corio_task_done(lcorio_core(lt)))
-      return luaL_error(L, "corio: deadlock: the loop has nothing left to "
-                           "do, but the task can never finish");
-  }
+  lcorio_run_until_done(L, S, lt);
   return lcorio_push_results(L, lt);
 }
 

@@ -15,10 +15,10 @@
 #include "lcorio.h"
 #include "corio_lua.h"
 
-#define CORE_OFFSET ((sizeof(ltask) + 15) & ~(size_t)15)
-#define LT_BAREYIELD 0x40 /* last yield was a plain coroutine.yield */
-#define NAMES_KEY "corio.names"      /* weak: task -> name set by set_name */
-#define CALLBACKS_KEY "corio.donecb" /* weak: task -> {cb, ...} */
+#define CORE_OFFSET   ((sizeof(ltask) + 15) & ~(size_t)15)
+#define LT_BAREYIELD  0x40          /* last yield was a plain coroutine.yield */
+#define NAMES_KEY     "corio.names" /* weak: task -> name set by set_name */
+#define CALLBACKS_KEY "corio.donecb"    /* weak: task -> {cb, ...} */
 #define CANCELMSG_KEY "corio.cancelmsg" /* weak: task -> message */
 
 corio_task *lcorio_core(ltask *lt) {
@@ -341,13 +341,12 @@ int lcorio_wait_status(lua_State *L) {
 }
 
 int lcorio_check(lua_State *L, int rc, const char *what) {
-  if (rc < 0)
-    return luaL_error(L, "corio: %s: %s", what, corio_strerror(rc));
+  if (rc < 0) return luaL_error(L, "corio: %s: %s", what, corio_strerror(rc));
   return rc;
 }
 
-/* Run the loop until `lt` is done. */
-static void run_until_done(lua_State *L, lcorio_state *S, ltask *lt) {
+/* Run the loop until `lt` is done; a deadlock is an error. */
+void lcorio_run_until_done(lua_State *L, lcorio_state *S, ltask *lt) {
   corio_task *t = lcorio_core(lt);
   while (!corio_task_done(t)) {
     int more = corio_rt_run(S->rt, UV_RUN_ONCE);
@@ -355,8 +354,7 @@ static void run_until_done(lua_State *L, lcorio_state *S, ltask *lt) {
       /* nothing left that could ever finish it: a deadlock */
       corio_task_cancel(t);
       corio_rt_run(S->rt, UV_RUN_NOWAIT);
-      if (!corio_task_done(t))
-        corio_task_finish(t, CORIO_TASK_CANCELLED);
+      if (!corio_task_done(t)) corio_task_finish(t, CORIO_TASK_CANCELLED);
       luaL_error(L, "corio: deadlock: the loop has nothing left to do, but "
                     "the awaited task can never finish");
     }
@@ -381,7 +379,7 @@ int lcorio_toplevel(lua_State *L, lua_CFunction self) {
   lua_pushcclosure(L, self, 1);
   lua_insert(L, 1);
   lt = new_task(L, 1, n, 1);
-  run_until_done(L, S, lt);
+  lcorio_run_until_done(L, S, lt);
   return lcorio_push_results(L, lt);
 }
 
@@ -471,8 +469,9 @@ ltask *lcorio_ensure_task(lua_State *L, int idx) {
     lua_replace(L, idx);
     return lt;
   }
-  luaL_error(L, "corio: expected a task, future, coroutine object or "
-                "function, got %s",
+  luaL_error(L,
+             "corio: expected a task, future, coroutine object or "
+             "function, got %s",
              luaL_typename(L, idx));
   return NULL;
 }
@@ -778,7 +777,7 @@ static int t_tostring(lua_State *L) {
   lua_settop(L, 1);
   base = lua_gettop(L);
   lua_pushstring(L, future ? "<Future " : "<Task ");
-  lua_pushstring(L, st == CORIO_TASK_CANCELLED ? "cancelled"
+  lua_pushstring(L, st == CORIO_TASK_CANCELLED  ? "cancelled"
                     : st >= CORIO_TASK_FINISHED ? "finished"
                                                 : "pending");
   if (!future) {
@@ -868,8 +867,7 @@ void lcorio_task_shutdown(lua_State *L, lcorio_state *S) {
   n = luaL_len(L, -1);
   for (i = 1; i <= n; i++) {
     lua_rawgeti(L, -1, i);
-    corio_task_finish(lcorio_core(lua_touserdata(L, -1)),
-                      CORIO_TASK_CANCELLED);
+    corio_task_finish(lcorio_core(lua_touserdata(L, -1)), CORIO_TASK_CANCELLED);
     lua_pop(L, 1);
   }
   lua_pop(L, 1);

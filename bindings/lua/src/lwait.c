@@ -65,8 +65,7 @@ static int l_await(lua_State *L) {
     return lcorio_push_results(L, target);
   {
     LCORIO_WAIT_PROLOGUE(L, lt, l_await);
-    if (lt == target)
-      return luaL_error(L, "corio: a task cannot await itself");
+    if (lt == target) return luaL_error(L, "corio: a task cannot await itself");
     lcorio_check(L, corio_task_await(lcorio_core(lt), lcorio_core(target)),
                  "await");
     return lcorio_yield(L, 0, await_k);
@@ -258,10 +257,10 @@ static int l_gather(lua_State *L) {
 typedef struct ascomp {
   corio_rt *rt;
   size_t n, head, tail, remaining;
-  uint64_t deadline;      /* loop time in ms; UINT64_MAX for none */
-  corio_task *signal;     /* finished by the next completion */
-  corio_task **tasks;     /* n, in input order */
-  uint32_t *done;         /* n slots: input indices in completion order */
+  uint64_t deadline;  /* loop time in ms; UINT64_MAX for none */
+  corio_task *signal; /* finished by the next completion */
+  corio_task **tasks; /* n, in input order */
+  uint32_t *done;     /* n slots: input indices in completion order */
 } ascomp;
 
 static void asc_on_done(corio_task *t, void *ud) {
@@ -318,8 +317,7 @@ static int asc_k(lua_State *L, int status, lua_KContext ctx) {
   a->signal = NULL;
   if (status == CORIO_ECANCELED) return lcorio_cancelled(L);
   if (status == CORIO_ETIMEDOUT || a->head == a->tail)
-    return lcorio_raise(L, "TimeoutError", "timeout",
-                        "as_completed timed out");
+    return lcorio_raise(L, "TimeoutError", "timeout", "as_completed timed out");
   return asc_pop(L, a, 1);
 }
 
@@ -337,8 +335,9 @@ static int asc_next(lua_State *L) {
     LCORIO_WAIT_PROLOGUE(L, lt, asc_next);
     a->signal = corio_task_new(a->rt, NULL, NULL);
     if (a->signal == NULL) return luaL_error(L, "not enough memory");
-    lcorio_check(L, corio_wait(lcorio_core(lt), &a->signal, 1,
-                               CORIO_WAIT_ALL_COMPLETED, left),
+    lcorio_check(L,
+                 corio_wait(lcorio_core(lt), &a->signal, 1,
+                            CORIO_WAIT_ALL_COMPLETED, left),
                  "as_completed");
     return lcorio_yield(L, 0, asc_k);
   }
@@ -416,8 +415,7 @@ static int wait_for_k(lua_State *L, int status, lua_KContext ctx) {
     if (corio_task_get_state(lcorio_core(target)) == CORIO_TASK_CANCELLED)
       target->flags |= LT_RETRIEVED;
     return lcorio_raise(L, "TimeoutError", "timeout",
-                        "wait_for timed out after %s s",
-                        lua_tostring(L, 2));
+                        "wait_for timed out after %s s", lua_tostring(L, 2));
   }
   lua_settop(L, 1);
   return lcorio_push_results(L, target);
@@ -437,9 +435,10 @@ static int l_wait_for(lua_State *L) {
   {
     LCORIO_WAIT_PROLOGUE(L, lt, l_wait_for);
     corio_task *t = lcorio_core(target);
-    lcorio_check(L, corio_wait(lcorio_core(lt), &t, 1,
-                               CORIO_WAIT_ALL_COMPLETED, timeout),
-                 "wait_for");
+    lcorio_check(
+        L,
+        corio_wait(lcorio_core(lt), &t, 1, CORIO_WAIT_ALL_COMPLETED, timeout),
+        "wait_for");
     return lcorio_yield(L, 0, wait_for_k);
   }
 }
@@ -479,8 +478,8 @@ static int timeout_k(lua_State *L, int status, lua_KContext ctx) {
     return lua_gettop(L) - (int)ctx;
   }
   if (fired && lcorio_iserror(L, -1, "CancelledError"))
-    return lcorio_raise(L, "TimeoutError", "timeout",
-                        "timed out after %s s", lua_tostring(L, 1));
+    return lcorio_raise(L, "TimeoutError", "timeout", "timed out after %s s",
+                        lua_tostring(L, 1));
   return lua_error(L);
 }
 
@@ -501,10 +500,9 @@ static int l_timeout(lua_State *L) {
     if (d->timer == NULL) return luaL_error(L, "not enough memory");
     lua_insert(L, 2); /* seconds, deadline, fn, args... */
     ctx = 2;
-    return timeout_k(L,
-                     lua_pcallk(L, lua_gettop(L) - 3, LUA_MULTRET, 0, ctx,
-                                timeout_k),
-                     ctx);
+    return timeout_k(
+        L, lua_pcallk(L, lua_gettop(L) - 3, LUA_MULTRET, 0, ctx, timeout_k),
+        ctx);
   }
 }
 /* }}} */
