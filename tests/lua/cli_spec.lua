@@ -2,6 +2,8 @@
 local corio = require "corio"
 
 local bin = os.getenv("CORIO_BIN") or "build/corio"
+-- plain lua5.4; under the sanitizer build it needs the sanitizer preloaded
+local lua = os.getenv("CORIO_LUA") or "lua5.4"
 
 local function sh(cmd)
   local f = assert(io.popen(cmd .. " 2>&1; echo \"rc=$?\""))
@@ -99,7 +101,7 @@ end)
 describe("the module in plain lua5.4", function()
   it("loads with require and waits at top level", function()
     local dir = bin:match("^(.*)/[^/]*$") or "."
-    local out, rc = sh([[lua5.4 -e 'package.cpath="]] .. dir .. [[/?.so;"..package.cpath local corio=require "corio" print(corio.sleep(0.01, "ok"))']])
+    local out, rc = sh(lua .. [[ -e 'package.cpath="]] .. dir .. [[/?.so;"..package.cpath local corio=require "corio" print(corio.sleep(0.01, "ok"))']])
     assert.equal("ok\n", out)
     assert.equal(0, rc)
   end)
