@@ -41,8 +41,7 @@ struct corio__waiter {
 /* task->flags */
 #define CORIO__QUEUED     0x01 /* in the ready queue */
 #define CORIO__CANCEL_REQ 0x02 /* cancel requested, not yet delivered */
-#define CORIO__SLEEPING   0x04 /* u.sleep is in the timer heap */
-#define CORIO__OWNED      0x08 /* memory from corio_task_new */
+#define CORIO__OWNED      0x04 /* memory from corio_task_new */
 
 struct corio_task {
   corio_rt *rt;

@@ -68,9 +68,16 @@ void corio_task_set_data(corio_task *task, void *data) {
   task->data = data;
 }
 
+/* A sleep's cleanup takes its deadline out of the heap; `cancel ==
+   sleep_cancel` is how a sleeping task is told from one waiting on an op. */
+static void sleep_cancel(corio_task *t, void *op) {
+  (void)op;
+  corio__tnode_remove(t->rt, &t->u.sleep);
+}
+
 void *corio_task_op(const corio_task *task) {
-  return task->cancel != NULL && !(task->flags & CORIO__SLEEPING) ? task->u.op
-                                                                  : NULL;
+  return task->cancel != NULL && task->cancel != sleep_cancel ? task->u.op
+                                                              : NULL;
 }
 
 /* Run the armed wait's cleanup, if any. */
@@ -78,14 +85,7 @@ static void disarm(corio_task *t) {
   corio_cancel_fn cancel = t->cancel;
   if (cancel == NULL) return;
   t->cancel = NULL;
-  if (t->flags & CORIO__SLEEPING) {
-    t->flags &= ~CORIO__SLEEPING;
-    corio__tnode_remove(t->rt, &t->u.sleep);
-  } else {
-    void *op = t->u.op;
-    t->u.op = NULL;
-    cancel(t, op);
-  }
+  cancel(t, t->u.op);
 }
 
 int corio_task_finish(corio_task *task, corio_task_state state) {
@@ -145,11 +145,6 @@ int corio_task_yield(corio_task *task) {
   return 0;
 }
 
-static void sleep_cancel(corio_task *t, void *op) {
-  (void)t;
-  (void)op; /* disarm() removes the heap node itself */
-}
-
 int corio_sleep(corio_task *task, uint64_t ms) {
   int r = check_running(task);
   if (r != 0) return r < 0 ? r : 0;
@@ -162,14 +157,12 @@ int corio_sleep(corio_task *task, uint64_t ms) {
     task->state = CORIO_TASK_RUNNING;
     return r;
   }
-  task->flags |= CORIO__SLEEPING;
   task->cancel = sleep_cancel;
   return 0;
 }
 
 void corio__task_sleep_expired(corio_task *task) {
-  task->flags &= ~CORIO__SLEEPING;
-  task->cancel = NULL;
+  task->cancel = NULL; /* the timer module took the node out already */
   corio__ready(task, 0);
 }
 
@@ -190,8 +183,8 @@ int corio_task_suspend(corio_task *task, corio_cancel_fn cancel, void *op) {
 int corio_task_wake(corio_task *task, int status) {
   if (corio_task_done(task) || task->state == CORIO_TASK_RUNNING)
     return CORIO_ESTATE;
-  task->cancel = NULL;
-  task->flags &= ~CORIO__SLEEPING;
+  if (task->cancel == sleep_cancel) sleep_cancel(task, NULL);
+  task->cancel = NULL; /* an op's owner released it before waking us */
   corio__ready(task, status);
   return 0;
 }

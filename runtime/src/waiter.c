@@ -52,15 +52,15 @@ int corio__waiter_add(corio_task *task, corio__waiter *w) {
 size_t corio__waiter_remove_if(corio_task *task, corio__waiter_pred pred,
                                void *ctx) {
   size_t removed = 0;
-  wnode **link, *n;
+  wnode *head, **link, *n;
   if (task->waiters == 0) return 0;
   if (!is_list(task->waiters)) {
     if (!pred((corio__waiter *)task->waiters, ctx)) return 0;
     task->waiters = 0;
     return 1;
   }
-  link = (wnode **)&task->waiters;
-  *link = list_of(task->waiters); /* untag while walking */
+  head = list_of(task->waiters);
+  link = &head;
   while ((n = *link) != NULL) {
     if (pred(n->w, ctx)) {
       *link = n->next;
@@ -70,7 +70,7 @@ size_t corio__waiter_remove_if(corio_task *task, corio__waiter_pred pred,
       link = &n->next;
     }
   }
-  if (task->waiters != 0) task->waiters |= LIST_TAG;
+  task->waiters = head != NULL ? (uintptr_t)head | LIST_TAG : 0;
   return removed;
 }
 

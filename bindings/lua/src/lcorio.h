@@ -13,7 +13,6 @@
 #define LCORIO_TASK_MT   "corio.Task"
 #define LCORIO_CORO_MT   "corio.Coroutine"
 #define LCORIO_ERROR_MT  "corio.Error"
-#define LCORIO_LOOP_MT   "corio.Loop"
 #define LCORIO_STATE_KEY "corio.State"
 
 /* The binding's per-lua_State state: one runtime, shared by every
@@ -94,7 +93,6 @@ void lcorio_pusherror(lua_State *L, const char *name, const char *kind,
                       const char *fmt, ...);
 int lcorio_raise(lua_State *L, const char *name, const char *kind,
                  const char *fmt, ...);
-int lcorio_raise_cancelled(lua_State *L);
 int lcorio_iserror(lua_State *L, int idx, const char *name);
 int lcorio_traceback_handler(lua_State *L);            /* msgh for lua_pcall */
 void lcorio_report(lua_State *L, const char *context); /* error at top */

@@ -64,10 +64,6 @@ int lcorio_raise(lua_State *L, const char *name, const char *kind,
   return lua_error(L);
 }
 
-int lcorio_raise_cancelled(lua_State *L) {
-  return lcorio_raise(L, "CancelledError", "cancelled", "task cancelled");
-}
-
 /* Is the value at idx a corio error with this name (any name if NULL)? */
 int lcorio_iserror(lua_State *L, int idx, const char *name) {
   int r = 0;

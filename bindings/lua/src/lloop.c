@@ -100,10 +100,6 @@ static int l_stats(lua_State *L) {
   return 1;
 }
 
-static int l_time(lua_State *L) {
-  return loop_time(L);
-}
-
 int corio_lua_cancel_all(lua_State *L) {
   lua_Integer i, n;
   lcorio_push_pending(L, 1);
@@ -138,7 +134,7 @@ static const luaL_Reg loop_methods[] = {
 static const luaL_Reg funcs[] = {{"run", l_run},
                                  {"get_event_loop", l_get_event_loop},
                                  {"stats", l_stats},
-                                 {"time", l_time},
+                                 {"time", loop_time},
                                  {NULL, NULL}};
 
 /* module table at -2, state at -1; functions here get (state, module or

@@ -104,17 +104,37 @@ static void set_side(lua_State *L, const char *key, int idx) {
 
 static void task_resume(corio_task *t, int status);
 
+/* Push a new task userdata, anchor it and start it in the runtime (queued
+   to run, or with resume NULL a future). */
+static ltask *push_new(lua_State *L, lcorio_state *S, uint32_t id,
+                       uint8_t flags, corio_resume_fn resume) {
+  ltask *lt = lua_newuserdatauv(L, CORE_OFFSET + corio_task_size(), 1);
+  memset(lt, 0, sizeof *lt);
+  lt->id = id;
+  lt->flags = flags;
+  luaL_setmetatable(L, LCORIO_TASK_MT);
+  lua_pushvalue(L, -1);
+  lt->ref = luaL_ref(L, LUA_REGISTRYINDEX);
+  corio_task_init(S->rt, lcorio_core(lt), resume, NULL);
+  return lt;
+}
+
 /*
 ** Make a task for the function at `fidx` with `nargs` arguments after it
 ** (or, with fidx == 0, for the coroutine at the top of the stack, which is
 ** popped).  Pushes the task.  hidden tasks get no Task-N name.
 */
-static ltask *new_task(lua_State *L, int fidx, int nargs, int hidden) {
+static lcorio_state *open_state(lua_State *L) {
   lcorio_state *S = lcorio_getstate(L);
+  if (S == NULL || S->rt == NULL) luaL_error(L, "corio: runtime is closed");
+  return S;
+}
+
+static ltask *new_task(lua_State *L, int fidx, int nargs, int hidden) {
+  lcorio_state *S = open_state(L);
   lua_State *co;
   ltask *lt;
   int i;
-  if (S == NULL || S->rt == NULL) luaL_error(L, "corio: runtime is closed");
   if (fidx == 0) {
     co = lua_tothread(L, -1);
   } else {
@@ -124,29 +144,15 @@ static ltask *new_task(lua_State *L, int fidx, int nargs, int hidden) {
     for (i = 1; i <= nargs; i++) lua_pushvalue(L, fidx + i);
     lua_xmove(L, co, nargs + 1);
   }
-  lt = lua_newuserdatauv(L, CORE_OFFSET + corio_task_size(), 1);
-  memset(lt, 0, sizeof *lt);
-  lt->id = hidden ? 0 : S->next_id++;
-  luaL_setmetatable(L, LCORIO_TASK_MT);
+  lt = push_new(L, S, hidden ? 0 : S->next_id++, 0, task_resume);
   lua_rotate(L, -2, 1); /* task, thread */
   lua_setiuservalue(L, -2, 1);
   *(ltask **)lua_getextraspace(co) = lt;
-  lua_pushvalue(L, -1);
-  lt->ref = luaL_ref(L, LUA_REGISTRYINDEX);
-  corio_task_init(S->rt, lcorio_core(lt), task_resume, NULL);
   return lt;
 }
 
 static ltask *new_future(lua_State *L) {
-  lcorio_state *S = lcorio_getstate(L);
-  ltask *lt = lua_newuserdatauv(L, CORE_OFFSET + corio_task_size(), 1);
-  memset(lt, 0, sizeof *lt);
-  lt->flags = LT_FUTURE;
-  luaL_setmetatable(L, LCORIO_TASK_MT);
-  lua_pushvalue(L, -1);
-  lt->ref = luaL_ref(L, LUA_REGISTRYINDEX);
-  corio_task_init(S->rt, lcorio_core(lt), NULL, NULL);
-  return lt;
+  return push_new(L, open_state(L), 0, LT_FUTURE, NULL);
 }
 
 /* ---------------------------------------------------------------------
@@ -388,7 +394,7 @@ int lcorio_toplevel(lua_State *L, lua_CFunction self) {
 ** --------------------------------------------------------------------- */
 
 /* Push the results of done task `lt` (its userdata at the top), or raise
-   its error.  Pops the task. */
+   its error.  The task stays where it is. */
 int lcorio_push_results(lua_State *L, ltask *lt) {
   int tidx = lua_gettop(L);
   switch (corio_task_get_state(lcorio_core(lt))) {
@@ -503,7 +509,8 @@ static int l_future(lua_State *L) {
 
 int lcorio_cancelled(lua_State *L) {
   ltask *lt = lcorio_current(L);
-  if (lt == NULL) return lcorio_raise_cancelled(L);
+  if (lt == NULL)
+    return lcorio_raise(L, "CancelledError", "cancelled", "task cancelled");
   lcorio_push_task(L, lt);
   push_cancelled(L, lua_gettop(L));
   return lua_error(L);

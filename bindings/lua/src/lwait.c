@@ -252,23 +252,30 @@ static int l_gather(lua_State *L) {
 /*
 ** The iterator's state: the tasks in a table (user value 1), the order in
 ** which they completed (a queue of indices filled by done callbacks), and
-** a future the iterator waits on while the queue is empty.
+** a future the iterator waits on while the queue is empty.  Each task's
+** done callback gets its own entry, so a completion finds its index at once
+** (and a task listed twice completes twice).
 */
-typedef struct ascomp {
+typedef struct ascomp ascomp;
+typedef struct asc_entry {
+  ascomp *a;
+  corio_task *t;
+} asc_entry;
+
+struct ascomp {
   corio_rt *rt;
   size_t n, head, tail, remaining;
   uint64_t deadline;  /* loop time in ms; UINT64_MAX for none */
   corio_task *signal; /* finished by the next completion */
-  corio_task **tasks; /* n, in input order */
+  asc_entry *tasks;   /* n, in input order */
   uint32_t *done;     /* n slots: input indices in completion order */
-} ascomp;
+};
 
 static void asc_on_done(corio_task *t, void *ud) {
-  ascomp *a = ud;
-  size_t i;
-  for (i = 0; i < a->n; i++) /* the same task may be listed twice */
-    if (a->tasks[i] == t) break;
-  a->done[a->tail++] = (uint32_t)i;
+  asc_entry *e = ud;
+  ascomp *a = e->a;
+  (void)t;
+  a->done[a->tail++] = (uint32_t)(e - a->tasks);
   a->remaining--;
   if (a->signal != NULL && !corio_task_done(a->signal))
     corio_task_finish(a->signal, CORIO_TASK_FINISHED);
@@ -278,8 +285,8 @@ static void asc_release(ascomp *a) {
   size_t i;
   if (a->tasks == NULL) return;
   for (i = 0; i < a->n; i++)
-    if (!corio_task_done(a->tasks[i]))
-      corio_task_remove_done(a->tasks[i], asc_on_done, a);
+    if (!corio_task_done(a->tasks[i].t))
+      corio_task_remove_done(a->tasks[i].t, asc_on_done, &a->tasks[i]);
   if (a->signal != NULL) {
     if (!corio_task_done(a->signal))
       corio_task_finish(a->signal, CORIO_TASK_CANCELLED);
@@ -373,15 +380,18 @@ static int l_as_completed(lua_State *L) {
     a->tasks = NULL;
     return luaL_error(L, "not enough memory");
   }
-  memcpy(a->tasks, tl->t, n * sizeof *a->tasks);
   lua_pushvalue(L, 2);
   lua_setiuservalue(L, -2, 1);
   for (i = 0; i < n; i++) {
-    if (corio_task_done(a->tasks[i])) {
+    a->tasks[i].a = a;
+    a->tasks[i].t = tl->t[i];
+  }
+  for (i = 0; i < n; i++) {
+    if (corio_task_done(a->tasks[i].t)) {
       a->done[a->tail++] = (uint32_t)i; /* already done: input order */
     } else {
       a->remaining++;
-      if (corio_task_add_done(a->tasks[i], asc_on_done, a) != 0)
+      if (corio_task_add_done(a->tasks[i].t, asc_on_done, &a->tasks[i]) != 0)
         return luaL_error(L, "not enough memory");
     }
   }
