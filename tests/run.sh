@@ -4,12 +4,13 @@
 # under the corio executable.
 #   bash tests/run.sh              normal build in build/
 #   bash tests/run.sh --sanitize   AddressSanitizer + UBSan build in build-asan/
+# CORIO_BUILD_DIR overrides the build directory (parallel checkouts, helpers).
 set -euo pipefail
 cd "$(dirname "$0")/.."
-build=build
+build=${CORIO_BUILD_DIR:-build}
 flags=(-DCORIO_WERROR=ON)
 if [ "${1:-}" = "--sanitize" ]; then
-  build=build-asan
+  build=${CORIO_BUILD_DIR:-build-asan}
   flags+=(-DCORIO_SANITIZE=ON -DCMAKE_BUILD_TYPE=Debug)
   export ASAN_OPTIONS=${ASAN_OPTIONS:-detect_leaks=1}
   # lua5.4 itself is not sanitized: preload the runtimes for corio.so

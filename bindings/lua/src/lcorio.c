@@ -105,6 +105,10 @@ int luaopen_corio(lua_State *L) {
   lcorio_task_open(L);
   lcorio_wait_open(L);
   lcorio_loop_open(L);
+  lcorio_fetch_open(L);
+  lcorio_serve_open(L);
+  lcorio_thread_open(L);
+  lcorio_process_open(L);
   lua_pop(L, 1); /* state */
   lua_pushstring(L, corio_version_string());
   lua_setfield(L, -2, "_VERSION");

@@ -97,8 +97,12 @@ int lcorio_iserror(lua_State *L, int idx, const char *name);
 int lcorio_traceback_handler(lua_State *L);            /* msgh for lua_pcall */
 void lcorio_report(lua_State *L, const char *context); /* error at top */
 
-/* lwait.c, lloop.c */
-void lcorio_wait_open(lua_State *L);
-void lcorio_loop_open(lua_State *L);
+/* Each adds its functions to the module table at -2 (state at -1). */
+void lcorio_wait_open(lua_State *L);    /* lwait.c */
+void lcorio_loop_open(lua_State *L);    /* lloop.c */
+void lcorio_fetch_open(lua_State *L);   /* lfetch.c: fetch, sessions */
+void lcorio_serve_open(lua_State *L);   /* lserve.c: corio.serve */
+void lcorio_thread_open(lua_State *L);  /* lthread.c: to_thread, threads */
+void lcorio_process_open(lua_State *L); /* lprocess.c: processes */
 
 #endif
