@@ -704,6 +704,20 @@ static int t_set_exception(lua_State *L) {
   return 0;
 }
 
+static int async_call(lua_State *L);
+
+/* Does the value on top hold the function at fidx: is it that function, or
+   the corio.async wrapper of it (what the user named)? */
+static int holds_function(lua_State *L, int fidx) {
+  int yes = lua_rawequal(L, -1, fidx);
+  if (!yes && lua_tocfunction(L, -1) == async_call &&
+      lua_getupvalue(L, -1, 1) != NULL) {
+    yes = lua_rawequal(L, -1, fidx);
+    lua_pop(L, 1);
+  }
+  return yes;
+}
+
 /* "name at source:line" of the function at idx: the name of a global, or
    of a local of an active function, that holds it. */
 static void push_funcname(lua_State *L, int idx) {
@@ -716,7 +730,7 @@ static void push_funcname(lua_State *L, int idx) {
   if (lua_type(L, -1) == LUA_TTABLE) {
     lua_pushnil(L);
     while (!found && lua_next(L, -2) != 0) {
-      found = lua_type(L, -2) == LUA_TSTRING && lua_rawequal(L, -1, idx);
+      found = lua_type(L, -2) == LUA_TSTRING && holds_function(L, idx);
       lua_pop(L, 1); /* the key stays on top when found */
     }
   }
@@ -724,7 +738,7 @@ static void push_funcname(lua_State *L, int idx) {
   lua_settop(L, top + found);
   for (level = 0; !found && lua_getstack(L, level, &fr); level++)
     for (i = 1; !found && (local = lua_getlocal(L, &fr, i)) != NULL; i++) {
-      found = *local != '(' && lua_rawequal(L, -1, idx);
+      found = *local != '(' && holds_function(L, idx);
       lua_pop(L, 1);
       if (found) lua_pushstring(L, local);
     }
