@@ -105,4 +105,73 @@ void lcorio_serve_open(lua_State *L);   /* lserve.c: corio.serve */
 void lcorio_thread_open(lua_State *L);  /* lthread.c: to_thread, threads */
 void lcorio_process_open(lua_State *L); /* lprocess.c: processes */
 
+/*
+** The HTTP client (lfetch.c, lfetch_request.c, lfetch_response.c,
+** lfetch_blocking.c, lsession.c).
+*/
+#define LCORIO_SESSION_MT  "corio.Session"
+#define LCORIO_RESPONSE_MT "corio.Response"
+#define LCORIO_HEADERS_MT  "corio.Headers"
+
+/* A session as a Lua value.  User values: 1 default headers (a table of
+   checked name -> value strings, or nil), 2 base_url (string or nil). */
+typedef struct lsession {
+  corio_session *s; /* NULL once closed */
+  double timeout;   /* default total timeout in seconds; 0: none set */
+  int nheaders;     /* entries in user value 1 */
+} lsession;
+
+/* A request being built from Lua options.  Its strings are borrowed from
+   the Lua stack: keep the stack until the request has been started. */
+#define LCORIO_REQ_SMALL 16
+typedef struct lcorio_req {
+  corio_request req;
+  lsession *session; /* the session argument or opts.session; NULL: none */
+  int session_idx;   /* its stack index, 0 if none */
+  corio_header small[LCORIO_REQ_SMALL]; /* headers, when they fit */
+} lcorio_req;
+
+/* Read url (replaced at `url` by the final URL once base_url is applied),
+   options at `opts` (0 or nil: none) and the session at `session` (0:
+   none) into r; `method` is the default method (NULL: GET, or POST with a
+   body).  `fn` names the function in error messages.  Pushes values. */
+void lcorio_request_parse(lua_State *L, lcorio_req *r, int url, int opts,
+                          int session, const char *method, const char *fn);
+/* Raise the FetchError of a request refused by corio_fetch_start or
+   corio_fetch_blocking. */
+int lcorio_request_refused(lua_State *L, int rc, const char *url,
+                           const char *fn);
+lsession *lcorio_checksession(lua_State *L, int idx); /* open ones only */
+/* Raise unless the strings at name and value make a header that can be
+   sent (a token; no CR, LF, NUL or other control character). */
+void lcorio_header_check(lua_State *L, int name, int value, const char *what);
+
+/* Push a response object for `res`.  The URL string at (from, url_idx) is
+   reused when it equals the final URL (from may be L; url_idx 0: none). */
+void lcorio_push_response(lua_State *L, const corio_response *res,
+                          lua_State *from, int url_idx);
+/* Push a FetchError for a failed transfer (status < 0). */
+void lcorio_push_fetch_error(lua_State *L, int status, const char *message,
+                             const char *url);
+/* Push corio.FetchError: one prototype per kind, to compare errors with
+   (err == corio.FetchError.timeout). */
+void lcorio_push_fetch_errors(lua_State *L);
+/* Push the form table at idx, urlencoded (lfetch_form.c). */
+void lcorio_push_form(lua_State *L, int idx);
+/* Push cjson.decode(value at idx); `what` prefixes cjson's message. */
+void lcorio_json_decode(lua_State *L, int idx, const char *what);
+/*
+** Start the request whose url and options are at 1 and 2 (and session at
+** `session`, 0 if none), make the running task `lt` wait for it, and
+** yield; the task gets the response, or raises a FetchError or its
+** CancelledError.
+*/
+int lcorio_fetch_wait(lua_State *L, ltask *lt, int session, const char *method,
+                      const char *fn);
+void lcorio_response_open(lua_State *L); /* metatables; needs no runtime */
+void lcorio_session_open(lua_State *L);  /* corio.session */
+/* Push the corio.blocking table: blocking get/post/fetch, which need no
+   runtime, so a state that runs no loop (a worker thread) can use them. */
+void lcorio_blocking_push(lua_State *L);
+
 #endif

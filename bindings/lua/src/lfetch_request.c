@@ -1,0 +1,466 @@
+/*
+** lfetch_request.c: Lua options -> corio_request, shared by corio.fetch,
+** sessions and corio.blocking.  It needs no runtime, so the blocking calls
+** work in a state that runs no loop.
+**
+** Every mistake is reported here, naming the option, before anything is
+** sent: the core would refuse a bad header with a bare CORIO_EINVAL, and
+** it cannot see an embedded NUL at all (it reads C strings), so a Lua
+** string with one would be cut short silently.
+**
+** Strings handed to the request are borrowed: option strings stay anchored
+** by the options table, and strings made here (JSON, form bodies, numbers
+** turned into header values) are left on the Lua stack.  The caller keeps
+** the stack until the request has been started, which copies everything.
+*/
+#include <ctype.h>
+#include <math.h>
+#include <string.h>
+#include <strings.h>
+
+#include "lcorio.h"
+
+#define CJSON_KEY "corio.cjson"
+
+/* RFC 9110 tchar: the characters of a method or a header name. */
+static int is_token(const char *s, size_t len) {
+  size_t i;
+  if (len == 0) return 0;
+  for (i = 0; i < len; i++) {
+    unsigned char c = (unsigned char)s[i];
+    if (!isalnum(c) && (c == 0 || strchr("!#$%&'*+-.^_`|~", c) == NULL))
+      return 0;
+  }
+  return 1;
+}
+
+/* A header value: no CR, LF, NUL or other control character but tab. */
+static int is_clean_value(const char *s, size_t len) {
+  size_t i;
+  for (i = 0; i < len; i++) {
+    unsigned char c = (unsigned char)s[i];
+    if ((c < 0x20 && c != '\t') || c == 0x7f) return 0;
+  }
+  return 1;
+}
+
+/* ------------------------------------------------------------------ */
+/* lua-cjson, loaded on first use and kept in the registry */
+
+static void push_cjson_fn(lua_State *L, const char *name) {
+  if (lua_getfield(L, LUA_REGISTRYINDEX, CJSON_KEY) != LUA_TTABLE) {
+    lua_pop(L, 1);
+    lua_getglobal(L, "require");
+    if (lua_type(L, -1) != LUA_TFUNCTION)
+      luaL_error(L, "corio: JSON needs lua-cjson, but 'require' is missing");
+    lua_pushliteral(L, "cjson");
+    lua_call(L, 1, 1);
+    lua_pushvalue(L, -1);
+    lua_setfield(L, LUA_REGISTRYINDEX, CJSON_KEY);
+  }
+  lua_getfield(L, -1, name);
+  lua_remove(L, -2);
+}
+
+/* Call cjson.<name>(value at idx): the result replaces nothing and is
+   pushed; a cjson error is raised as "<what>: <cjson's message>". */
+static void cjson_call(lua_State *L, const char *name, int idx,
+                       const char *what) {
+  idx = lua_absindex(L, idx);
+  push_cjson_fn(L, name);
+  lua_pushvalue(L, idx);
+  if (lua_pcall(L, 1, 1, 0) != LUA_OK)
+    luaL_error(L, "%s: %s", what, luaL_tolstring(L, -1, NULL));
+}
+
+void lcorio_json_decode(lua_State *L, int idx, const char *what) {
+  cjson_call(L, "decode", idx, what);
+}
+
+/* ------------------------------------------------------------------ */
+/* headers */
+
+/* Is `name` among the first n headers (any case)? */
+static int has_header(const corio_header *h, size_t n, const char *name) {
+  size_t i;
+  for (i = 0; i < n; i++)
+    if (strcasecmp(h[i].name, name) == 0) return 1;
+  return 0;
+}
+
+/* Raise unless the string name at `name` and the string value at `value`
+   make a header that can be sent as is. */
+void lcorio_header_check(lua_State *L, int name, int value, const char *what) {
+  size_t nlen, vlen;
+  const char *n = lua_tolstring(L, name, &nlen);
+  const char *v = lua_tolstring(L, value, &vlen);
+  if (!is_token(n, nlen))
+    luaL_error(L, "bad option '%s': invalid header name '%s'", what, n);
+  if (!is_clean_value(v, vlen))
+    luaL_error(L,
+               "bad option '%s': value of '%s' contains CR, LF, NUL or "
+               "another control character",
+               what, n);
+}
+
+/*
+** The header pair at the top (key -2, value -1) as C strings; a number
+** value is turned into a string that is moved below the key (so lua_next
+** goes on) where it stays, anchored, until the request is started.
+*/
+static void header_pair(lua_State *L, corio_header *h, const char *what) {
+  if (lua_type(L, -2) != LUA_TSTRING)
+    luaL_error(L, "bad option '%s': names must be strings (got %s)", what,
+               luaL_typename(L, -2));
+  if (lua_type(L, -1) == LUA_TNUMBER) {
+    lua_pushvalue(L, -1);
+    lua_tostring(L, -1);
+    lua_insert(L, -3); /* below key and value: stays anchored */
+    lcorio_header_check(L, -2, -3, what);
+    h->value = lua_tostring(L, -3);
+  } else if (lua_type(L, -1) == LUA_TSTRING) {
+    lcorio_header_check(L, -2, -1, what);
+    h->value = lua_tostring(L, -1); /* anchored by the table */
+  } else {
+    luaL_error(L,
+               "bad option '%s': value of '%s' must be a string or a "
+               "number (got %s)",
+               what, lua_tostring(L, -2), luaL_typename(L, -1));
+  }
+  h->name = lua_tostring(L, -2);
+}
+
+static int count_pairs(lua_State *L, int t) {
+  int n = 0;
+  lua_pushnil(L);
+  while (lua_next(L, t) != 0) {
+    n++;
+    lua_pop(L, 1);
+  }
+  return n;
+}
+
+/*
+** The request headers: opts.headers first, then the session's defaults
+** not overridden (any case), then the Content-Type that json/form imply.
+*/
+static void build_headers(lua_State *L, lcorio_req *r, int hdrs,
+                          const char *ctype) {
+  int nsess = r->session != NULL ? r->session->nheaders : 0, t;
+  size_t cap, n = 0;
+  corio_header *h = r->small;
+  cap = (size_t)(hdrs ? count_pairs(L, hdrs) : 0) + (size_t)nsess + 1;
+  if (cap > LCORIO_REQ_SMALL)
+    h = lua_newuserdatauv(L, cap * sizeof *h, 0); /* stays on the stack */
+  if (hdrs) {
+    lua_pushnil(L);
+    while (lua_next(L, hdrs) != 0) {
+      header_pair(L, &h[n++], "headers");
+      lua_pop(L, 1);
+    }
+  }
+  if (nsess > 0) { /* checked when the session was made */
+    size_t mine = n;
+    lua_getiuservalue(L, r->session_idx, 1);
+    t = lua_gettop(L);
+    lua_pushnil(L);
+    while (lua_next(L, t) != 0) {
+      const char *name = lua_tostring(L, -2);
+      if (!has_header(h, mine, name)) {
+        h[n].name = name;
+        h[n++].value = lua_tostring(L, -1);
+      }
+      lua_pop(L, 1);
+    }
+    /* the table stays on the stack: it anchors the strings */
+  }
+  if (ctype != NULL && !has_header(h, n, "Content-Type")) {
+    h[n].name = "Content-Type";
+    h[n++].value = ctype;
+  }
+  r->req.headers = n > 0 ? h : NULL;
+  r->req.nheaders = n;
+}
+
+/* ------------------------------------------------------------------ */
+/* the other options */
+
+/* seconds > 0; math.huge or false: none (-1) */
+static double opt_seconds(lua_State *L, int idx, const char *what) {
+  double s;
+  if (lua_type(L, idx) == LUA_TBOOLEAN && !lua_toboolean(L, idx)) return -1;
+  if (lua_type(L, idx) != LUA_TNUMBER)
+    luaL_error(L, "bad option '%s': expected seconds (got %s)", what,
+               luaL_typename(L, idx));
+  s = (double)lua_tonumber(L, idx);
+  if (!(s > 0))
+    luaL_error(L, "bad option '%s': expected seconds > 0 (or false for none)",
+               what);
+  return isinf(s) ? -1 : s;
+}
+
+static const char *opt_string(lua_State *L, int idx, const char *what) {
+  size_t len;
+  const char *s;
+  if (lua_type(L, idx) != LUA_TSTRING)
+    luaL_error(L, "bad option '%s': expected a string (got %s)", what,
+               luaL_typename(L, idx));
+  s = lua_tolstring(L, idx, &len);
+  if (strlen(s) != len)
+    luaL_error(L, "bad option '%s': contains a NUL byte", what);
+  return s;
+}
+
+/* a body may hold any bytes, NULs included */
+static void opt_string_or_bytes(lua_State *L, int idx, const char *what) {
+  if (lua_type(L, idx) != LUA_TSTRING)
+    luaL_error(L, "bad option '%s': expected a string (got %s)", what,
+               luaL_typename(L, idx));
+}
+
+static void opt_redirects(lua_State *L, int idx, corio_request *req) {
+  if (lua_type(L, idx) == LUA_TBOOLEAN) {
+    req->follow_redirects = lua_toboolean(L, idx);
+  } else if (lua_isinteger(L, idx) && lua_tointeger(L, idx) >= 0 &&
+             lua_tointeger(L, idx) <= 1000) {
+    req->follow_redirects = 1;
+    req->max_redirects = (int)lua_tointeger(L, idx);
+  } else {
+    luaL_error(L, "bad option 'follow_redirects': expected a boolean or a "
+                  "redirect limit between 0 and 1000");
+  }
+}
+
+static void opt_max_body(lua_State *L, int idx, corio_request *req) {
+  if (lua_type(L, idx) == LUA_TBOOLEAN && !lua_toboolean(L, idx)) {
+    req->max_body = 0;
+  } else if (lua_isinteger(L, idx) && lua_tointeger(L, idx) > 0) {
+    req->max_body = (size_t)lua_tointeger(L, idx);
+  } else {
+    luaL_error(L, "bad option 'max_body': expected a number of bytes > 0 "
+                  "(or false for no limit)");
+  }
+}
+
+static void opt_http_version(lua_State *L, int idx, corio_request *req) {
+  static const char *const names[] = {"1.0", "1.1", "2", "2-only", NULL};
+  static const int values[] = {CORIO_HTTP_1_0, CORIO_HTTP_1_1, CORIO_HTTP_2,
+                               CORIO_HTTP_2_ONLY};
+  const char *v = lua_type(L, idx) == LUA_TSTRING ? lua_tostring(L, idx) : "";
+  int i;
+  for (i = 0; names[i] != NULL; i++)
+    if (strcmp(v, names[i]) == 0) {
+      req->http_version = values[i];
+      return;
+    }
+  luaL_error(L, "bad option 'http_version': expected \"1.0\", \"1.1\", \"2\" "
+                "or \"2-only\"");
+}
+
+enum {
+  O_METHOD,
+  O_HEADERS,
+  O_BODY,
+  O_JSON,
+  O_FORM,
+  O_TIMEOUT,
+  O_CONNECT_TIMEOUT,
+  O_FOLLOW_REDIRECTS,
+  O_MAX_BODY,
+  O_VERIFY_TLS,
+  O_HTTP_VERSION,
+  O_PROXY,
+  O_SESSION
+};
+static const char *const opt_names[] = {"method",
+                                        "headers",
+                                        "body",
+                                        "json",
+                                        "form",
+                                        "timeout",
+                                        "connect_timeout",
+                                        "follow_redirects",
+                                        "max_body",
+                                        "verify_tls",
+                                        "http_version",
+                                        "proxy",
+                                        "session",
+                                        NULL};
+
+static int opt_index(lua_State *L, int key, const char *fn) {
+  const char *k;
+  int i;
+  if (lua_type(L, key) != LUA_TSTRING)
+    luaL_error(L, "%s: option names must be strings (got %s)", fn,
+               luaL_typename(L, key));
+  k = lua_tostring(L, key);
+  for (i = 0; opt_names[i] != NULL; i++)
+    if (strcmp(k, opt_names[i]) == 0) return i;
+  return luaL_error(L, "%s: unknown option '%s'", fn, k);
+}
+
+/*
+** One pass over the options: scalars are read at once; the options that
+** need more work are handled afterwards, in a fixed order.
+*/
+static unsigned read_opts(lua_State *L, lcorio_req *r, int opts,
+                          const char *fn) {
+  corio_request *req = &r->req;
+  unsigned seen = 0;
+  lua_pushnil(L);
+  while (lua_next(L, opts) != 0) {
+    int o = opt_index(L, -2, fn);
+    seen |= 1u << o;
+    switch (o) {
+    case O_METHOD: {
+      size_t len;
+      req->method = opt_string(L, -1, "method");
+      len = strlen(req->method);
+      if (!is_token(req->method, len))
+        luaL_error(L, "bad option 'method': '%s' is not an HTTP method",
+                   req->method);
+      break;
+    }
+    case O_TIMEOUT:
+      req->timeout = opt_seconds(L, -1, "timeout");
+      break;
+    case O_CONNECT_TIMEOUT:
+      req->connect_timeout = opt_seconds(L, -1, "connect_timeout");
+      break;
+    case O_FOLLOW_REDIRECTS:
+      opt_redirects(L, -1, req);
+      break;
+    case O_MAX_BODY:
+      opt_max_body(L, -1, req);
+      break;
+    case O_VERIFY_TLS:
+      if (lua_type(L, -1) != LUA_TBOOLEAN)
+        luaL_error(L, "bad option 'verify_tls': expected a boolean");
+      req->verify_tls = lua_toboolean(L, -1);
+      break;
+    case O_HTTP_VERSION:
+      opt_http_version(L, -1, req);
+      break;
+    case O_PROXY:
+      req->proxy = opt_string(L, -1, "proxy");
+      break;
+    case O_BODY:
+      opt_string_or_bytes(L, -1, "body");
+      break;
+    case O_HEADERS:
+    case O_FORM:
+      if (lua_type(L, -1) != LUA_TTABLE)
+        luaL_error(L, "bad option '%s': expected a table (got %s)",
+                   opt_names[o], luaL_typename(L, -1));
+      break;
+    default: /* json: any value cjson takes; session: checked later */
+      break;
+    }
+    lua_pop(L, 1);
+  }
+  return seen;
+}
+
+/* url is relative (no "scheme:") and the session has a base_url: join */
+static void apply_base_url(lua_State *L, lcorio_req *r, int url) {
+  const char *u = lua_tostring(L, url), *p = u;
+  size_t blen;
+  const char *base;
+  if (r->session == NULL) return;
+  if (isalpha((unsigned char)*p)) {
+    while (isalnum((unsigned char)*p) || *p == '+' || *p == '-' || *p == '.')
+      p++;
+    if (*p == ':') return; /* absolute */
+  }
+  if (lua_getiuservalue(L, r->session_idx, 2) != LUA_TSTRING) {
+    lua_pop(L, 1);
+    return;
+  }
+  base = lua_tolstring(L, -1, &blen);
+  if (blen > 0 && base[blen - 1] == '/' && *u == '/')
+    lua_pushfstring(L, "%s%s", base, u + 1);
+  else if ((blen == 0 || base[blen - 1] != '/') && *u != '/' && *u != '\0')
+    lua_pushfstring(L, "%s/%s", base, u);
+  else
+    lua_pushfstring(L, "%s%s", base, u);
+  lua_replace(L, url);
+  lua_pop(L, 1);
+}
+
+void lcorio_request_parse(lua_State *L, lcorio_req *r, int url, int opts,
+                          int session, const char *method, const char *fn) {
+  size_t ulen;
+  unsigned seen = 0;
+  int hdrs = 0, bodies;
+  const char *ctype = NULL;
+  corio_request *req = &r->req;
+  const char *u;
+  if (lua_type(L, url) != LUA_TSTRING)
+    luaL_error(L, "%s: expected a URL string (got %s)", fn,
+               luaL_typename(L, url));
+  u = lua_tolstring(L, url, &ulen);
+  corio_request_init(req, u);
+  req->method = method;
+  r->session = NULL;
+  r->session_idx = 0;
+  if (opts != 0 && lua_isnil(L, opts)) opts = 0;
+  if (opts != 0) {
+    luaL_checktype(L, opts, LUA_TTABLE);
+    seen = read_opts(L, r, opts, fn);
+  }
+  /* the session: the argument, or opts.session */
+  if (session != 0) {
+    r->session = lcorio_checksession(L, session);
+    r->session_idx = session;
+  } else if (seen & (1u << O_SESSION)) {
+    lua_getfield(L, opts, "session");
+    r->session = lcorio_checksession(L, -1);
+    r->session_idx = lua_gettop(L);
+  }
+  if (r->session != NULL && !(seen & (1u << O_TIMEOUT)) &&
+      r->session->timeout != 0)
+    req->timeout = r->session->timeout;
+  if (strlen(u) != ulen) lcorio_request_refused(L, CORIO_EURL, u, fn);
+  apply_base_url(L, r, url);
+  req->url = lua_tostring(L, url);
+  /* the body: one of body, json, form */
+  bodies = !!(seen & (1u << O_BODY)) + !!(seen & (1u << O_JSON)) +
+           !!(seen & (1u << O_FORM));
+  if (bodies > 1)
+    luaL_error(L, "%s: give only one of the options body, json and form", fn);
+  if (seen & (1u << O_BODY)) {
+    lua_getfield(L, opts, "body"); /* anchored by opts too */
+    req->body = lua_tolstring(L, -1, &req->body_len);
+  } else if (seen & (1u << O_JSON)) {
+    lua_getfield(L, opts, "json");
+    cjson_call(L, "encode", -1, "bad option 'json'");
+    req->body = lua_tolstring(L, -1, &req->body_len);
+    ctype = "application/json";
+  } else if (seen & (1u << O_FORM)) {
+    lua_getfield(L, opts, "form");
+    lcorio_push_form(L, -1);
+    req->body = lua_tolstring(L, -1, &req->body_len);
+    ctype = "application/x-www-form-urlencoded";
+  }
+  if (seen & (1u << O_HEADERS)) {
+    lua_getfield(L, opts, "headers");
+    hdrs = lua_gettop(L);
+  }
+  build_headers(L, r, hdrs, ctype);
+}
+
+int lcorio_request_refused(lua_State *L, int rc, const char *url,
+                           const char *fn) {
+  switch (rc) {
+  case CORIO_EURL:
+  case CORIO_ESCHEME:
+    lcorio_push_fetch_error(L, rc, corio_strerror(rc), url);
+    return lua_error(L);
+  case CORIO_ECLOSED:
+    return luaL_error(L, "%s: the session is closed", fn);
+  case CORIO_EINVAL:
+    return luaL_error(L, "%s: invalid request (%s)", fn, corio_strerror(rc));
+  default:
+    return luaL_error(L, "%s: %s", fn, corio_strerror(rc));
+  }
+}

@@ -1,0 +1,312 @@
+/*
+** lfetch_response.c: the response object and FetchError values.
+**
+** A response is a small full userdata: the status, HTTP version and
+** timing in C, and three user values: the body, the final URL, and the
+** headers.  Programs that fetch 10,000 URLs mostly read `status`, `ok` and
+** `body`, so the header table is built only when `headers` is first read:
+** until then the fields sit in one string, "name\0value\0name\0value\0...".
+** A response then costs one userdata and two or three strings, and the URL
+** string is the request's own when no redirect changed it.
+*/
+#include <ctype.h>
+#include <string.h>
+
+#include "lcorio.h"
+
+typedef struct lresponse {
+  lua_Integer status;
+  corio_fetch_timing timing;
+  char http_version[4]; /* "1.0", "1.1", "2", "3" or "" */
+} lresponse;
+
+enum { UV_BODY = 1, UV_URL, UV_HEADERS, UV_TIMING, UV_COUNT = UV_TIMING };
+
+/* ------------------------------------------------------------------ */
+/* making one */
+
+/* The header fields as one string; NULs separate names and values. */
+static void push_header_block(lua_State *L, const corio_response *res) {
+  size_t i, total = 0;
+  luaL_Buffer b;
+  char *p;
+  for (i = 0; i < res->nheaders; i++)
+    total += strlen(res->headers[i].name) + strlen(res->headers[i].value) + 2;
+  p = luaL_buffinitsize(L, &b, total);
+  for (i = 0; i < res->nheaders; i++) {
+    size_t n = strlen(res->headers[i].name) + 1;
+    memcpy(p, res->headers[i].name, n);
+    p += n;
+    n = strlen(res->headers[i].value) + 1;
+    memcpy(p, res->headers[i].value, n);
+    p += n;
+  }
+  luaL_pushresultsize(&b, total);
+}
+
+void lcorio_push_response(lua_State *L, const corio_response *res,
+                          lua_State *from, int url_idx) {
+  lresponse *r = lua_newuserdatauv(L, sizeof *r, UV_COUNT);
+  size_t ulen;
+  const char *u;
+  r->status = (lua_Integer)res->status;
+  r->timing = res->timing;
+  strncpy(r->http_version, res->http_version, sizeof r->http_version - 1);
+  r->http_version[sizeof r->http_version - 1] = '\0';
+  luaL_setmetatable(L, LCORIO_RESPONSE_MT);
+  lua_pushlstring(L, res->body, res->body_len); /* the one copy */
+  lua_setiuservalue(L, -2, UV_BODY);
+  u = url_idx != 0 ? lua_tolstring(from, url_idx, &ulen) : NULL;
+  if (u != NULL && strcmp(u, res->url) == 0 && strlen(u) == ulen) {
+    lua_pushvalue(from, url_idx); /* no redirect: share the string */
+    if (from != L) lua_xmove(from, L, 1);
+  } else {
+    lua_pushstring(L, res->url);
+  }
+  lua_setiuservalue(L, -2, UV_URL);
+  push_header_block(L, res);
+  lua_setiuservalue(L, -2, UV_HEADERS);
+}
+
+static const struct {
+  int code;
+  const char *kind;
+} kinds[] = {
+    {CORIO_EDNS, "dns"},
+    {CORIO_ECONNECT, "connect"},
+    {CORIO_ETIMEDOUT, "timeout"},
+    {CORIO_ETLS, "tls"},
+    {CORIO_ERESET, "reset"},
+    {CORIO_EPROTO, "protocol"},
+    {CORIO_ETOOLARGE, "too_large"},
+    {CORIO_EURL, "invalid_url"},
+    {CORIO_ESCHEME, "unsupported_scheme"},
+    {CORIO_ECANCELED, "cancelled"},
+    {CORIO_ENOMEM, "memory"},
+    {CORIO_EIO, "io"},
+};
+
+static const char *kind_of(int status) {
+  size_t i;
+  for (i = 0; i < sizeof kinds / sizeof kinds[0]; i++)
+    if (kinds[i].code == status) return kinds[i].kind;
+  return "io";
+}
+
+void lcorio_push_fetch_error(lua_State *L, int status, const char *message,
+                             const char *url) {
+  lcorio_pusherror(L, "FetchError", kind_of(status), "%s",
+                   message != NULL ? message : corio_strerror(status));
+  lua_pushstring(L, url != NULL ? url : "");
+  lua_setfield(L, -2, "url");
+}
+
+void lcorio_push_fetch_errors(lua_State *L) {
+  size_t i, n = sizeof kinds / sizeof kinds[0];
+  lua_createtable(L, 0, (int)n + 1);
+  for (i = 0; i < n; i++) {
+    lcorio_pusherror(L, "FetchError", kinds[i].kind, "");
+    lua_setfield(L, -2, kinds[i].kind);
+  }
+  lua_pushliteral(L, "FetchError");
+  lua_setfield(L, -2, "name");
+}
+
+/* ------------------------------------------------------------------ */
+/* the header table: lowercase names; case-insensitive lookup */
+
+/* Push the lowercase copy of s. */
+static void push_lower(lua_State *L, const char *s, size_t len) {
+  luaL_Buffer b;
+  char *p = luaL_buffinitsize(L, &b, len);
+  size_t i;
+  for (i = 0; i < len; i++) p[i] = (char)tolower((unsigned char)s[i]);
+  luaL_pushresultsize(&b, len);
+}
+
+/*
+** Repeated fields are joined with ", " (RFC 9110 5.3), except set-cookie,
+** whose values may hold commas: it is always a list of strings.
+*/
+static void build_headers(lua_State *L, const char *p, size_t len) {
+  const char *end = p + len;
+  int t;
+  lua_createtable(L, 0, 8);
+  luaL_setmetatable(L, LCORIO_HEADERS_MT);
+  t = lua_gettop(L);
+  while (p < end) {
+    size_t nlen = strlen(p), vlen;
+    const char *v = p + nlen + 1;
+    vlen = strlen(v);
+    push_lower(L, p, nlen);
+    if (nlen == 10 && strcmp(lua_tostring(L, -1), "set-cookie") == 0) {
+      if (lua_rawget(L, t) != LUA_TTABLE) {
+        lua_pop(L, 1);
+        lua_newtable(L);
+        lua_pushliteral(L, "set-cookie");
+        lua_pushvalue(L, -2);
+        lua_rawset(L, t);
+      }
+      lua_pushlstring(L, v, vlen);
+      lua_rawseti(L, -2, (lua_Integer)lua_rawlen(L, -2) + 1);
+      lua_pop(L, 1);
+    } else {
+      lua_pushvalue(L, -1);
+      if (lua_rawget(L, t) == LUA_TSTRING) {
+        lua_pushliteral(L, ", ");
+        lua_pushlstring(L, v, vlen);
+        lua_concat(L, 3);
+      } else {
+        lua_pop(L, 1);
+        lua_pushlstring(L, v, vlen);
+      }
+      lua_rawset(L, t);
+    }
+    p = v + vlen + 1;
+  }
+}
+
+/* headers[k] for a key not found as is: try its lowercase form */
+static int headers_index(lua_State *L) {
+  size_t len;
+  const char *k;
+  if (lua_type(L, 2) != LUA_TSTRING) return 0;
+  k = lua_tolstring(L, 2, &len);
+  push_lower(L, k, len);
+  lua_rawget(L, 1);
+  return 1;
+}
+
+/* ------------------------------------------------------------------ */
+/* fields and methods */
+
+static lresponse *check_response(lua_State *L, int idx) {
+  return luaL_checkudata(L, idx, LCORIO_RESPONSE_MT);
+}
+
+static void push_headers(lua_State *L, int idx) {
+  if (lua_getiuservalue(L, idx, UV_HEADERS) == LUA_TSTRING) {
+    size_t len;
+    const char *p = lua_tolstring(L, -1, &len);
+    build_headers(L, p, len);
+    lua_pushvalue(L, -1);
+    lua_setiuservalue(L, idx, UV_HEADERS);
+    lua_remove(L, -2); /* the block */
+  }
+}
+
+static void push_timing(lua_State *L, int idx, const lresponse *r) {
+  if (lua_getiuservalue(L, idx, UV_TIMING) == LUA_TTABLE) return;
+  lua_pop(L, 1);
+  lua_createtable(L, 0, 5);
+  lua_pushnumber(L, r->timing.dns);
+  lua_setfield(L, -2, "dns");
+  lua_pushnumber(L, r->timing.connect);
+  lua_setfield(L, -2, "connect");
+  lua_pushnumber(L, r->timing.tls);
+  lua_setfield(L, -2, "tls");
+  lua_pushnumber(L, r->timing.ttfb);
+  lua_setfield(L, -2, "ttfb");
+  lua_pushnumber(L, r->timing.total);
+  lua_setfield(L, -2, "total");
+  lua_pushvalue(L, -1);
+  lua_setiuservalue(L, idx, UV_TIMING);
+}
+
+static int r_text(lua_State *L) {
+  check_response(L, 1);
+  lua_getiuservalue(L, 1, UV_BODY);
+  return 1;
+}
+
+static int r_json(lua_State *L) {
+  check_response(L, 1);
+  lua_getiuservalue(L, 1, UV_BODY);
+  lcorio_json_decode(L, -1, "corio: response:json(): invalid JSON");
+  return 1;
+}
+
+/* upvalue 1: the methods table; upvalue 2: the metatable, compared
+   directly (this runs for every field read: no registry lookup) */
+static int r_index(lua_State *L) {
+  lresponse *r = lua_touserdata(L, 1);
+  const char *k;
+  if (r == NULL || !lua_getmetatable(L, 1) ||
+      !lua_rawequal(L, -1, lua_upvalueindex(2)))
+    return luaL_typeerror(L, 1, LCORIO_RESPONSE_MT);
+  lua_pop(L, 1);
+  if (lua_type(L, 2) != LUA_TSTRING) return 0;
+  k = lua_tostring(L, 2);
+  switch (k[0]) {
+  case 's':
+    if (strcmp(k, "status") == 0) {
+      lua_pushinteger(L, r->status);
+      return 1;
+    }
+    break;
+  case 'o':
+    if (strcmp(k, "ok") == 0) {
+      lua_pushboolean(L, r->status >= 200 && r->status <= 299);
+      return 1;
+    }
+    break;
+  case 'b':
+    if (strcmp(k, "body") == 0) {
+      lua_getiuservalue(L, 1, UV_BODY);
+      return 1;
+    }
+    break;
+  case 'u':
+    if (strcmp(k, "url") == 0) {
+      lua_getiuservalue(L, 1, UV_URL);
+      return 1;
+    }
+    break;
+  case 'h':
+    if (strcmp(k, "headers") == 0) {
+      push_headers(L, 1);
+      return 1;
+    }
+    if (strcmp(k, "http_version") == 0) {
+      lua_pushstring(L, r->http_version);
+      return 1;
+    }
+    break;
+  case 't':
+    if (strcmp(k, "timing") == 0) {
+      push_timing(L, 1, r);
+      return 1;
+    }
+    break;
+  }
+  lua_pushvalue(L, 2);
+  lua_rawget(L, lua_upvalueindex(1)); /* text, json */
+  return 1;
+}
+
+static int r_tostring(lua_State *L) {
+  lresponse *r = check_response(L, 1);
+  lua_getiuservalue(L, 1, UV_URL);
+  lua_pushfstring(L, "<Response [%d] %s>", (int)r->status, lua_tostring(L, -1));
+  return 1;
+}
+
+static const luaL_Reg methods[] = {
+    {"text", r_text}, {"json", r_json}, {NULL, NULL}};
+
+void lcorio_response_open(lua_State *L) {
+  if (luaL_newmetatable(L, LCORIO_RESPONSE_MT)) {
+    luaL_newlib(L, methods);
+    lua_pushvalue(L, -2);
+    lua_pushcclosure(L, r_index, 2);
+    lua_setfield(L, -2, "__index");
+    lua_pushcfunction(L, r_tostring);
+    lua_setfield(L, -2, "__tostring");
+  }
+  lua_pop(L, 1);
+  if (luaL_newmetatable(L, LCORIO_HEADERS_MT)) {
+    lua_pushcfunction(L, headers_index);
+    lua_setfield(L, -2, "__index");
+  }
+  lua_pop(L, 1);
+}
