@@ -129,7 +129,8 @@ CORIO_EXTERN corio_rt *corio_rt_new(uv_loop_t *loop);
 /*
 ** Name: corio_rt_free
 ** Desc: Close the runtime's handles, run the loop until they are closed, and
-**       free it (and its loop if owned).
+**       free it (and its loop if owned).  Servers still open are closed
+**       too (see "Server" below).
 ** Returns: 0, or CORIO_EBUSY (and nothing freed) while tasks are unfinished.
 */
 CORIO_EXTERN int corio_rt_free(corio_rt *rt);
@@ -365,6 +366,16 @@ CORIO_EXTERN void corio_timer_stop(corio_timer *timer);
 ** use.  All sessions of a runtime share one DNS cache and TLS session
 ** cache.  Only http and https are spoken, on redirects too.
 **
+** Costs.  A transfer in flight holds about 11 KiB of the process's memory
+** (mostly libcurl's own state) plus libcurl's receive buffer: 16 KiB while
+** fewer than 1000 transfers are in flight in the runtime, 1 KiB for the
+** ones started beyond that (memory over speed for big bodies when the
+** crowd is large).  Finished transfers leave their objects in a pool that
+** keeps at most 256 of them and 16 MiB of big body buffers.  Idle
+** keep-alive connections cost no system call while they wait (their
+** sockets stay registered; see corio_fetch_stats.idle).  Sockets are made
+** close-on-exec.
+**
 ** Completion: the callback runs exactly once per started transfer, on the
 ** loop, never from inside corio_fetch_start or corio_fetch_cancel.  Its
 ** `status` is 0 when a response arrived (whatever its HTTP status: 404 and
@@ -550,8 +561,9 @@ CORIO_EXTERN void corio_fetch_set_data(corio_fetch *f, void *data);
 ** wait); max_per_host caps them per host:port; max_idle is how many idle
 ** keep-alive connections are kept (0: libcurl's default, 4 x the number of
 ** transfers).  0 means no limit for the first two.  The default session
-** has max_connections = CORIO_FETCH_DEFAULT_MAX_CONNECTIONS and no
-** per-host limit.
+** has max_connections = max_idle = CORIO_FETCH_DEFAULT_MAX_CONNECTIONS and
+** no per-host limit: after a burst its idle connections stay open until
+** reused, closed by the server, or older than libcurl's limit (118 s).
 */
 #define CORIO_FETCH_DEFAULT_MAX_CONNECTIONS 16384
 
@@ -594,6 +606,8 @@ typedef struct corio_fetch_stats {
   size_t sockets;  /* sockets libcurl has open and we poll */
   size_t sessions; /* sessions, the default one included */
   size_t pooled;   /* idle easy handles kept for reuse */
+  size_t idle;     /* idle keep-alive connections of all sessions (not
+                      counted in `sockets`) */
 } corio_fetch_stats;
 CORIO_EXTERN void corio_fetch_get_stats(const corio_rt *rt,
                                         corio_fetch_stats *out);
@@ -636,6 +650,11 @@ CORIO_EXTERN void corio_response_free(corio_response *res);
 **
 ** Timeouts cost no libuv handle per connection: all of a server's
 ** deadlines share one uv_timer_t.
+**
+** A host that forgets a server is not stuck with it: corio_rt_free closes
+** every server still open as corio_server_close(s, 0, NULL, NULL) would
+** (a server already closing keeps its callback, which runs), and frees the
+** requests nobody answered; pointers to those are invalid afterwards.
 */
 
 typedef struct corio_server corio_server;
@@ -734,6 +753,23 @@ CORIO_EXTERN int corio_server_close(corio_server *s, uint64_t deadline_ms,
                                     corio_server_closed_fn cb, void *ud);
 
 /*
+** Name: corio_server_on_disconnect
+** Desc: Call `cb(s, req, ud)` (ud: the server's data slot) when the client
+**       of a request the host holds (handed out, not answered yet) goes
+**       away: it closed its side (a half-close counts, as in Go's
+**       net/http: the answer is still sent if the host gives one), the
+**       connection was reset, or a timeout or the close deadline cut it.
+**       At most once per request, on the loop, never from inside a corio
+**       call of the host's.  The request stays valid and must still be
+**       answered (corio_srv_respond or corio_srv_abort), typically after
+**       cancelling the work it started.  NULL removes the callback.
+*/
+typedef void (*corio_srv_disconnect_fn)(corio_server *s, corio_srv_req *req,
+                                        void *ud);
+CORIO_EXTERN void corio_server_on_disconnect(corio_server *s,
+                                             corio_srv_disconnect_fn cb);
+
+/*
 ** Request getters.  Every string returned is owned by the request,
 ** NUL-terminated, and valid until corio_srv_respond is called on it; `len`
 ** arguments may be NULL.  Strings are raw bytes from the wire (no
@@ -811,6 +847,18 @@ CORIO_EXTERN int corio_srv_respond(corio_srv_req *req, int status,
                                    const corio_srv_header *headers,
                                    size_t nheaders, const char *body,
                                    size_t len);
+
+/*
+** Name: corio_srv_abort
+** Desc: Give `req` back without answering it: its connection is closed
+**       (a client still there sees the connection end without a
+**       response).  For work cancelled because the client left, or a
+**       handler that wants to drop the connection.  Consumes the request
+**       like corio_srv_respond.
+** Returns: 0; CORIO_ECLOSED when the connection was already gone;
+**          CORIO_ESTATE if the request was already answered.
+*/
+CORIO_EXTERN int corio_srv_abort(corio_srv_req *req);
 
 /* }================================================================== */
 

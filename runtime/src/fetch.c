@@ -15,9 +15,21 @@
 #define MAX_HEADER_BYTES (1024 * 1024)      /* per response, all fields */
 #define MAX_RESERVE      (64 * 1024 * 1024) /* trust Content-Length this far */
 
+/*
+** libcurl mallocs a receive buffer (CURLOPT_BUFFERSIZE, 16 KiB) for every
+** transfer when it starts and frees it when it ends.  Waiting for a slow
+** answer, it is the biggest thing a transfer holds: with 10,000 of them in
+** flight the buffers were 160 MiB of heap (about 4.5 KiB of each resident,
+** the pages its header and the first bytes touch).  Past MANY_ACTIVE
+** transfers in flight in the runtime, a new transfer gets libcurl's
+** smallest buffer instead, which costs more recv calls per byte: the few
+** first transfers stay fast for big bodies, the crowd stays small.
+*/
+#define MANY_ACTIVE       1000
+#define SMALL_RECV_BUFFER 1024L
+
 /* What a pooled object keeps of its buffers between transfers. */
 #define KEEP_ARENA   (16 * 1024)
-#define KEEP_BODY    (64 * 1024)
 #define KEEP_HBUF    (16 * 1024)
 #define KEEP_HEADERS 64
 
@@ -70,8 +82,10 @@ static int bad_seconds(double t) {
 
 /*
 ** Everything that can be refused before a transfer exists.  `urlh` is a
-** CURLU handle to parse with (overwritten).  The scheme is checked on the
-** text: without CURLU_GUESS_SCHEME a parsed URL starts with "scheme:".
+** CURLU handle to parse with (overwritten), or NULL when the caller knows
+** libcurl parses this very URL (fetch_multi.c remembers the last one).
+** The scheme is checked on the text: without CURLU_GUESS_SCHEME a parsed
+** URL starts with "scheme:".
 */
 int corio__fetch_check(const corio_request *req, CURLU *urlh) {
   size_t i;
@@ -93,8 +107,8 @@ int corio__fetch_check(const corio_request *req, CURLU *urlh) {
       req->http_version > CORIO_HTTP_2_ONLY)
     return CORIO_EINVAL;
   if (req->proxy != NULL && !is_clean(req->proxy, 0)) return CORIO_EINVAL;
-  if (curl_url_set(urlh, CURLUPART_URL, req->url, CURLU_NON_SUPPORT_SCHEME) !=
-      CURLUE_OK)
+  if (urlh != NULL && curl_url_set(urlh, CURLUPART_URL, req->url,
+                                   CURLU_NON_SUPPORT_SCHEME) != CURLUE_OK)
     return CORIO_EURL;
   colon = strchr(req->url, ':');
   if (colon == NULL) return CORIO_EURL;
@@ -158,11 +172,12 @@ corio_fetch *corio__fetch_obj_new(void) {
 }
 
 /* Ready `f` for its next transfer: options back to libcurl's defaults
-   (connections, DNS and share stay), big buffers released. */
-void corio__fetch_obj_recycle(corio_fetch *f) {
+   (connections, DNS and share stay), big buffers released; the body
+   buffer is kept if it holds at most `keep_body` bytes. */
+void corio__fetch_obj_recycle(corio_fetch *f, size_t keep_body) {
   curl_easy_reset(f->easy);
   buf_trim(&f->arena, KEEP_ARENA);
-  buf_trim(&f->body, KEEP_BODY);
+  buf_trim(&f->body, keep_body);
   buf_trim(&f->hbuf, KEEP_HBUF);
   if (f->hoff_cap > 2 * KEEP_HEADERS) {
     corio__free(f->hoff);
@@ -350,7 +365,7 @@ int corio__fetch_setup(corio_fetch *f, const corio_request *req) {
   if (ctype) size += sizeof octets;
   size += req->body_len;
   f->arena.len = 0;
-  if (buf_reserve(&f->arena, size, 0) != 0) return CORIO_ENOMEM;
+  if (size > 0 && buf_reserve(&f->arena, size, 0) != 0) return CORIO_ENOMEM;
   off = nlist * sizeof(struct curl_slist);
   for (i = 0; i < nlist; i++) {
     struct curl_slist *node = (struct curl_slist *)f->arena.p + i;
@@ -421,6 +436,14 @@ int corio__fetch_setup(corio_fetch *f, const corio_request *req) {
   SET(CURLOPT_SSL_VERIFYPEER, req->verify_tls ? 1L : 0L);
   SET(CURLOPT_SSL_VERIFYHOST, req->verify_tls ? 2L : 0L);
   SET(CURLOPT_HTTP_VERSION, version);
+  if (f->fetcher != NULL) { /* see fetch_sock.c */
+    if (f->fetcher->nactive >= MANY_ACTIVE)
+      SET(CURLOPT_BUFFERSIZE, SMALL_RECV_BUFFER);
+    SET(CURLOPT_OPENSOCKETFUNCTION, corio__fsock_open);
+    SET(CURLOPT_OPENSOCKETDATA, (void *)f->fetcher);
+    SET(CURLOPT_CLOSESOCKETFUNCTION, corio__fsock_closesocket);
+    SET(CURLOPT_CLOSESOCKETDATA, (void *)f->fetcher);
+  }
   if (req->proxy != NULL) SET(CURLOPT_PROXY, req->proxy);
   if (list != NULL) SET(CURLOPT_HTTPHEADER, list);
   if (req->max_body > 0 && req->max_body <= (size_t)INT64_MAX)
@@ -436,7 +459,8 @@ int corio__fetch_setup(corio_fetch *f, const corio_request *req) {
     if (strcmp(method, "POST") != 0) SET(CURLOPT_CUSTOMREQUEST, method);
     if (req->body != NULL || strcmp(method, "POST") == 0) {
       SET(CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)req->body_len);
-      SET(CURLOPT_POSTFIELDS, f->arena.p + off);
+      /* never NULL: that would make libcurl read the body from stdin */
+      SET(CURLOPT_POSTFIELDS, f->arena.p != NULL ? f->arena.p + off : "");
     }
   }
 #undef SET

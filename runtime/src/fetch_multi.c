@@ -3,122 +3,24 @@
 ** loop (the shape of curl's docs/examples/multi-uv.c), sessions, and
 ** cancellation.
 **
-** Each session owns one CURLM and one uv_timer_t; each socket libcurl asks
-** us to watch gets one uv_poll_t (a corio__fsock, curl_multi_assign'ed),
-** started again only when the events change.  The rules of
-** RELIABILITY.md:
+** Each session owns one CURLM and one uv_timer_t; the sockets libcurl asks
+** us to watch are fetch_sock.c's.  The rules of RELIABILITY.md:
 ** - libcurl's callbacks (socket, timer, write, header) only record state:
 **   no curl_multi_* call and no user callback ever runs inside them.
 ** - curl_multi_socket_action runs from uv callbacks only, and every call is
-**   followed by check_multi_info, which removes finished handles and runs
-**   the completion callbacks.
-** - A poll handle is stopped and uv_close'd on CURL_POLL_REMOVE and freed in
-**   its close callback.  An fd table finds a context left on an fd number
-**   libcurl closed without telling us, which is closed before the number is
-**   watched again.
+**   followed by corio__session_check, which removes finished handles and
+**   runs the completion callbacks.
 ** - Cancellation removes the handle at once (legal outside callbacks; the
 **   connection and its socket go away) and queues the callback, run by an
 **   idle handle at the next turn.
 */
 #include <string.h>
+#include <strings.h>
 
 #include "internal.h"
 
-#define POOL_MAX 256 /* idle transfer objects kept for reuse */
-
-static void check_multi_info(corio_session *s);
-
-/*
-** {==================================================================
-** Sockets
-** ===================================================================
-*/
-
-static void on_sock_closed(uv_handle_t *h) {
-  corio__fsock *k = corio__container_of(h, corio__fsock, poll);
-  corio_rt *rt = k->rt;
-  corio__free(k);
-  corio__closed(rt);
-}
-
-static void sock_close(corio__fetcher *ft, corio__fsock *k) {
-  if (k->fd >= 0 && (size_t)k->fd < ft->nfds && ft->fds[k->fd] == k)
-    ft->fds[k->fd] = NULL;
-  ft->nsockets--;
-  uv_poll_stop(&k->poll);
-  corio__closing(k->rt);
-  uv_close((uv_handle_t *)&k->poll, on_sock_closed);
-}
-
-static int fd_slot(corio__fetcher *ft, curl_socket_t fd) {
-  if ((size_t)fd >= ft->nfds) {
-    size_t n = ft->nfds ? ft->nfds : 64;
-    corio__fsock **p;
-    while (n <= (size_t)fd) n *= 2;
-    p = corio__realloc(ft->fds, n * sizeof *p);
-    if (p == NULL) return CORIO_ENOMEM;
-    memset(p + ft->nfds, 0, (n - ft->nfds) * sizeof *p);
-    ft->fds = p;
-    ft->nfds = n;
-  }
-  return 0;
-}
-
-static void on_poll(uv_poll_t *h, int status, int events) {
-  corio__fsock *k = corio__container_of(h, corio__fsock, poll);
-  corio_session *s = k->session;
-  int flags = 0, running;
-  if (status < 0) flags = CURL_CSELECT_ERR;
-  if (events & UV_READABLE) flags |= CURL_CSELECT_IN;
-  if (events & UV_WRITABLE) flags |= CURL_CSELECT_OUT;
-  (void)curl_multi_socket_action(s->multi, k->fd, flags, &running);
-  check_multi_info(s); /* k may be closing now; s is alive */
-}
-
-/* CURLMOPT_SOCKETFUNCTION */
-static int on_curl_socket(CURL *e, curl_socket_t fd, int what, void *userp,
-                          void *socketp) {
-  corio_session *s = userp;
-  corio__fetcher *ft = s->fetcher;
-  corio__fsock *k = socketp;
-  int events;
-  (void)e;
-  if (what == CURL_POLL_REMOVE) {
-    if (k != NULL) sock_close(ft, k);
-    return 0;
-  }
-  if (k == NULL) {
-    if (fd < 0 || fd_slot(ft, fd) != 0) return 0;
-    /* a context still on this fd number: libcurl closed that socket
-       without a CURL_POLL_REMOVE; stop watching the old one first */
-    if (ft->fds[fd] != NULL) sock_close(ft, ft->fds[fd]);
-    k = corio__malloc(sizeof *k);
-    if (k == NULL) return 0; /* the transfer will time out */
-    if (uv_poll_init_socket(s->rt->loop, &k->poll, fd) != 0) {
-      corio__free(k);
-      return 0;
-    }
-    k->rt = s->rt;
-    k->session = s;
-    k->fd = fd;
-    k->events = 0;
-    ft->fds[fd] = k;
-    ft->nsockets++;
-    (void)curl_multi_assign(s->multi, fd, k);
-  }
-  events = ((what & CURL_POLL_IN) ? UV_READABLE : 0) |
-           ((what & CURL_POLL_OUT) ? UV_WRITABLE : 0);
-  if (events != k->events) { /* no churn: only real changes reach libuv */
-    k->events = events;
-    if (events != 0)
-      uv_poll_start(&k->poll, events, on_poll);
-    else
-      uv_poll_stop(&k->poll);
-  }
-  return 0;
-}
-
-/* }================================================================== */
+#define POOL_MAX       256 /* idle transfer objects kept for reuse */
+#define POOL_BIG_BYTES (16 * 1024 * 1024)
 
 /*
 ** {==================================================================
@@ -132,7 +34,7 @@ static void on_timeout(uv_timer_t *t) {
   s->in_timeout = 1;
   (void)curl_multi_socket_action(s->multi, CURL_SOCKET_TIMEOUT, 0, &running);
   s->in_timeout = 0;
-  check_multi_info(s);
+  corio__session_check(s);
 }
 
 /*
@@ -163,12 +65,23 @@ static int on_curl_timer(CURLM *m, long ms, void *userp) {
 ** ===================================================================
 */
 
+/*
+** A pooled object keeps a body buffer of up to CORIO__KEEP_BODY bytes, and
+** a bigger one while the pool's big buffers stay within POOL_BIG_BYTES:
+** freeing and mallocing a 100 KiB buffer per response made glibc give the
+** pages back and fault them in again (a page fault per 4 KiB received).
+*/
 static void pool_put(corio__fetcher *ft, corio_fetch *f) {
+  size_t keep = CORIO__KEEP_BODY;
   if (ft->npool >= POOL_MAX || ft->closing) {
     corio__fetch_obj_free(f);
     return;
   }
-  corio__fetch_obj_recycle(f);
+  if (f->body.cap > keep && f->body.cap <= POOL_BIG_BYTES - ft->pool_big)
+    keep = f->body.cap;
+  corio__fetch_obj_recycle(f, keep);
+  f->pool_big = f->body.cap > CORIO__KEEP_BODY ? f->body.cap : 0;
+  ft->pool_big += f->pool_big;
   f->next = ft->pool;
   ft->pool = f;
   ft->npool++;
@@ -179,6 +92,8 @@ static corio_fetch *pool_get(corio__fetcher *ft) {
   if (f != NULL) {
     ft->pool = f->next;
     ft->npool--;
+    ft->pool_big -= f->pool_big;
+    f->pool_big = 0;
     f->next = NULL;
   } else {
     f = corio__fetch_obj_new();
@@ -253,7 +168,7 @@ static void session_destroy(corio_session *s);
 ** start, cancel or free anything, this session included: its destruction
 ** waits until the loop is over (depth).
 */
-static void check_multi_info(corio_session *s) {
+void corio__session_check(corio_session *s) {
   CURLMsg *msg;
   int left;
   s->depth++;
@@ -302,8 +217,8 @@ static void session_destroy(corio_session *s) {
   (void)curl_multi_cleanup(s->multi);
   s->multi = NULL;
   for (i = 0; i < ft->nfds; i++)
-    if (ft->fds[i] != NULL && ft->fds[i]->session == s)
-      sock_close(ft, ft->fds[i]);
+    if (ft->fds[i].k != NULL && ft->fds[i].k->session == s)
+      corio__fsock_close(ft, ft->fds[i].k);
   uv_timer_stop(&s->timer);
   corio__closing(s->rt);
   uv_close((uv_handle_t *)&s->timer, on_session_closed);
@@ -326,12 +241,14 @@ static corio_session *session_make(corio__fetcher *ft,
   s->fetcher = ft;
   s->rt = ft->rt;
   s->multi = m;
-  curl_multi_setopt(m, CURLMOPT_SOCKETFUNCTION, on_curl_socket);
+  curl_multi_setopt(m, CURLMOPT_SOCKETFUNCTION, corio__fsock_curl_cb);
   curl_multi_setopt(m, CURLMOPT_SOCKETDATA, (void *)s);
   curl_multi_setopt(m, CURLMOPT_TIMERFUNCTION, on_curl_timer);
   curl_multi_setopt(m, CURLMOPT_TIMERDATA, (void *)s);
   curl_multi_setopt(m, CURLMOPT_PIPELINING, (long)CURLPIPE_MULTIPLEX);
   if (o != NULL) {
+    s->max_connections = o->max_connections;
+    s->max_per_host = o->max_per_host;
     if (o->max_connections > 0)
       curl_multi_setopt(m, CURLMOPT_MAX_TOTAL_CONNECTIONS,
                         (long)(o->max_connections > INT32_MAX
@@ -384,6 +301,12 @@ static corio_session *default_session(corio__fetcher *ft) {
     corio_session_opts o;
     memset(&o, 0, sizeof o);
     o.max_connections = CORIO_FETCH_DEFAULT_MAX_CONNECTIONS;
+    /* libcurl's default keeps 4 connections per transfer still in the
+       multi: after a burst, as the last transfers leave, every one of
+       them closed the oldest idle connection, found by walking all of
+       them (0.2 s of the 10,000-transfer burst).  Idle ones cost no
+       system call while parked; servers close them in their own time. */
+    o.max_idle = CORIO_FETCH_DEFAULT_MAX_CONNECTIONS;
     ft->dflt = session_make(ft, &o);
     if (ft->dflt != NULL) ft->dflt->is_default = 1;
   }
@@ -413,7 +336,7 @@ int corio_session_free(corio_session *s) {
   s->closing = 1;
   session_cancel_all(s);
   if (s->depth > 0)
-    s->destroy_pending = 1; /* check_multi_info finishes it */
+    s->destroy_pending = 1; /* corio__session_check finishes it */
   else
     session_destroy(s);
   return 0;
@@ -435,6 +358,48 @@ void corio_session_set_data(corio_session *s, void *data) {
 ** ===================================================================
 */
 
+/*
+** corio__fetch_check, but a URL equal to the last one that parsed is not
+** parsed again: that parse was a tenth of the CPU a small request costs
+** (libcurl parses the URL once more when the transfer starts).
+*/
+static int check_request(corio__fetcher *ft, const corio_request *req) {
+  size_t len;
+  int r, known = req->url != NULL && ft->url_ok != NULL &&
+                 strcmp(req->url, ft->url_ok) == 0;
+  r = corio__fetch_check(req, known ? NULL : ft->urlh);
+  if (r != 0 || known) return r;
+  len = strlen(req->url) + 1;
+  if (len > ft->url_ok_cap) {
+    char *p = corio__realloc(ft->url_ok, len);
+    if (p == NULL) return 0; /* nothing remembered: parsed again next time */
+    ft->url_ok = p;
+    ft->url_ok_cap = len;
+  }
+  memcpy(ft->url_ok, req->url, len);
+  return 0;
+}
+
+/*
+** Whether a transfer may skip libcurl's search for a connection to reuse
+** (CURLOPT_FRESH_CONNECT).  That search walks every connection to the
+** host, the busy ones too: with 10,000 transfers in flight to one host,
+** starting 10,000 more cost 50 million steps.  Skipping it changes nothing
+** when the session has no idle connection (no parked socket), the
+** transfer cannot share a busy one (HTTP/1: plain http, or a 1.x version
+** asked for), and no limit can make it wait for a connection (a transfer
+** queued with FRESH_CONNECT would later close an idle connection rather
+** than take it).
+*/
+static int may_skip_reuse(const corio_session *s, const corio_request *req) {
+  int h1 = req->http_version == CORIO_HTTP_1_0 ||
+           req->http_version == CORIO_HTTP_1_1 ||
+           (req->http_version == CORIO_HTTP_DEFAULT &&
+            strncasecmp(req->url, "http:", 5) == 0);
+  return h1 && s->nparked == 0 && s->max_per_host == 0 &&
+         (s->max_connections == 0 || s->nactive < s->max_connections);
+}
+
 int corio_fetch_start(corio_rt *rt, corio_session *s, const corio_request *req,
                       corio_fetch_cb cb, void *ud, corio_fetch **out) {
   corio__fetcher *ft;
@@ -452,11 +417,15 @@ int corio_fetch_start(corio_rt *rt, corio_session *s, const corio_request *req,
     return CORIO_EINVAL;
   }
   if (s->closing) return CORIO_ECLOSED;
-  r = corio__fetch_check(req, ft->urlh);
+  r = check_request(ft, req);
   if (r != 0) return r;
   f = pool_get(ft);
   if (f == NULL) return CORIO_ENOMEM;
   r = corio__fetch_setup(f, req);
+  if (r == 0 && may_skip_reuse(s, req))
+    r = curl_easy_setopt(f->easy, CURLOPT_FRESH_CONNECT, 1L) == CURLE_OK
+            ? 0
+            : CORIO_ENOMEM;
   if (r == 0 && curl_multi_add_handle(s->multi, f->easy) != CURLM_OK)
     r = CORIO_ENOMEM;
   if (r != 0) {
@@ -494,12 +463,14 @@ void corio_fetch_set_data(corio_fetch *f, void *data) {
 
 void corio_fetch_get_stats(const corio_rt *rt, corio_fetch_stats *out) {
   const corio__fetcher *ft = rt->fetcher;
+  const corio_session *s;
   memset(out, 0, sizeof *out);
   if (ft == NULL) return;
   out->active = ft->nactive;
   out->sockets = ft->nsockets;
   out->sessions = ft->nsessions;
   out->pooled = ft->npool;
+  for (s = ft->sessions; s != NULL; s = s->next) out->idle += s->nparked;
 }
 
 /* }================================================================== */
@@ -542,13 +513,15 @@ void corio__fetch_shutdown(corio_rt *rt) {
     corio__fetch_obj_free(f);
   }
   ft->npool = 0;
+  ft->pool_big = 0;
   for (i = 0; i < ft->nfds; i++)
-    if (ft->fds[i] != NULL) sock_close(ft, ft->fds[i]);
+    if (ft->fds[i].k != NULL) corio__fsock_close(ft, ft->fds[i].k);
   corio__free(ft->fds);
   ft->fds = NULL;
   ft->nfds = 0;
   if (ft->share != NULL) curl_share_cleanup(ft->share);
   curl_url_cleanup(ft->urlh);
+  corio__free(ft->url_ok);
   rt->fetcher = NULL;
   uv_idle_stop(&ft->idle);
   corio__closing(rt);

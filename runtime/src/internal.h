@@ -97,6 +97,8 @@ struct corio_rt {
   uv_timer_t uvtimer;
   int nhandles; /* handles still to be closed by corio_rt_free */
   struct corio__fetcher *fetcher; /* fetch.c: the curl multi, made lazily */
+  struct corio_server *servers;   /* server.c: listening or closing */
+  struct corio__srv_conn *srv_orphans; /* their freed servers' held requests */
 };
 
 /* rt.c: corio_rt_free runs the loop until every handle the runtime's parts
@@ -108,6 +110,10 @@ void corio__closed(corio_rt *rt);
 /* fetch.c: cancel transfers and release the curl multi (its poll handles
    are closed through corio__close_handle). */
 void corio__fetch_shutdown(corio_rt *rt);
+
+/* server.c: close the servers still open, run the loop until they are
+   gone, and free the requests nobody answered. */
+void corio__server_shutdown(corio_rt *rt);
 
 /* sched.c */
 void corio__sched_init(corio_rt *rt);
@@ -202,11 +208,13 @@ enum {
 #define CORIO__SRV_READ_OFF    0x080 /* reading stopped: too much pending */
 #define CORIO__SRV_IN_PROCESS  0x100 /* inside corio__srv_process */
 #define CORIO__SRV_CONTINUE    0x200 /* creq (100 Continue) in flight */
+#define CORIO__SRV_GONE        0x400 /* disconnect reported for this request */
 
 typedef struct corio__srv_conn corio__srv_conn;
 struct corio__srv_conn {
   uv_tcp_t tcp;
-  corio_server *srv;              /* NULL for an orphan whose server is gone */
+  corio_server *srv; /* NULL for an orphan whose server is gone */
+  corio_rt *rt;
   corio__srv_conn *prev, *next;   /* srv->conns, or srv->orphans */
   corio__srv_conn *tprev, *tnext; /* deadline list srv->tl[tkind] */
   uint64_t due;
@@ -237,7 +245,9 @@ struct corio_server {
   uv_timer_t timer;    /* every deadline of the server */
   corio_server_opts o; /* defaults filled in */
   corio_srv_request_fn cb;
+  corio_srv_disconnect_fn on_gone;
   void *data;
+  corio_server *prev, *next; /* rt->servers */
   corio__srv_conn *conns, *orphans;
   corio__srv_tlist tl[CORIO__SRV_T_COUNT];
   uint64_t tl_ms[CORIO__SRV_T_COUNT];
@@ -259,6 +269,7 @@ void corio__srv_process(corio__srv_conn *c);
 void corio__srv_after_response(corio__srv_conn *c);
 void corio__srv_conn_close(corio__srv_conn *c);
 void corio__srv_conn_release(corio__srv_conn *c);
+void corio__srv_gone(corio__srv_conn *c);
 int corio__srv_buf_reserve(corio__srv_buf *b, size_t extra);
 
 /* server_parse.c */
@@ -310,18 +321,28 @@ struct corio_fetch {
   size_t nh, hoff_cap;
   corio_header *harr; /* res.headers, built at completion */
   size_t harr_cap;
+  size_t pool_big; /* in the pool: body.cap if over CORIO__KEEP_BODY */
   corio_response res;
   char errbuf[CURL_ERROR_SIZE];
 };
 
-/* A socket libcurl asked us to watch (curl_multi_assign'ed to it). */
+/* A socket libcurl asked us to watch (curl_multi_assign'ed to it), or a
+   parked one: an idle keep-alive connection's (fetch_sock.c). */
 typedef struct corio__fsock {
   uv_poll_t poll;
   corio_rt *rt;
   corio_session *session;
   curl_socket_t fd;
   int events; /* UV_READABLE|UV_WRITABLE the poll is started with */
+  int parked; /* libcurl said CURL_POLL_REMOVE; the poll is unref'ed */
 } corio__fsock;
+
+/* What the fetcher knows about one fd number. */
+typedef struct corio__fslot {
+  corio__fsock *k; /* the context on this number, or NULL */
+  int conn;        /* made by corio__fsock_open, not closed yet: its close
+                      will come through corio__fsock_closesocket */
+} corio__fslot;
 
 struct corio_session {
   struct corio__fetcher *fetcher;
@@ -331,7 +352,10 @@ struct corio_session {
   corio_session *prev, *next; /* fetcher's list */
   corio_fetch *active;        /* transfers added to `multi` */
   size_t nactive;
-  int depth;           /* > 0 while check_multi_info runs callbacks */
+  size_t nparked;         /* parked sockets: idle keep-alive connections */
+  size_t max_connections; /* the options' limits, 0: none */
+  size_t max_per_host;
+  int depth;           /* > 0 while corio__session_check runs callbacks */
   int in_timeout;      /* inside the timer's socket_action */
   int closing;         /* corio_session_free was called */
   int destroy_pending; /* free once depth drops to 0 */
@@ -342,29 +366,47 @@ struct corio_session {
 /* Per runtime: made by the first fetch, freed by corio__fetch_shutdown. */
 typedef struct corio__fetcher {
   corio_rt *rt;
-  CURLSH *share;  /* DNS + TLS session cache shared by the sessions */
-  CURLU *urlh;    /* reused to validate URLs */
+  CURLSH *share; /* DNS + TLS session cache shared by the sessions */
+  CURLU *urlh;   /* reused to validate URLs */
+  char *url_ok;  /* the last URL urlh accepted, or NULL */
+  size_t url_ok_cap;
   uv_idle_t idle; /* runs while cancelled callbacks are queued */
   corio_fetch *pend_head, *pend_tail;
   corio_fetch *pool;
   size_t npool;
+  size_t pool_big; /* sum of the pooled objects' pool_big */
   corio_session *sessions;
   corio_session *dflt;
   size_t nsessions;
-  corio__fsock **fds; /* fd -> socket context, to find stale ones */
+  corio__fslot *fds; /* indexed by fd */
   size_t nfds;
   size_t nsockets, nactive;
   int closing;
 } corio__fetcher;
 
+/* A pooled transfer object always keeps a body buffer this big. */
+#define CORIO__KEEP_BODY (64 * 1024)
+
 /* fetch.c: one transfer's request and response. */
 int corio__fetch_check(const corio_request *req, CURLU *urlh);
 corio_fetch *corio__fetch_obj_new(void);
-void corio__fetch_obj_recycle(corio_fetch *f);
+void corio__fetch_obj_recycle(corio_fetch *f, size_t keep_body);
 void corio__fetch_obj_free(corio_fetch *f);
 int corio__fetch_setup(corio_fetch *f, const corio_request *req);
 void corio__fetch_finish(corio_fetch *f, int status, CURLcode code);
 int corio__fetch_code(const corio_fetch *f, CURLcode code);
+
+/* fetch_multi.c: remove finished transfers and run their callbacks. */
+void corio__session_check(corio_session *s);
+
+/* fetch_sock.c: libcurl's socket callbacks (userp/clientp: the session
+   for the first, the fetcher for the others), and closing a context. */
+int corio__fsock_curl_cb(CURL *e, curl_socket_t fd, int what, void *userp,
+                         void *socketp);
+curl_socket_t corio__fsock_open(void *clientp, curlsocktype purpose,
+                                struct curl_sockaddr *a);
+int corio__fsock_closesocket(void *clientp, curl_socket_t fd);
+void corio__fsock_close(corio__fetcher *ft, corio__fsock *k);
 /* end fetch */
 
 #endif

@@ -6,10 +6,12 @@
 */
 #include <dirent.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <netinet/in.h>
 #include <signal.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "task.h"
@@ -1067,6 +1069,283 @@ TEST_IMPL(fd_churn) {
   ASSERT_OK(corio_rt_free(c.rt));
 }
 
+/* }================================================================== */
+
+/*
+** {==================================================================
+** The machinery behind the speed: parked sockets, skipped reuse
+** searches, buffers sized by the crowd, pooled buffers, URL cache
+** ===================================================================
+*/
+
+/* n GETs of `path` at once in session `s` (NULL: the default one), run
+   to the end. */
+static void burst(corio_rt *rt, corio_session *s, const char *path, int n,
+                  tally *t) {
+  char u[256];
+  corio_request req;
+  int i;
+  corio_request_init(&req, mkurl(u, path));
+  for (i = 0; i < n; i++)
+    ASSERT_OK(corio_fetch_start(rt, s, &req, on_tally, t, NULL));
+  ASSERT_OK(corio_rt_run(rt, UV_RUN_DEFAULT));
+}
+
+/* A burst opens one connection per transfer (no reuse search: nothing is
+   idle); the next burst takes them all again and opens none.  (A session
+   with max_idle: by default libcurl keeps 4 idle connections per transfer
+   still in its multi, so the pool shrinks as the last transfers leave.) */
+TEST_IMPL(idle_connections_reused) {
+  corio_rt *rt = corio_rt_new(NULL);
+  corio_session_opts o = {0, 0, 64};
+  corio_session *s = corio_session_new(rt, &o), *s2;
+  tally t = {0, 0, 0, 0};
+  corio_fetch_stats st;
+  int fds;
+  ASSERT_NOT_NULL(s);
+  burst(rt, s, "/hello", 20, &t);
+  corio_fetch_get_stats(rt, &st);
+  ASSERT_EQ(st.idle, 20);
+  ASSERT_EQ(st.sockets, 0);
+  ASSERT_EQ(st.active, 0);
+  fds = count_fds();
+  burst(rt, s, "/hello", 20, &t);
+  corio_fetch_get_stats(rt, &st);
+  ASSERT_EQ(st.idle, 20);
+  ASSERT_EQ(count_fds(), fds);
+  /* another session has connections of its own, gone with it */
+  s2 = corio_session_new(rt, &o);
+  ASSERT_NOT_NULL(s2);
+  burst(rt, s2, "/hello", 5, &t);
+  corio_fetch_get_stats(rt, &st);
+  ASSERT_EQ(st.idle, 25);
+  ASSERT_OK(corio_session_free(s2));
+  ASSERT_OK(corio_rt_run(rt, UV_RUN_DEFAULT));
+  corio_fetch_get_stats(rt, &st);
+  ASSERT_EQ(st.idle, 20);
+  ASSERT_EQ(count_fds(), fds);
+  /* the default session: at most as many as the burst */
+  burst(rt, NULL, "/hello", 20, &t);
+  corio_fetch_get_stats(rt, &st);
+  ASSERT(st.idle > 20 && st.idle <= 40);
+  ASSERT_EQ(t.ok, 65);
+  ASSERT_OK(corio_session_free(s));
+  ASSERT_OK(corio_rt_free(rt));
+}
+
+typedef struct {
+  uv_prepare_t prep;
+  uv_timer_t timer;
+  int turns;
+} waiter;
+
+static void on_turn(uv_prepare_t *h) {
+  ((waiter *)h->data)->turns++;
+}
+
+static void on_wait_over(uv_timer_t *h) {
+  waiter *w = h->data;
+  uv_prepare_stop(&w->prep);
+  uv_close((uv_handle_t *)&w->prep, NULL);
+  uv_close((uv_handle_t *)&w->timer, NULL);
+}
+
+/* Run the loop for `ms` doing nothing; returns how many turns it took. */
+static int idle_wait(corio_rt *rt, uint64_t ms) {
+  waiter w;
+  memset(&w, 0, sizeof w);
+  ASSERT_OK(uv_prepare_init(corio_rt_loop(rt), &w.prep));
+  ASSERT_OK(uv_timer_init(corio_rt_loop(rt), &w.timer));
+  w.prep.data = w.timer.data = &w;
+  ASSERT_OK(uv_prepare_start(&w.prep, on_turn));
+  ASSERT_OK(uv_timer_start(&w.timer, on_wait_over, ms, 0));
+  ASSERT_OK(corio_rt_run(rt, UV_RUN_DEFAULT));
+  return w.turns;
+}
+
+/* The server closes an idle connection: its parked poll hears the EOF and
+   stops (no busy loop), and the next transfer gets a new connection. */
+TEST_IMPL(idle_closed_by_server) {
+  corio_rt *rt = corio_rt_new(NULL);
+  tally t = {0, 0, 0, 0};
+  corio_fetch_stats st;
+  int fds;
+  burst(rt, NULL, "/short-keepalive", 1, &t);
+  corio_fetch_get_stats(rt, &st);
+  ASSERT_EQ(st.idle, 1);
+  fds = count_fds();
+  ASSERT(idle_wait(rt, 600) < 20);
+  corio_fetch_get_stats(rt, &st);
+  ASSERT_EQ(st.idle, 1); /* libcurl has not looked at it yet */
+  burst(rt, NULL, "/hello", 1, &t);
+  ASSERT_EQ(t.ok, 2);
+  corio_fetch_get_stats(rt, &st);
+  ASSERT_EQ(st.idle, 1);
+  ASSERT_EQ(st.sockets, 0);
+  ASSERT_EQ(count_fds(), fds); /* the dead one closed, a new one open */
+  ASSERT_OK(corio_rt_free(rt));
+}
+
+static void check_body(const result *r, size_t len, const char *pattern) {
+  size_t i, plen = strlen(pattern);
+  ASSERT_OK(r->status);
+  ASSERT_EQ(r->http, 200);
+  ASSERT_EQ(r->body_len, len);
+  for (i = 0; i < len; i++)
+    if (r->body[i] != pattern[i % plen]) ASSERT(0 && "body differs");
+}
+
+/* Past 1000 transfers in flight, new ones get a 1 KiB receive buffer:
+   big bodies still arrive whole. */
+TEST_IMPL(crowd_small_buffers) {
+  corio_rt *rt = corio_rt_new(NULL);
+  tally t = {0, 0, 0, 0};
+  result r[3];
+  char u[256];
+  corio_request req;
+  int i;
+  memset(r, 0, sizeof r);
+  corio_request_init(&req, mkurl(u, "/delay/300"));
+  for (i = 0; i < 1000; i++)
+    ASSERT_OK(corio_fetch_start(rt, NULL, &req, on_tally, &t, NULL));
+  req.url = mkurl(u, "/bytes/1m");
+  ASSERT_OK(corio_fetch_start(rt, NULL, &req, record, &r[0], NULL));
+  req.url = mkurl(u, "/bytes/100k");
+  ASSERT_OK(corio_fetch_start(rt, NULL, &req, record, &r[1], NULL));
+  req.url = mkurl(u, "/chunked");
+  ASSERT_OK(corio_fetch_start(rt, NULL, &req, record, &r[2], NULL));
+  ASSERT_OK(corio_rt_run(rt, UV_RUN_DEFAULT));
+  ASSERT_EQ(t.ok, 1000);
+  check_body(&r[0], 1048576, "c");
+  check_body(&r[1], 102400, "b");
+  check_body(&r[2], 1000000, "0123456789");
+  for (i = 0; i < 3; i++) result_clear(&r[i]);
+  ASSERT_OK(corio_rt_free(rt));
+}
+
+/* One after the other, each started from the callback of the one before
+   (whose object is pooled only when that callback returns): two pooled
+   objects take turns, each with the body buffer, big or not, of the
+   transfer before last. */
+typedef struct {
+  corio_rt *rt;
+  int i;
+  result r;
+} serial;
+
+static const struct {
+  const char *path;
+  size_t len;
+  const char *pattern;
+} serial_steps[] = {
+    {"/bytes/1m", 1048576, "c"},         {"/bytes/0", 0, "-"},
+    {"/bytes/100k", 102400, "b"},        {"/bytes/1k", 1024, "a"},
+    {"/chunked", 1000000, "0123456789"}, {"/hello", 12, "hello world\n"},
+    {"/bytes/1m", 1048576, "c"},
+};
+
+static void on_serial(corio_fetch *f, int status, const corio_response *res,
+                      void *ud) {
+  serial *q = ud;
+  char u[256];
+  corio_request req;
+  record(f, status, res, &q->r);
+  check_body(&q->r, serial_steps[q->i].len, serial_steps[q->i].pattern);
+  if (++q->i < (int)(sizeof serial_steps / sizeof serial_steps[0])) {
+    corio_request_init(&req, mkurl(u, serial_steps[q->i].path));
+    ASSERT_OK(corio_fetch_start(q->rt, NULL, &req, on_serial, q, NULL));
+  }
+}
+
+TEST_IMPL(pooled_buffers) {
+  serial q;
+  char u[256];
+  corio_request req;
+  corio_fetch_stats st;
+  memset(&q, 0, sizeof q);
+  q.rt = corio_rt_new(NULL);
+  corio_request_init(&req, mkurl(u, serial_steps[0].path));
+  ASSERT_OK(corio_fetch_start(q.rt, NULL, &req, on_serial, &q, NULL));
+  ASSERT_OK(corio_rt_run(q.rt, UV_RUN_DEFAULT));
+  ASSERT_EQ(q.i, (int)(sizeof serial_steps / sizeof serial_steps[0]));
+  corio_fetch_get_stats(q.rt, &st);
+  ASSERT_EQ(st.pooled, 2);
+  result_clear(&q.r);
+  ASSERT_OK(corio_rt_free(q.rt));
+}
+
+/* The last URL that parsed is not parsed again; others still are. */
+TEST_IMPL(url_check_cache) {
+  corio_rt *rt = corio_rt_new(NULL);
+  tally t = {0, 0, 0, 0};
+  char good[256], bad[300];
+  corio_request req;
+  mkurl(good, "/hello");
+  corio_request_init(&req, good);
+  ASSERT_OK(corio_fetch_start(rt, NULL, &req, on_tally, &t, NULL));
+  ASSERT_OK(corio_fetch_start(rt, NULL, &req, on_tally, &t, NULL));
+  snprintf(bad, sizeof bad, "%s/a b", good);
+  req.url = bad;
+  ASSERT_EQ(corio_fetch_start(rt, NULL, &req, on_tally, &t, NULL), CORIO_EURL);
+  snprintf(bad, sizeof bad, "%s\n", good);
+  ASSERT_EQ(corio_fetch_start(rt, NULL, &req, on_tally, &t, NULL), CORIO_EURL);
+  snprintf(bad, sizeof bad, "http://[::1%s", good + 16);
+  ASSERT_EQ(corio_fetch_start(rt, NULL, &req, on_tally, &t, NULL), CORIO_EURL);
+  req.url = good;
+  req.method = "GET\r\n"; /* the other checks still run */
+  ASSERT_EQ(corio_fetch_start(rt, NULL, &req, on_tally, &t, NULL),
+            CORIO_EINVAL);
+  req.method = NULL;
+  ASSERT_OK(corio_fetch_start(rt, NULL, &req, on_tally, &t, NULL));
+  ASSERT_OK(corio_rt_run(rt, UV_RUN_DEFAULT));
+  ASSERT_EQ(t.ok, 3);
+  ASSERT_EQ(t.failed + t.other, 0);
+  ASSERT_OK(corio_rt_free(rt));
+}
+
+/* Sockets to the server are close-on-exec (processes.map forks). */
+TEST_IMPL(sockets_cloexec) {
+  corio_rt *rt = corio_rt_new(NULL);
+  result r;
+  char u[256];
+  corio_request req;
+  corio_fetch_stats st;
+  DIR *d;
+  struct dirent *e;
+  int i, checked = 0;
+  memset(&r, 0, sizeof r);
+  corio_request_init(&req, mkurl(u, "/slow"));
+  ASSERT_OK(corio_fetch_start(rt, NULL, &req, record, &r, &r.f));
+  for (i = 0; i < 200; i++) {
+    corio_fetch_get_stats(rt, &st);
+    if (st.sockets > 0) break;
+    (void)corio_rt_run(rt, UV_RUN_ONCE);
+  }
+  ASSERT_EQ(st.sockets, 1);
+  d = opendir("/proc/self/fd");
+  ASSERT_NOT_NULL(d);
+  while ((e = readdir(d)) != NULL) {
+    struct stat sb;
+    struct sockaddr_in a;
+    socklen_t len = sizeof a;
+    int fd = atoi(e->d_name);
+    if (e->d_name[0] == '.' || fd == dirfd(d)) continue;
+    if (fstat(fd, &sb) != 0 || !S_ISSOCK(sb.st_mode)) continue;
+    if (getpeername(fd, (struct sockaddr *)&a, &len) != 0 ||
+        a.sin_family != AF_INET || ntohs(a.sin_port) != ngx_port)
+      continue;
+    ASSERT(fcntl(fd, F_GETFD) & FD_CLOEXEC);
+    checked++;
+  }
+  closedir(d);
+  ASSERT_EQ(checked, 1);
+  ASSERT_OK(corio_fetch_cancel(r.f));
+  ASSERT_OK(corio_rt_run(rt, UV_RUN_DEFAULT));
+  ASSERT_EQ(r.status, CORIO_ECANCELED);
+  result_clear(&r);
+  ASSERT_OK(corio_rt_free(rt));
+}
+
 TEST_IMPL(timing) {
   result r;
   ASSERT_OK(get("/delay/200", &r));
@@ -1105,6 +1384,12 @@ TEST_MAIN(
   TEST_ENTRY(sequential_reuse)
   TEST_ENTRY(fd_churn)
   TEST_ENTRY(fds_back_to_baseline)
+  TEST_ENTRY(idle_connections_reused)
+  TEST_ENTRY(idle_closed_by_server)
+  TEST_ENTRY(crowd_small_buffers)
+  TEST_ENTRY(pooled_buffers)
+  TEST_ENTRY(url_check_cache)
+  TEST_ENTRY(sockets_cloexec)
   TEST_ENTRY(blocking)
   TEST_ENTRY(concurrent_1000)
   TEST_ENTRY(concurrent_10000)

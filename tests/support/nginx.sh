@@ -14,6 +14,8 @@
 #
 # Endpoints:
 #   /hello                 "hello world\n"
+#   /short-keepalive       "hello world\n"; the server closes the idle
+#                          keep-alive connection 200 ms later
 #   /bytes/0 /bytes/1k /bytes/100k /bytes/1m
 #                          files of 0, 1024, 102400, 1048576 bytes
 #                          (bytes/1k is "a"*1024, 100k "b"*..., 1m "c"*...)
@@ -116,6 +118,7 @@ http {
     $tls_listen
     root $dir/www;
     location = /hello  { try_files /hello.txt =404; }
+    location = /short-keepalive { keepalive_timeout 200ms; try_files /hello.txt =404; }
     location /bytes/   { default_type application/octet-stream; }
     location = /chunked { echo_duplicate 100000 "0123456789"; }
     location ~ ^/delay/[0-9]+\$ { echo_sleep \$delay_s; echo "delayed"; }
