@@ -30,10 +30,10 @@ local models = {
     for i, u in ipairs(urls) do statuses[i] = get_page(u) end
     return statuses
   end},
-  {model = "processes", workers = o.processes, run = function()
+  {model = "processes", workers = math.min(o.processes, o.n), run = function()
     return corio.processes.map(get_page, urls, {processes = o.processes})
   end},
-  {model = "threads", workers = o.workers, run = function()
+  {model = "threads", workers = math.min(o.workers, o.n), run = function()
     return corio.threads.map(get_page, urls, {threads = o.workers})
   end},
   {model = "coroutines", workers = o.n, run = function()

@@ -12,17 +12,17 @@ local function esc(s)
                                        [">"] = "&gt;", ['"'] = "&quot;"}))
 end
 
--- A "nice" axis maximum and step for values up to vmax.
+-- A "nice" axis for values up to vmax: a step of 1, 2, 2.5 or 5 times a
+-- power of ten giving about five ticks, and the first tick at or above vmax.
 local function nice_axis(vmax)
   if vmax <= 0 then return 1, 0.2 end
-  local mag = 10 ^ math.floor(math.log(vmax, 10))
-  for _, m in ipairs({1, 2, 2.5, 5, 10}) do
-    if vmax <= m * mag then
-      local top = m * mag
-      return top, top / 5
-    end
+  local raw = vmax / 5
+  local mag = 10 ^ math.floor(math.log(raw, 10))
+  local step = 10 * mag
+  for _, m in ipairs({1, 2, 2.5, 5}) do
+    if raw <= m * mag then step = m * mag break end
   end
-  return 10 * mag, 2 * mag
+  return math.ceil(vmax / step - 1e-9) * step, step
 end
 
 local function fmt_num(v)

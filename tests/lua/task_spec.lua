@@ -175,6 +175,31 @@ describe("coroutine objects and futures", function()
     assert.equal(7, corio.create_task(get(7)):await())
   end)
 
+  it("awaiting a coroutine object inside a task runs it inline, in that task", function()
+    local inner = corio.async(function(a, b)
+      local me = corio.current_task()
+      corio.sleep(0.001)
+      return a + b, me
+    end)
+    local log = {}
+    local outer = corio.spawn(function()
+      local other = corio.spawn(function() log[#log + 1] = "other" end)
+      local co = inner(2, 3)
+      log[#log + 1] = "before"
+      local sum, ran_in = corio.await(co)
+      assert.equal(corio.current_task(), ran_in) -- no task of its own
+      assert.has_error(function() corio.await(co) end,
+                       "corio: this coroutine object was already scheduled")
+      other:await()
+      return sum
+    end)
+    assert.equal(5, outer:await())
+    assert.same({"before", "other"}, log)
+    local failing = corio.async(function() error("inner boom", 0) end)
+    local t = corio.spawn(function() return corio.await(failing()) end)
+    assert.has_error(function() t:await() end, "inner boom")
+  end)
+
   it("ensure_future returns tasks and futures unchanged", function()
     local f = corio.future()
     assert.equal(f, corio.ensure_future(f))

@@ -57,6 +57,9 @@ ltask *lcorio_checktask(lua_State *L, int idx);
 ltask *lcorio_totask(lua_State *L, int idx);
 ltask *lcorio_current(lua_State *L); /* the task running L, or NULL */
 ltask *lcorio_ensure_task(lua_State *L, int idx); /* replaces idx with it */
+/* If idx is a coroutine object not scheduled yet, mark it scheduled, push
+   its function and arguments and return the argument count; else -1. */
+int lcorio_coro_take(lua_State *L, int idx);
 int lcorio_push_results(lua_State *L, ltask *lt); /* returns nresults or
                                                      raises the error */
 void lcorio_push_task(lua_State *L, ltask *lt);

@@ -455,6 +455,21 @@ static int l_async(lua_State *L) {
   return 1;
 }
 
+int lcorio_coro_take(lua_State *L, int idx) {
+  lcoro *c = luaL_testudata(L, idx, LCORIO_CORO_MT);
+  lua_State *co;
+  int n;
+  if (c == NULL || c->consumed) return -1;
+  c->consumed = 1;
+  lua_getiuservalue(L, idx, 1);
+  co = lua_tothread(L, -1);
+  lua_pop(L, 1);
+  n = lua_gettop(co);
+  luaL_checkstack(L, n, "corio: too many arguments");
+  lua_xmove(co, L, n);
+  return n - 1;
+}
+
 /* Replace the value at idx with a task made from it if needed. */
 ltask *lcorio_ensure_task(lua_State *L, int idx) {
   ltask *lt;

@@ -56,10 +56,25 @@ static int await_k(lua_State *L, int status, lua_KContext ctx) {
   return lcorio_push_results(L, target);
 }
 
+static int await_inline_k(lua_State *L, int status, lua_KContext ctx) {
+  (void)status;
+  (void)ctx;
+  return lua_gettop(L) - 1;
+}
+
 static int l_await(lua_State *L) {
   ltask *target;
+  int nargs;
   luaL_checkany(L, 1);
   lua_settop(L, 1);
+  /* Inside a task, awaiting a coroutine object runs it right there, in
+     this task, as Python's `await coro` does: nothing else runs until it
+     waits on something.  (A blocking call in it is still serial: the
+     article's lesson.) */
+  if (lcorio_current(L) != NULL && (nargs = lcorio_coro_take(L, 1)) >= 0) {
+    lua_callk(L, nargs, LUA_MULTRET, 0, await_inline_k);
+    return await_inline_k(L, LUA_OK, 0);
+  }
   target = lcorio_ensure_task(L, 1);
   if (corio_task_done(lcorio_core(target)))
     return lcorio_push_results(L, target);
