@@ -849,6 +849,37 @@ CORIO_EXTERN int corio_srv_respond(corio_srv_req *req, int status,
                                    size_t len);
 
 /*
+** Streaming: a body sent as it is made.  corio_srv_stream sends the status
+** line and headers (as corio_srv_respond checks them) with
+** "Transfer-Encoding: chunked" (an HTTP/1.0 client gets no length, and
+** the connection closes after the body; HEAD, 204 and 304 get no body,
+** whatever is written); each corio_srv_write sends one chunk; corio_srv_end
+** sends the last chunk and gives the request back, like corio_srv_respond.
+** Until then the request is the host's, and counts as in flight.
+**
+** corio_srv_write copies `data` (it is free when the call returns) and
+** calls `cb(status, ud)` (may be NULL) once the chunk has gone to the
+** kernel (0) or could not (CORIO_ECLOSED): wait for it before writing
+** more to go at the client's pace.  Callbacks still due when the host
+** gives the request back (end or abort) are not called.
+**
+** corio_srv_stream returns 0; CORIO_EINVAL (bad status or header),
+** CORIO_ECLOSED (the connection is gone) or CORIO_ENOMEM, after which
+** nothing was sent and the request is still to be answered; CORIO_ESTATE
+** if it was answered or streamed already.  corio_srv_write returns 0,
+** CORIO_ECLOSED (cb not called), CORIO_ESTATE (not streaming).
+** corio_srv_end returns 0, CORIO_ECLOSED (the request is given back all
+** the same), CORIO_ESTATE (not streaming).
+*/
+typedef void (*corio_srv_write_fn)(int status, void *ud);
+CORIO_EXTERN int corio_srv_stream(corio_srv_req *req, int status,
+                                  const corio_srv_header *headers,
+                                  size_t nheaders);
+CORIO_EXTERN int corio_srv_write(corio_srv_req *req, const char *data,
+                                 size_t len, corio_srv_write_fn cb, void *ud);
+CORIO_EXTERN int corio_srv_end(corio_srv_req *req);
+
+/*
 ** Name: corio_srv_abort
 ** Desc: Give `req` back without answering it: its connection is closed
 **       (a client still there sees the connection end without a
@@ -856,7 +887,8 @@ CORIO_EXTERN int corio_srv_respond(corio_srv_req *req, int status,
 **       handler that wants to drop the connection.  Consumes the request
 **       like corio_srv_respond.
 ** Returns: 0; CORIO_ECLOSED when the connection was already gone;
-**          CORIO_ESTATE if the request was already answered.
+**          CORIO_ESTATE if the request was already answered.  A streamed
+**          request may be aborted too (its client sees a truncated body).
 */
 CORIO_EXTERN int corio_srv_abort(corio_srv_req *req);
 

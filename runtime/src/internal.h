@@ -183,7 +183,8 @@ enum {
   CORIO__SRV_BODY,     /* its body is arriving */
   CORIO__SRV_READY,    /* complete, about to be handed out */
   CORIO__SRV_USER,     /* handed to the callback, not answered yet */
-  CORIO__SRV_WRITE     /* answered, response being written */
+  CORIO__SRV_WRITE,    /* answered, response being written */
+  CORIO__SRV_STREAM    /* head sent by corio_srv_stream, body to come */
 };
 
 /* conn->tkind: which deadline list the connection is on */
@@ -209,6 +210,8 @@ enum {
 #define CORIO__SRV_IN_PROCESS  0x100 /* inside corio__srv_process */
 #define CORIO__SRV_CONTINUE    0x200 /* creq (100 Continue) in flight */
 #define CORIO__SRV_GONE        0x400 /* disconnect reported for this request */
+#define CORIO__SRV_NO_BODY     0x800 /* streamed response without a body */
+#define CORIO__SRV_CHUNKED     0x1000 /* streamed body in chunked encoding */
 
 typedef struct corio__srv_conn corio__srv_conn;
 struct corio__srv_conn {
@@ -230,6 +233,8 @@ struct corio__srv_conn {
   uv_shutdown_t sreq;
   unsigned flags;
   unsigned nreq;  /* requests handed out on this connection */
+  unsigned nwrites; /* stream writes in flight (server_stream.c) */
+  struct corio__srv_swrite *swrites; /* those writes, oldest first */
   int err_status; /* status a parser callback chose for its error */
   uint8_t rstate, tkind;
   char remote[56]; /* "[ipv6]:port" */
@@ -278,6 +283,17 @@ void corio__srv_req_shrink(corio_srv_req *req);
 
 /* server_write.c */
 void corio__srv_reply(corio__srv_conn *c, int status, int fatal);
+int corio__srv_check_answer(corio__srv_conn *c, int status,
+                            const corio_srv_header *h, size_t nh,
+                            const char *body, size_t len);
+int corio__srv_keep_open(corio__srv_conn *c);
+
+/* server_stream.c */
+void corio__srv_stream_drop(corio__srv_conn *c);
+/* framing: 0 Content-Length, 1 chunked, 2 none (until the close) */
+int corio__srv_serialize(corio__srv_conn *c, int status,
+                         const corio_srv_header *h, size_t nh,
+                         const char *body, size_t len, int keep, int framing);
 void corio__srv_send_continue(corio__srv_conn *c);
 
 /* fetch */

@@ -62,6 +62,7 @@ int corio_rt_free(corio_rt *rt) {
   if (rt == NULL) return 0;
   if (rt->ntasks > 0 || rt->running) return CORIO_EBUSY;
   corio__fetch_shutdown(rt);
+  corio__server_shutdown(rt);
   corio__timers_close(rt);
   corio__sched_close(rt);
   close_own(rt, (uv_handle_t *)&rt->idle);

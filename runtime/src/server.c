@@ -16,7 +16,13 @@
 ** the host still holds its request: it then stays, as an orphan, until
 ** corio_srv_respond.  The server is freed after its close callback, once
 ** its listener, timer and connections are closed; orphans left then are
-** detached (conn->srv = NULL).
+** detached (conn->srv = NULL) onto the runtime's list, which
+** corio_rt_free empties.  The runtime also lists its servers, so that
+** corio_rt_free can close those a host forgot.
+**
+** Disconnects.  A host that holds a request (a task computing the answer)
+** wants to know when nobody waits for it any more: corio__srv_gone tells
+** it once, when the peer's EOF arrives or when the connection closes.
 */
 #include <string.h>
 
@@ -28,6 +34,7 @@
 
 static void on_timer(uv_timer_t *t);
 static void server_maybe_done(corio_server *s);
+static void cut_all(corio_server *s);
 
 int corio__srv_buf_reserve(corio__srv_buf *b, size_t extra) {
   size_t cap;
@@ -120,16 +127,10 @@ static void expire(corio__srv_conn *c, int kind) {
 static void on_timer(uv_timer_t *t) {
   corio_server *s = corio__container_of(t, corio_server, timer);
   uint64_t now = uv_now(s->rt->loop);
-  corio__srv_conn *c, *next;
+  corio__srv_conn *c;
   int k;
   s->armed_due = UINT64_MAX;
-  if (s->close_due <= now) { /* graceful close ran out of time */
-    s->close_due = UINT64_MAX;
-    for (c = s->conns; c != NULL; c = next) {
-      next = c->next;
-      corio__srv_conn_close(c);
-    }
-  }
+  if (s->close_due <= now) cut_all(s); /* graceful close ran out of time */
   for (k = 1; k < CORIO__SRV_T_COUNT; k++) {
     while ((c = s->tl[k].head) != NULL && c->due <= now) {
       tl_remove(c);
@@ -171,16 +172,28 @@ static void conn_free(corio__srv_conn *c) {
   corio__free(c);
 }
 
+/* Tell the host that the client of the request it holds is gone. */
+void corio__srv_gone(corio__srv_conn *c) {
+  corio_server *s = c->srv;
+  if ((c->rstate != CORIO__SRV_USER && c->rstate != CORIO__SRV_STREAM) ||
+      (c->flags & CORIO__SRV_GONE) || s == NULL || s->on_gone == NULL)
+    return;
+  c->flags |= CORIO__SRV_GONE;
+  s->on_gone(s, &c->req, s->data);
+}
+
 static void on_conn_closed(uv_handle_t *h) {
   corio__srv_conn *c = h->data;
   corio_server *s = c->srv;
   list_remove(&s->conns, c);
   s->nconns--;
   c->flags |= CORIO__SRV_CLOSED;
-  if (c->rstate == CORIO__SRV_USER)
+  if (c->rstate == CORIO__SRV_USER || c->rstate == CORIO__SRV_STREAM) {
     list_push(&s->orphans, c); /* the host still holds the request */
-  else
+    corio__srv_gone(c);        /* it may answer now: c may be freed */
+  } else {
     conn_free(c);
+  }
   corio__closed(s->rt);
   server_maybe_done(s);
 }
@@ -196,7 +209,7 @@ void corio__srv_conn_close(corio__srv_conn *c) {
 /* The host answered a request whose connection is closing or closed. */
 void corio__srv_conn_release(corio__srv_conn *c) {
   if (!(c->flags & CORIO__SRV_CLOSED)) return; /* on_conn_closed frees it */
-  if (c->srv != NULL) list_remove(&c->srv->orphans, c);
+  list_remove(c->srv != NULL ? &c->srv->orphans : &c->rt->srv_orphans, c);
   conn_free(c);
 }
 
@@ -242,6 +255,7 @@ static void dispatch(corio__srv_conn *c) {
   corio_server *s = c->srv;
   c->nreq++;
   s->nrequests++;
+  c->flags &= ~CORIO__SRV_GONE;
   if (c->req.rejected) {
     s->nrejected++;
     corio__srv_reply(c, s->o.overload_status, 0);
@@ -292,7 +306,9 @@ void corio__srv_process(corio__srv_conn *c) {
       dispatch(c);
       continue;
     }
-    if (c->rstate == CORIO__SRV_USER || c->rstate == CORIO__SRV_WRITE) break;
+    if (c->rstate == CORIO__SRV_USER || c->rstate == CORIO__SRV_WRITE ||
+        c->rstate == CORIO__SRV_STREAM)
+      break;
     if (c->rstate == CORIO__SRV_IDLE && c->srv->closing) {
       corio__srv_conn_close(c); /* graceful close: no new request */
       break;
@@ -343,6 +359,7 @@ static void on_read(uv_stream_t *st, ssize_t nread, const uv_buf_t *buf) {
       return;
     }
     c->flags |= CORIO__SRV_EOF;
+    corio__srv_gone(c); /* a request in the host's hands: nobody waits */
     if (!(c->flags & CORIO__SRV_IN_PROCESS)) settle(c);
     return;
   }
@@ -449,6 +466,7 @@ static void on_connection(uv_stream_t *ls, int status) {
   }
   c->tcp.data = c;
   c->srv = s;
+  c->rt = s->rt;
   c->req.conn = c;
   list_push(&s->conns, c);
   s->nconns++;
@@ -540,7 +558,11 @@ static int resolve_host(corio_rt *rt, const char *host, int port,
 
 static void server_free(corio_server *s) {
   corio__srv_conn *c;
-  for (c = s->orphans; c != NULL; c = c->next) c->srv = NULL;
+  while ((c = s->orphans) != NULL) { /* the runtime keeps them */
+    list_remove(&s->orphans, c);
+    c->srv = NULL;
+    list_push(&s->rt->srv_orphans, c);
+  }
   corio__free(s->slab);
   corio__free(s);
 }
@@ -548,9 +570,41 @@ static void server_free(corio_server *s) {
 static void on_timer_closed(uv_handle_t *h) {
   corio_server *s = h->data;
   corio_rt *rt = s->rt;
+  if (s->prev)
+    s->prev->next = s->next;
+  else
+    rt->servers = s->next;
+  if (s->next) s->next->prev = s->prev;
   if (s->on_closed != NULL) s->on_closed(s, s->closed_ud);
   server_free(s);
   corio__closed(rt);
+}
+
+/* Close every connection now. */
+static void cut_all(corio_server *s) {
+  corio__srv_conn *c, *next;
+  s->close_due = UINT64_MAX;
+  for (c = s->conns; c != NULL; c = next) {
+    next = c->next;
+    corio__srv_conn_close(c);
+  }
+}
+
+void corio__server_shutdown(corio_rt *rt) {
+  corio_server *s;
+  corio__srv_conn *c;
+  if (rt->servers == NULL && rt->srv_orphans == NULL) return;
+  for (s = rt->servers; s != NULL; s = s->next) {
+    if (!s->closing)
+      corio_server_close(s, 0, NULL, NULL);
+    else
+      cut_all(s); /* a graceful close's deadline is not waited for */
+  }
+  while (rt->servers != NULL) uv_run(rt->loop, UV_RUN_ONCE);
+  while ((c = rt->srv_orphans) != NULL) { /* requests nobody answered */
+    list_remove(&rt->srv_orphans, c);
+    conn_free(c);
+  }
 }
 
 static void on_listener_closed(uv_handle_t *h) {
@@ -630,6 +684,9 @@ int corio_server_listen(corio_rt *rt, const corio_server_opts *o,
   s->port = ntohs(bound.ss_family == AF_INET6
                       ? ((struct sockaddr_in6 *)&bound)->sin6_port
                       : ((struct sockaddr_in *)&bound)->sin_port);
+  s->next = rt->servers;
+  if (rt->servers != NULL) rt->servers->prev = s;
+  rt->servers = s;
   *out = s;
   return 0;
 }
@@ -657,6 +714,10 @@ int corio_server_close(corio_server *s, uint64_t deadline_ms,
     arm(s);
   }
   return 0;
+}
+
+void corio_server_on_disconnect(corio_server *s, corio_srv_disconnect_fn cb) {
+  s->on_gone = cb;
 }
 
 int corio_server_port(const corio_server *s) {

@@ -162,16 +162,19 @@ static char *put_uint(char *p, uint64_t v) {
 
 /*
 ** Serialize a response into c->out.  `keep` says whether the connection
-** stays open; `send_body` is 0 for HEAD, 1xx, 204 and 304.
+** stays open; `send_body` is 0 for HEAD, 1xx, 204 and 304.  `framing`
+** says how the body's end is marked: 0 Content-Length (the body is `len`
+** bytes here), 1 chunked, 2 by closing (both streamed: no body here).
 */
-static int serialize(corio__srv_conn *c, int status, const corio_srv_header *h,
-                     size_t nh, const char *body, size_t len, int keep,
-                     int http10) {
+int corio__srv_serialize(corio__srv_conn *c, int status,
+                         const corio_srv_header *h, size_t nh, const char *body,
+                         size_t len, int keep, int framing) {
   const char *rs = reason(status);
   const char *date = date_line(c->srv);
   size_t i, need = 128 + strlen(rs) + strlen(date) + len;
   int no_length = status < 200 || status == 204 || status == 304;
   int send_body = !no_length && c->req.method != HTTP_HEAD;
+  int http10 = c->req.minor == 0;
   char *p;
   for (i = 0; i < nh; i++) need += h[i].name_len + h[i].value_len + 4;
   c->out.len = 0;
@@ -183,10 +186,12 @@ static int serialize(corio__srv_conn *c, int status, const corio_srv_header *h,
   p = put(p, rs, strlen(rs));
   p = PUTS(p, "\r\n");
   p = put(p, date, strlen(date));
-  if (!no_length) {
+  if (!no_length && framing == 0) {
     p = PUTS(p, "Content-Length: ");
     p = put_uint(p, (uint64_t)len);
     p = PUTS(p, "\r\n");
+  } else if (!no_length && framing == 1) {
+    p = PUTS(p, "Transfer-Encoding: chunked\r\n");
   }
   if (!keep)
     p = PUTS(p, "Connection: close\r\n");
@@ -241,7 +246,7 @@ static void send_out(corio__srv_conn *c) {
 }
 
 /* Whether the connection stays open after answering the current request. */
-static int keep_open(corio__srv_conn *c) {
+int corio__srv_keep_open(corio__srv_conn *c) {
   corio_server *s = c->srv;
   if (!c->req.keep_alive || s->closing ||
       (c->flags & (CORIO__SRV_CLOSE_AFTER | CORIO__SRV_EOF)))
@@ -250,12 +255,29 @@ static int keep_open(corio__srv_conn *c) {
          c->nreq < s->o.max_requests_per_conn;
 }
 
+/* Status and headers an answer may have (CORIO_EINVAL otherwise); a
+   "Connection: close" of the host's closes after the answer. */
+int corio__srv_check_answer(corio__srv_conn *c, int status,
+                            const corio_srv_header *h, size_t nh,
+                            const char *body, size_t len) {
+  size_t i;
+  if (status < 200 || status > 999 || (body == NULL && len > 0) ||
+      (h == NULL && nh > 0))
+    return CORIO_EINVAL;
+  for (i = 0; i < nh; i++)
+    if (!header_ok(&h[i])) return CORIO_EINVAL;
+  for (i = 0; i < nh; i++)
+    if (ieq(h[i].name, h[i].name_len, "connection") &&
+        ieq(h[i].value, h[i].value_len, "close"))
+      c->flags |= CORIO__SRV_CLOSE_AFTER;
+  return 0;
+}
+
 int corio_srv_respond(corio_srv_req *req, int status,
                       const corio_srv_header *headers, size_t nheaders,
                       const char *body, size_t len) {
   corio__srv_conn *c = req->conn;
   int err = 0, keep;
-  size_t i;
   if (c->rstate != CORIO__SRV_USER) return CORIO_ESTATE;
   if (c->srv != NULL) c->srv->inflight--;
   if (c->flags & CORIO__SRV_CLOSING) {
@@ -263,16 +285,7 @@ int corio_srv_respond(corio_srv_req *req, int status,
     corio__srv_conn_release(c); /* frees an orphan */
     return CORIO_ECLOSED;
   }
-  if (status < 200 || status > 999 || (body == NULL && len > 0) ||
-      (headers == NULL && nheaders > 0))
-    err = CORIO_EINVAL;
-  for (i = 0; err == 0 && i < nheaders; i++) {
-    if (!header_ok(&headers[i]))
-      err = CORIO_EINVAL;
-    else if (ieq(headers[i].name, headers[i].name_len, "connection") &&
-             ieq(headers[i].value, headers[i].value_len, "close"))
-      c->flags |= CORIO__SRV_CLOSE_AFTER;
-  }
+  err = corio__srv_check_answer(c, status, headers, nheaders, body, len);
   if (err != 0) {
     status = 500;
     headers = NULL;
@@ -280,10 +293,10 @@ int corio_srv_respond(corio_srv_req *req, int status,
     body = "Internal Server Error\n";
     len = strlen(body);
   }
-  keep = keep_open(c);
+  keep = corio__srv_keep_open(c);
   if (!keep) c->flags |= CORIO__SRV_CLOSE_AFTER;
-  if (serialize(c, status, headers, nheaders, body, len, keep,
-                c->req.minor == 0) != 0) {
+  if (corio__srv_serialize(c, status, headers, nheaders, body, len, keep, 0) !=
+      0) {
     c->rstate = CORIO__SRV_IDLE;
     corio__srv_conn_close(c);
     return CORIO_ENOMEM;
@@ -292,6 +305,22 @@ int corio_srv_respond(corio_srv_req *req, int status,
   c->rstate = CORIO__SRV_WRITE;
   send_out(c);
   return err;
+}
+
+int corio_srv_abort(corio_srv_req *req) {
+  corio__srv_conn *c = req->conn;
+  if (c->rstate != CORIO__SRV_USER && c->rstate != CORIO__SRV_STREAM)
+    return CORIO_ESTATE;
+  corio__srv_stream_drop(c);
+  if (c->srv != NULL) c->srv->inflight--;
+  c->rstate = CORIO__SRV_IDLE;
+  if (c->flags & CORIO__SRV_CLOSING) {
+    corio__srv_conn_release(c); /* frees an orphan */
+    return CORIO_ECLOSED;
+  }
+  corio__srv_req_shrink(req);
+  corio__srv_conn_close(c);
+  return 0;
 }
 
 /*
@@ -312,9 +341,9 @@ void corio__srv_reply(corio__srv_conn *c, int status, int fatal) {
     return;
   }
   len = (size_t)snprintf(body, sizeof body, "%s\n", reason(status));
-  keep = keep_open(c);
+  keep = corio__srv_keep_open(c);
   if (!keep) c->flags |= CORIO__SRV_CLOSE_AFTER;
-  if (serialize(c, status, NULL, 0, body, len, keep, c->req.minor == 0) != 0) {
+  if (corio__srv_serialize(c, status, NULL, 0, body, len, keep, 0) != 0) {
     corio__srv_conn_close(c);
     return;
   }

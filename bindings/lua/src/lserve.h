@@ -1,0 +1,66 @@
+/*
+** lserve.h: what lserve.c (the server object) and lserve_req.c (requests
+** and responses as Lua values) share.
+*/
+#ifndef LSERVE_H
+#define LSERVE_H
+
+#include "lcorio.h"
+
+#define LSERVE_MT         "corio.Server"
+#define LSERVE_HEADERS_MT "corio.ServerHeaders" /* case-insensitive lookup */
+
+typedef struct lserve_req lserve_req;
+
+/*
+** A server of the binding.  Its memory is malloc'd, not the userdata's:
+** the runtime calls back into it until the C server is closed, which can
+** be after the userdata is collected (lua_close), and handler tasks may
+** hold requests until they finish.  It is freed when all three are over:
+** the C server closed (srv NULL), the userdata collected (!ud_alive) and
+** no request held (nheld 0).
+*/
+typedef struct lserver {
+  corio_server *srv;  /* NULL once the C server is closed and freed */
+  lcorio_state *S;    /* valid only while ud_alive */
+  int ud_alive;       /* the userdata is not finalized: Lua may be used */
+  int self_ref;       /* anchors the userdata while the server is open */
+  int handler_ref;    /* handler(req) */
+  int spawn_ref;      /* corio.spawn */
+  int closed_ref;     /* a future, done once the server is closed */
+  corio_task *closed; /* its runtime task */
+  int closing;        /* corio_server_close was called */
+  size_t nheld;       /* requests handed to tasks and not given back */
+  lserve_req *held;   /* those requests */
+  lserve_req *free_reqs;
+  size_t nfree;
+  int port;
+  char url[80];
+} lserver;
+
+/* One request handed to a task; recycled through lserver.free_reqs. */
+struct lserve_req {
+  corio_srv_req *req; /* NULL once answered */
+  lserver *ls;
+  corio_task *task; /* the handler task */
+  int gone;         /* the client left: drop the request, do not answer */
+  int streaming;    /* head sent (corio_srv_stream): end or abort it */
+  int waiting;      /* the task waits for a chunk's write callback */
+  lserve_req *prev, *next; /* ls->held, or the free list (next only) */
+};
+
+/* lserve_req.c */
+/* The task's done callback: gives the request back if the task did not
+   answer it (dropped when the client left, else 503 or 500). */
+void lserve_req_done(corio_task *t, void *ud);
+/* The task body: runs the handler for the lserve_req (light userdata at 1)
+   and answers its request. */
+int lserve_run_request(lua_State *L);
+/* Free a request record, or keep it for reuse; frees ls when it is the
+   last thing that held it. */
+void lserve_req_hold(lserve_req *r); /* r->ls set: on ls->held */
+void lserve_req_release(lserve_req *r);
+void lserver_maybe_free(lserver *ls);
+void lserve_req_open(lua_State *L); /* metatables */
+
+#endif

@@ -1,0 +1,520 @@
+/*
+** lserve_req.c: one request of corio.serve, from the C server to the
+** handler task and back.
+**
+** Each request runs lserve_run_request as the body of a task: it builds
+** the request table, calls handler(req) under lua_pcallk (so the handler
+** may wait: sleep, fetch, ...), and answers with what the handler
+** returned.  A handler that raises gets a 500 and its error is reported
+** once on stderr; a CancelledError goes through, so the task ends
+** cancelled.  Whatever way the task ends, its done callback
+** (lserve_req_done) makes sure the request is given back to the server:
+** dropped when the client left, 503 when the task was cancelled before it
+** could answer.
+*/
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "lserve.h"
+
+#define KEEP_FREE 256 /* request records kept for reuse per server */
+#define BAD_HEADER                                                             \
+  "a header name or value is invalid (a name must be a token; no CR, LF or "   \
+  "NUL in values): sent a 500 instead"
+
+static const corio_srv_header text_plain = {"Content-Type", 12,
+                                            "text/plain; charset=utf-8", 25};
+
+/* {{{ decoding */
+static int hexval(int c) {
+  if (c >= '0' && c <= '9') return c - '0';
+  if (c >= 'a' && c <= 'f') return c - 'a' + 10;
+  if (c >= 'A' && c <= 'F') return c - 'A' + 10;
+  return -1;
+}
+
+/* Push s percent-decoded (and '+' as a space when `plus`); a '%' not
+   followed by two hex digits stays as it is. */
+static void push_decoded(lua_State *L, const char *s, size_t n, int plus) {
+  luaL_Buffer b;
+  size_t i;
+  if (memchr(s, '%', n) == NULL && (!plus || memchr(s, '+', n) == NULL)) {
+    lua_pushlstring(L, s, n);
+    return;
+  }
+  luaL_buffinit(L, &b);
+  for (i = 0; i < n; i++) {
+    int c = (unsigned char)s[i];
+    if (c == '+' && plus) {
+      c = ' ';
+    } else if (c == '%' && i + 2 < n && hexval(s[i + 1]) >= 0 &&
+               hexval(s[i + 2]) >= 0) {
+      c = hexval(s[i + 1]) * 16 + hexval(s[i + 2]);
+      i += 2;
+    }
+    luaL_addchar(&b, (char)c);
+  }
+  luaL_pushresult(&b);
+}
+
+/*
+** The query string as a table: "a=1&b=x+y&a=2&flag" gives
+** {a={"1","2"}, b="x y", flag=""}.  Keys and values are decoded; a key
+** seen twice or more gets an array of its values in order.
+*/
+static void push_query(lua_State *L, const char *q, size_t n) {
+  lua_newtable(L);
+  while (n > 0) {
+    const char *amp = memchr(q, '&', n);
+    size_t len = amp != NULL ? (size_t)(amp - q) : n;
+    if (len > 0) {
+      const char *eq = memchr(q, '=', len);
+      size_t klen = eq != NULL ? (size_t)(eq - q) : len;
+      push_decoded(L, q, klen, 1);
+      if (eq != NULL)
+        push_decoded(L, eq + 1, len - klen - 1, 1);
+      else
+        lua_pushliteral(L, "");
+      lua_pushvalue(L, -2);
+      switch (lua_rawget(L, -4)) {
+      case LUA_TNIL:
+        lua_pop(L, 1);
+        lua_rawset(L, -3);
+        break;
+      case LUA_TSTRING: /* second value: make the array */
+        lua_createtable(L, 2, 0);
+        lua_insert(L, -2);
+        lua_rawseti(L, -2, 1);
+        lua_insert(L, -2);
+        lua_rawseti(L, -2, 2);
+        lua_rawset(L, -3);
+        break;
+      default: /* an array already */
+        lua_insert(L, -2);
+        lua_rawseti(L, -2, (lua_Integer)lua_rawlen(L, -2) + 1);
+        lua_pop(L, 2);
+        break;
+      }
+    }
+    if (amp == NULL) break;
+    n -= len + 1;
+    q = amp + 1;
+  }
+}
+/* }}} */
+
+/* {{{ the request table */
+static void push_lower(lua_State *L, const char *s, size_t n) {
+  char small[64];
+  char *p = n <= sizeof small ? small : lua_newuserdatauv(L, n, 0);
+  size_t i;
+  small[0] = '\0'; /* n may be 0 */
+  for (i = 0; i < n; i++)
+    p[i] = (char)(s[i] >= 'A' && s[i] <= 'Z' ? s[i] + ('a' - 'A') : s[i]);
+  lua_pushlstring(L, p, n);
+  if (p != small) lua_remove(L, -2);
+}
+
+/* Headers by lower-case name; repeated ones joined with ", ". */
+static void push_headers(lua_State *L, const corio_srv_req *req) {
+  size_t i, n = corio_srv_req_header_count(req);
+  corio_srv_header h;
+  lua_createtable(L, 0, (int)n);
+  luaL_setmetatable(L, LSERVE_HEADERS_MT);
+  for (i = 0; i < n; i++) {
+    corio_srv_req_header_at(req, i, &h);
+    push_lower(L, h.name, h.name_len);
+    lua_pushvalue(L, -1);
+    if (lua_rawget(L, -3) == LUA_TSTRING) {
+      lua_pushliteral(L, ", ");
+      lua_pushlstring(L, h.value, h.value_len);
+      lua_concat(L, 3);
+    } else {
+      lua_pop(L, 1);
+      lua_pushlstring(L, h.value, h.value_len);
+    }
+    lua_rawset(L, -3);
+  }
+}
+
+/* headers[k] for any case of k */
+static int headers_index(lua_State *L) {
+  size_t n;
+  const char *k = lua_tolstring(L, 2, &n);
+  if (k == NULL || lua_type(L, 2) != LUA_TSTRING) return 0;
+  push_lower(L, k, n);
+  lua_rawget(L, 1);
+  return 1;
+}
+
+static void push_request(lua_State *L, const corio_srv_req *req) {
+  size_t len;
+  const char *s;
+  int major, minor;
+  lua_createtable(L, 0, 12);
+  lua_pushstring(L, corio_srv_req_method(req));
+  lua_setfield(L, -2, "method");
+  s = corio_srv_req_target(req, &len);
+  lua_pushlstring(L, s, len);
+  lua_setfield(L, -2, "target");
+  s = corio_srv_req_path(req, &len);
+  lua_pushlstring(L, s, len);
+  lua_setfield(L, -2, "raw_path");
+  push_decoded(L, s, len, 0);
+  lua_setfield(L, -2, "path");
+  s = corio_srv_req_query(req, &len);
+  lua_pushlstring(L, s, len);
+  lua_setfield(L, -2, "query_string");
+  push_query(L, s, len);
+  lua_setfield(L, -2, "query");
+  push_headers(L, req);
+  lua_setfield(L, -2, "headers");
+  s = corio_srv_req_body(req, &len);
+  lua_pushlstring(L, s, len);
+  lua_setfield(L, -2, "body");
+  lua_pushstring(L, corio_srv_req_remote(req));
+  lua_setfield(L, -2, "remote");
+  corio_srv_req_version(req, &major, &minor);
+  lua_pushfstring(L, "%d.%d", major, minor);
+  lua_setfield(L, -2, "version");
+}
+/* }}} */
+
+/* {{{ the response */
+
+/* Collect the headers table at `idx` ({name = value or {values...}})
+   into *h.  A table pushed on the stack keeps alive what the pointers
+   point to: values converted from numbers, and *h once it outgrows the
+   caller's array.  NULL, or what was wrong. */
+static const char *collect_headers(lua_State *L, int idx, corio_srv_header **h,
+                                   size_t *nh, size_t *cap) {
+  int keep, nkeep = 0;
+  idx = lua_absindex(L, idx);
+  lua_newtable(L);
+  keep = lua_gettop(L);
+  lua_pushnil(L);
+  while (lua_next(L, idx) != 0) {
+    int vals = lua_gettop(L), arr = lua_type(L, vals) == LUA_TTABLE;
+    lua_Integer i, nv = arr ? (lua_Integer)lua_rawlen(L, vals) : 1;
+    const char *name;
+    size_t name_len;
+    if (lua_type(L, vals - 1) != LUA_TSTRING)
+      return "header names must be strings";
+    name = lua_tolstring(L, vals - 1, &name_len); /* held by the table */
+    for (i = 1; i <= nv; i++) {
+      corio_srv_header *x;
+      int t;
+      if (arr)
+        lua_rawgeti(L, vals, i);
+      else
+        lua_pushvalue(L, vals);
+      t = lua_type(L, -1);
+      if (t != LUA_TSTRING && t != LUA_TNUMBER)
+        return lua_pushfstring(L,
+                               "header '%s' must be a string, a number or "
+                               "an array of those",
+                               name);
+      if (*nh == *cap) {
+        corio_srv_header *bigger =
+            lua_newuserdatauv(L, *cap * 2 * sizeof *x, 0);
+        memcpy(bigger, *h, *nh * sizeof *x);
+        lua_rawseti(L, keep, ++nkeep);
+        *h = bigger;
+        *cap *= 2;
+      }
+      x = &(*h)[(*nh)++];
+      x->name = name;
+      x->name_len = name_len;
+      x->value = lua_tolstring(L, -1, &x->value_len);
+      if (t == LUA_TNUMBER)
+        lua_rawseti(L, keep, ++nkeep); /* the converted string */
+      else
+        lua_pop(L, 1); /* held by the table */
+    }
+    lua_pop(L, 1); /* the value; the key stays for lua_next */
+  }
+  return NULL;
+}
+
+/* Status and headers of the table result at idx.  NULL, or what was
+   wrong. */
+static const char *table_head(lua_State *L, int idx, lua_Integer *status,
+                              corio_srv_header **h, size_t *nh, size_t *cap) {
+  int isnum;
+  if (lua_getfield(L, idx, "status") != LUA_TNIL) {
+    *status = lua_tointegerx(L, -1, &isnum);
+    if (!isnum || *status < 200 || *status > 999)
+      return "status must be an integer from 200 to 999";
+  }
+  if (lua_getfield(L, idx, "headers") != LUA_TNIL) {
+    if (lua_type(L, -1) != LUA_TTABLE) return "headers must be a table";
+    return collect_headers(L, -1, h, nh, cap);
+  }
+  return NULL;
+}
+
+/*
+** Answer r's request with the handler's result at `idx`: a table
+** {status=, headers=, body=}, a string (200, text/plain), or nothing
+** (204).  NULL, or a message saying what was wrong with the result, in
+** which case the request is not answered yet.
+*/
+static const char *respond(lua_State *L, lserve_req *r, int idx) {
+  corio_srv_header small[16], *h = small;
+  size_t nh = 0, cap = 16, blen = 0;
+  const char *body = "", *err;
+  lua_Integer status = 200;
+  int rc;
+  switch (lua_type(L, idx)) {
+  case LUA_TNONE:
+  case LUA_TNIL:
+    status = 204;
+    break;
+  case LUA_TSTRING:
+    body = lua_tolstring(L, idx, &blen);
+    h[nh++] = text_plain;
+    break;
+  case LUA_TTABLE:
+    if (lua_getfield(L, idx, "body") != LUA_TNIL) {
+      if (lua_type(L, -1) != LUA_TSTRING && lua_type(L, -1) != LUA_TNUMBER)
+        return lua_pushfstring(L,
+                               "body must be a string or a function, not "
+                               "a %s",
+                               luaL_typename(L, -1));
+      body = lua_tolstring(L, -1, &blen);
+    }
+    err = table_head(L, idx, &status, &h, &nh, &cap);
+    if (err != NULL) return err;
+    break;
+  default:
+    return lua_pushfstring(L,
+                           "handler returned a %s (expected a table, a "
+                           "string or nothing)",
+                           luaL_typename(L, idx));
+  }
+  rc = corio_srv_respond(r->req, (int)status, h, nh, body, blen);
+  r->req = NULL;
+  if (rc == CORIO_EINVAL) return BAD_HEADER;
+  return NULL;
+}
+
+static void answer_500(lserve_req *r) {
+  static const char msg[] = "Internal Server Error\n";
+  if (r->req == NULL) return;
+  corio_srv_respond(r->req, 500, &text_plain, 1, msg, sizeof msg - 1);
+  r->req = NULL;
+}
+
+/* Report a handler's failure once, naming the request (table at 2). */
+static void report(lua_State *L, int req, const char *what, const char *msg) {
+  lua_getfield(L, req, "method");
+  lua_getfield(L, req, "target");
+  fprintf(stderr, "corio.serve: %s (%s %s): %s\n", what, lua_tostring(L, -2),
+          lua_tostring(L, -1), msg);
+  fflush(stderr);
+  lua_pop(L, 2);
+}
+/* }}} */
+
+/* {{{ streamed bodies: body = function() return chunk or nil end
+** The task calls the function for each chunk, sends it, and waits for its
+** write callback before asking for the next one: the client's pace.
+** Stack: 1 record, 2 request table, 3 msgh, 4 result table, 5 body
+** function, 6 chunk. */
+static int stream_next(lua_State *L);
+
+static void on_written(int status, void *ud) {
+  lserve_req *r = ud;
+  if (!r->waiting) return; /* the task was cancelled meanwhile */
+  r->waiting = 0;
+  corio_task_wake(r->task, status);
+}
+
+static void cancel_write(corio_task *t, void *op) {
+  (void)t;
+  ((lserve_req *)op)->waiting = 0;
+}
+
+/* Give the request back half-sent: the client sees the body cut short. */
+static int stream_drop(lserve_req *r) {
+  corio_srv_abort(r->req);
+  r->req = NULL;
+  return 0;
+}
+
+static int stream_written(lua_State *L, int status, lua_KContext ctx) {
+  lserve_req *r = lua_touserdata(L, 1);
+  (void)status;
+  (void)ctx;
+  status = lcorio_wait_status(L);
+  if (status == CORIO_ECANCELED) return lcorio_cancelled(L);
+  if (status < 0) return stream_drop(r); /* the client left */
+  return stream_next(L);
+}
+
+static int stream_got(lua_State *L, int status, lua_KContext ctx) {
+  lserve_req *r = lua_touserdata(L, 1);
+  const char *data;
+  size_t len;
+  (void)ctx;
+  if (status != LUA_OK && status != LUA_YIELD) {
+    if (lcorio_iserror(L, -1, "CancelledError")) return lua_error(L);
+    report(L, 2, "error in body function", luaL_tolstring(L, -1, NULL));
+    return stream_drop(r);
+  }
+  switch (lua_type(L, 6)) {
+  case LUA_TNIL:
+    corio_srv_end(r->req);
+    r->req = NULL;
+    return 0;
+  case LUA_TSTRING:
+  case LUA_TNUMBER:
+    data = lua_tolstring(L, 6, &len);
+    if (corio_srv_write(r->req, data, len, on_written, r) != 0)
+      return stream_drop(r);
+    r->waiting = 1;
+    lcorio_check(L, corio_task_suspend(r->task, cancel_write, r), "serve");
+    return lcorio_yield(L, 0, stream_written);
+  default:
+    report(L, 2, "bad chunk from body function",
+           lua_pushfstring(L, "a %s (expected a string, or nil to end)",
+                           luaL_typename(L, 6)));
+    return stream_drop(r);
+  }
+}
+
+static int stream_next(lua_State *L) {
+  lua_settop(L, 5);
+  lua_pushvalue(L, 5);
+  return stream_got(L, lua_pcallk(L, 0, 1, 3, 0, stream_got), 0);
+}
+
+/* The handler returned {status=, headers=, body=function}. */
+static int stream_start(lua_State *L, lserve_req *r) {
+  corio_srv_header small[16], *h = small;
+  size_t nh = 0, cap = 16;
+  lua_Integer status = 200;
+  const char *err = table_head(L, 4, &status, &h, &nh, &cap);
+  int rc;
+  if (err == NULL) {
+    rc = corio_srv_stream(r->req, (int)status, h, nh);
+    if (rc == CORIO_EINVAL) err = BAD_HEADER;
+    /* the connection is gone: the done callback gives the request back */
+    if (rc != 0 && rc != CORIO_EINVAL) return 0;
+  }
+  if (err != NULL) {
+    report(L, 2, "bad response from handler", err);
+    answer_500(r);
+    return 0;
+  }
+  r->streaming = 1;
+  lua_settop(L, 4);
+  lua_getfield(L, 4, "body");
+  return stream_next(L);
+}
+/* }}} */
+
+/* {{{ the task body */
+
+/* A traceback for real errors; a CancelledError goes through as it is. */
+static int msgh(lua_State *L) {
+  if (lcorio_iserror(L, 1, "CancelledError")) return 1;
+  return lcorio_traceback_handler(L);
+}
+
+/* Stack: 1 record, 2 request table, 3 msgh, 4 result or error. */
+static int run_k(lua_State *L, int status, lua_KContext ctx) {
+  lserve_req *r = lua_touserdata(L, 1);
+  const char *err;
+  (void)ctx;
+  if (status != LUA_OK && status != LUA_YIELD) {
+    if (lcorio_iserror(L, -1, "CancelledError")) return lua_error(L);
+    report(L, 2, "error in handler", luaL_tolstring(L, -1, NULL));
+    answer_500(r);
+    return 0;
+  }
+  if (lua_type(L, 4) == LUA_TTABLE &&
+      lua_getfield(L, 4, "body") == LUA_TFUNCTION)
+    return stream_start(L, r);
+  lua_settop(L, 4);
+  err = respond(L, r, 4);
+  if (err != NULL) {
+    report(L, 2, "bad response from handler", err);
+    answer_500(r);
+  }
+  return 0;
+}
+
+int lserve_run_request(lua_State *L) {
+  lserve_req *r = lua_touserdata(L, 1);
+  lua_settop(L, 1);
+  push_request(L, r->req);
+  lua_pushcfunction(L, msgh);
+  lua_rawgeti(L, LUA_REGISTRYINDEX, r->ls->handler_ref);
+  lua_pushvalue(L, 2);
+  return run_k(L, lua_pcallk(L, 1, 1, 3, 0, run_k), 0);
+}
+/* }}} */
+
+/* {{{ records */
+void lserve_req_done(corio_task *t, void *ud) {
+  static const char msg[] = "Service Unavailable\n";
+  lserve_req *r = ud;
+  if (r->req != NULL) {
+    if (r->gone || r->streaming || corio_srv_req_closed(r->req))
+      corio_srv_abort(r->req); /* nobody to answer, or half answered */
+    else if (corio_task_get_state(t) == CORIO_TASK_CANCELLED)
+      corio_srv_respond(r->req, 503, &text_plain, 1, msg, sizeof msg - 1);
+    else
+      answer_500(r);
+    r->req = NULL;
+  }
+  lserve_req_release(r);
+}
+
+void lserver_maybe_free(lserver *ls) {
+  lserve_req *r;
+  if (ls->srv != NULL || ls->ud_alive || ls->nheld > 0) return;
+  while ((r = ls->free_reqs) != NULL) {
+    ls->free_reqs = r->next;
+    free(r);
+  }
+  free(ls);
+}
+
+void lserve_req_hold(lserve_req *r) {
+  lserver *ls = r->ls;
+  r->prev = NULL;
+  r->next = ls->held;
+  if (ls->held != NULL) ls->held->prev = r;
+  ls->held = r;
+  ls->nheld++;
+}
+
+void lserve_req_release(lserve_req *r) {
+  lserver *ls = r->ls;
+  if (r->prev != NULL)
+    r->prev->next = r->next;
+  else
+    ls->held = r->next;
+  if (r->next != NULL) r->next->prev = r->prev;
+  ls->nheld--;
+  if (ls->ud_alive && ls->nfree < KEEP_FREE) {
+    r->next = ls->free_reqs;
+    ls->free_reqs = r;
+    ls->nfree++;
+  } else {
+    free(r);
+  }
+  lserver_maybe_free(ls);
+}
+/* }}} */
+
+void lserve_req_open(lua_State *L) {
+  if (luaL_newmetatable(L, LSERVE_HEADERS_MT)) {
+    lua_pushcfunction(L, headers_index);
+    lua_setfield(L, -2, "__index");
+  }
+  lua_pop(L, 1);
+}

@@ -1,0 +1,545 @@
+-- corio.serve, checked with peers nobody here wrote: curl for single
+-- requests, wrk for load, and bash's /dev/tcp for raw (malformed, slow,
+-- idle) connections.  The server runs in this process, on the loop that
+-- the `it` blocks run whenever they wait; the clients run as background
+-- processes writing to files, which the tests poll with corio.sleep, so
+-- the loop keeps serving while a client is at work.  Every client is
+-- bounded in time (curl --max-time, wrk -d, timeout) and stopped by PID.
+local corio = require "corio"
+
+local bin = os.getenv("CORIO_BIN") or "build/corio"
+local here = debug.getinfo(1, "S").source:match("^@(.-)[^/]*$") or "./"
+local root = here .. "../../"
+
+local dir = os.tmpname()
+os.remove(dir)
+assert(os.execute("mkdir -p " .. dir))
+local njobs = 0
+
+local function readfile(name)
+  local f = io.open(name, "rb")
+  if not f then return nil end
+  local s = f:read("a")
+  f:close()
+  return s
+end
+
+local function writefile(name, s)
+  local f = assert(io.open(name, "wb"))
+  f:write(s)
+  f:close()
+end
+
+-- Run a shell script in the background: its stdout, stderr and exit code
+-- go to files.  Returns a job {pid=, out=, err=, rc=}.
+local function bg(script)
+  njobs = njobs + 1
+  local base = ("%s/job%d"):format(dir, njobs)
+  writefile(base .. ".sh", script .. "\n")
+  local p = assert(io.popen(("sh -c 'sh %s.sh > %s.out 2> %s.err; echo $? > %s.tmp; mv %s.tmp %s.rc' >/dev/null 2>&1 & echo $!")
+    :format(base, base, base, base, base, base)))
+  local pid = p:read("l")
+  p:close()
+  return {pid = pid, base = base}
+end
+
+-- Wait (running the loop) until the job is done; returns out, rc, err.
+local function finish(job, timeout)
+  local deadline = corio.time() + (timeout or 15)
+  local rc = readfile(job.base .. ".rc")
+  while not rc do
+    if corio.time() > deadline then
+      os.execute("pkill -P " .. job.pid .. " 2>/dev/null; kill " .. job.pid .. " 2>/dev/null")
+      error("background job timed out: " .. readfile(job.base .. ".sh"))
+    end
+    corio.sleep(0.01)
+    rc = readfile(job.base .. ".rc")
+  end
+  return readfile(job.base .. ".out"), tonumber(rc), readfile(job.base .. ".err")
+end
+
+local function run(script, timeout) return finish(bg(script), timeout) end
+
+-- Wait until pred() holds, running the loop (bounded).
+local function wait_until(pred, timeout)
+  local deadline = corio.time() + (timeout or 5)
+  while not pred() do
+    if corio.time() > deadline then return false end
+    corio.sleep(0.005)
+  end
+  return true
+end
+
+local function curl(args) return "curl -s --max-time 10 " .. args end
+local function code_of(url) return curl("-o /dev/null -w '%{http_code}\\n' '" .. url .. "'") end
+
+-- A raw exchange over bash's /dev/tcp: send `data`, then read until the
+-- server closes (at most `secs`).
+local function raw(port, data, secs)
+  njobs = njobs + 1
+  local name = ("%s/raw%d"):format(dir, njobs)
+  writefile(name, data)
+  return ("bash -c 'exec 3<>/dev/tcp/127.0.0.1/%d; cat %s >&3; timeout %d cat <&3'")
+    :format(port, name, secs or 5)
+end
+
+local function status_of(resp) return tonumber((resp or ""):match("^HTTP/1%.1 (%d%d%d)")) end
+
+describe("serve", function()
+teardown(function() os.execute("rm -rf " .. dir) end)
+
+describe("corio.serve", function()
+  local s, last
+  local function hello(req)
+    last = req
+    if req.path == "/sleep" then corio.sleep(tonumber(req.query.s) or 0.2) end
+    if req.path == "/error" then error("handler failed on purpose") end
+    return "hello\n"
+  end
+
+  before_each(function()
+    last = nil
+    s = corio.serve{port = 0, handler = hello}
+  end)
+  after_each(function()
+    if s then s:close(0) end
+  end)
+
+  it("answers a request from curl, with the fields of req", function()
+    local out, rc = run(curl("-i -H 'X-Mixed-Case: Yes' -H 'Accept: a' -H 'Accept: b' '"
+      .. s.url .. "/p%20q/x?a=1&b=two+words&c=%41%zz&a=2&flag&e=&%C3%A9=%E2%82%AC'"))
+    assert.equal(0, rc)
+    assert.equal(200, status_of(out))
+    assert.matches("\r\nContent%-Type: text/plain; charset=utf%-8\r\n", out)
+    assert.matches("\r\n\r\nhello\n$", out)
+    assert.equal("GET", last.method)
+    assert.equal("/p q/x", last.path)
+    assert.equal("/p%20q/x", last.raw_path)
+    assert.same({"1", "2"}, last.query.a)
+    assert.equal("two words", last.query.b)
+    assert.equal("A%zz", last.query.c)
+    assert.equal("", last.query.flag)
+    assert.equal("", last.query.e)
+    assert.equal("€", last.query["é"])
+    assert.equal("Yes", last.headers["x-mixed-case"])
+    assert.equal("Yes", last.headers["X-MIXED-CASE"])
+    assert.equal("Yes", last.headers["X-Mixed-Case"])
+    assert.equal("a, b", last.headers.accept)
+    assert.equal("1.1", last.version)
+    assert.matches("^127%.0%.0%.1:%d+$", last.remote)
+    assert.equal("", last.body)
+    assert.equal(s.port, tonumber(s.url:match(":(%d+)$")))
+  end)
+
+  it("passes the body, and answers tables, strings and nothing", function()
+    s:close(0)
+    s = corio.serve{port = 0, handler = function(req)
+      last = req
+      if req.path == "/table" then
+        return {status = 201, headers = {["X-One"] = "1", ["X-Many"] = {"a", "b"}, ["X-Num"] = 7},
+                body = "made " .. req.body}
+      elseif req.path == "/none" then
+        return nil
+      elseif req.path == "/bad" then
+        return {status = 42}
+      elseif req.path == "/split" then
+        return {headers = {["X-Evil"] = "a\r\nSet-Cookie: x=1"}, body = "no"}
+      elseif req.path == "/num" then
+        return {status = 202.0, body = 42}
+      end
+      return req.body:upper()
+    end}
+    local out = run(curl("-i --data-binary 'some body' " .. s.url .. "/table"))
+    assert.equal(201, status_of(out))
+    assert.matches("\r\nX%-One: 1\r\n", out)
+    assert.matches("\r\nX%-Many: a\r\nX%-Many: b\r\n", out)
+    assert.matches("\r\nX%-Num: 7\r\n", out)
+    assert.matches("\r\n\r\nmade some body$", out)
+    assert.equal("POST", last.method)
+    assert.equal("some body", last.body)
+    out = run(curl("-i -H 'Transfer-Encoding: chunked' --data-binary 'chunked' " .. s.url .. "/up"))
+    assert.matches("\r\n\r\nCHUNKED$", out)
+    out = run(curl("-i " .. s.url .. "/none"))
+    assert.equal(204, status_of(out))
+    out = run(curl("-i " .. s.url .. "/bad"))
+    assert.equal(500, status_of(out))
+    out = run(curl("-i " .. s.url .. "/split")) -- no response splitting
+    assert.equal(500, status_of(out))
+    assert.falsy(out:match("Set%-Cookie"))
+    out = run(curl("-i " .. s.url .. "/num"))
+    assert.equal(202, status_of(out))
+    assert.matches("\r\n\r\n42$", out)
+  end)
+
+  it("streams a body function's chunks as they come (chunked)", function()
+    local stopped
+    s:close(0)
+    s = corio.serve{port = 0, handler = function(req)
+      local i, n = 0, tonumber(req.query.n) or 3
+      return {headers = {["Content-Type"] = "text/plain"}, body = function()
+        i = i + 1
+        if req.path == "/fail" and i == 2 then error("body failed") end
+        if i > n then return nil end
+        local ok, err = pcall(corio.sleep, 0.1)
+        if not ok then stopped = tostring(err) error(err) end
+        return "chunk" .. i .. "\n"
+      end}
+    end}
+    local out, rc = run(curl("-i -N -w '\n%{time_starttransfer} %{time_total}' " .. s.url .. "/"))
+    assert.equal(0, rc)
+    assert.matches("\r\nTransfer%-Encoding: chunked\r\n", out)
+    assert.matches("\r\n\r\nchunk1\nchunk2\nchunk3\n\n", out)
+    local first, total = out:match("\n([%d.]+) ([%d.]+)$")
+    assert.truthy(tonumber(total) - tonumber(first) > 0.15, out)
+    -- an error half way: the body is cut short, the server goes on
+    _, rc = run(curl(s.url .. "/fail"))
+    assert.equal(18, rc) -- partial file
+    -- the client leaves half way: the body function is cancelled
+    _, rc = run(curl("--max-time 0.35 " .. s.url .. "/?n=100"))
+    assert.equal(28, rc)
+    assert.truthy(wait_until(function() return stopped end, 2))
+    assert.matches("connection closed", stopped)
+    assert.truthy(wait_until(function() return s:stats().handlers == 0 end))
+    assert.equal("chunk1\n", (run(curl(s.url .. "/?n=1"))))
+  end)
+
+  it("gives a 500 for a handler error and goes on serving", function()
+    local out = run(curl("-i " .. s.url .. "/error"))
+    assert.equal(500, status_of(out))
+    out = run(curl(s.url .. "/after"))
+    assert.equal("hello\n", out)
+    assert.equal(0, s:stats().handlers)
+  end)
+
+  it("reports a handler error once on stderr, with its traceback", function()
+    local script = dir .. "/err.lua"
+    writefile(script, [[
+      local s = corio.serve{port = 0, handler = function(req)
+        if req.path == "/error" then error("kaboom") end
+        return "ok\n"
+      end}
+      os.execute("(curl -s --max-time 5 " .. s.url .. "/error; curl -s --max-time 5 " .. s.url .. "/ok) > ]] .. dir .. [[/err.curl 2>&1 &")
+      for _ = 1, 500 do
+        local f = io.open("]] .. dir .. [[/err.curl")
+        local got = f and f:read("a") or ""
+        if f then f:close() end
+        if got:find("ok") then break end
+        corio.sleep(0.01)
+      end
+      s:close()
+    ]])
+    local _, rc, err = run(bin .. " " .. script)
+    assert.equal(0, rc)
+    local _, n = err:gsub("error in handler", "")
+    assert.equal(1, n)
+    assert.matches("%(GET /error%): .*kaboom", err)
+    assert.matches("stack traceback:", err)
+    assert.matches("Internal Server Error", readfile(dir .. "/err.curl"))
+  end)
+
+  it("serves wrk's 100 keep-alive connections with no error", function()
+    local out, rc = run("wrk -t2 -c100 -d2s " .. s.url .. "/", 30)
+    assert.equal(0, rc)
+    local reqs = tonumber(out:match("(%d+) requests in"))
+    assert.truthy(reqs and reqs > 1000, out)
+    assert.falsy(out:match("Socket errors"), out)
+    assert.falsy(out:match("Non%-2xx"), out)
+  end)
+
+  describe("malformed input, each while another client is served:", function()
+    local function with_normal_client(script)
+      local normal = bg(curl(s.url .. "/sleep?s=0.3"))
+      local out, rc = run(script)
+      local nout, nrc = finish(normal)
+      assert.equal(0, nrc)
+      assert.equal("hello\n", nout)
+      return out, rc
+    end
+
+    it("a bad request line gets 400 and is closed", function()
+      local out, rc = with_normal_client(raw(s.port, "GARBAGE / WHAT\r\n\r\n"))
+      assert.equal(0, rc) -- cat ended: the server closed
+      assert.equal(400, status_of(out))
+      assert.matches("\r\nConnection: close\r\n", out)
+    end)
+
+    it("a huge header gets 431", function()
+      local out, rc = with_normal_client(raw(s.port,
+        "GET / HTTP/1.1\r\nHost: x\r\nX-Big: " .. ("a"):rep(40000) .. "\r\n\r\n"))
+      assert.equal(0, rc)
+      assert.equal(431, status_of(out))
+    end)
+
+    it("a bad chunked body gets 400", function()
+      local out, rc = with_normal_client(raw(s.port,
+        "POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\nhello\r\n0\r\n\r\n"))
+      assert.equal(0, rc)
+      assert.equal(400, status_of(out))
+    end)
+
+    it("a client sending one byte at a time is cut off after the header timeout", function()
+      s:close(0)
+      s = corio.serve{port = 0, handler = hello, header_timeout = 0.5}
+      -- the reader notes when the server's FIN (after the 408) arrived
+      local slow = bg(([[bash -c 'exec 3<>/dev/tcp/127.0.0.1/%d
+        echo "T0 $(date +%%s.%%N)"
+        (timeout 5 cat <&3; echo; echo "T1 $(date +%%s.%%N)") &
+        for c in G E T " " / s l o w " " H T T P; do printf "%%s" "$c" >&3 2>/dev/null || break; sleep 0.2; done
+        wait']]):format(s.port))
+      assert.truthy(wait_until(function() return s:stats().connections == 1 end))
+      local nout, nrc = run(curl(s.url .. "/normal"))
+      assert.equal(0, nrc)
+      assert.equal("hello\n", nout)
+      local out = finish(slow)
+      local took = tonumber(out:match("T1 ([%d.]+)")) - tonumber(out:match("T0 ([%d.]+)"))
+      assert.truthy(took >= 0.45 and took < 1.5, "cut after " .. took)
+      assert.equal(408, status_of(out:match("HTTP/1%.1.*")))
+      assert.truthy(wait_until(function() return s:stats().connections == 0 end, 3))
+    end)
+  end)
+
+  it("answers overload_status at once past max_inflight", function()
+    s:close(0)
+    s = corio.serve{port = 0, handler = hello, max_inflight = 2, overload_status = 502}
+    local jobs = {}
+    for i = 1, 4 do
+      jobs[i] = bg(code_of(s.url .. "/sleep?s=0.5"))
+      -- one at a time, so that the first two are in flight
+      assert.truthy(wait_until(function() return s:stats().requests >= i end))
+    end
+    local codes = {}
+    for i = 1, 4 do codes[i] = tonumber((finish(jobs[i]))) end
+    assert.same({200, 200, 502, 502}, codes)
+    assert.equal(2, s:stats().rejected)
+    -- and the default status is 503
+    s:close(0)
+    s = corio.serve{port = 0, handler = hello, max_inflight = 1}
+    local first = bg(code_of(s.url .. "/sleep?s=0.3"))
+    assert.truthy(wait_until(function() return s:stats().inflight == 1 end))
+    assert.equal("503\n", (run(code_of(s.url .. "/"))))
+    assert.equal("200\n", (finish(first)))
+  end)
+
+  it("close() lets a request in flight finish, then refuses connections", function()
+    local job = bg(curl(s.url .. "/sleep?s=0.4"))
+    assert.truthy(wait_until(function() return last ~= nil end))
+    local t0 = corio.time()
+    s:close(5)
+    local took = corio.time() - t0
+    assert.truthy(took > 0.2 and took < 2, "close took " .. took)
+    assert.equal("hello\n", (finish(job)))
+    assert.is_true(s.closed)
+    local _, rc = run(curl(s.url .. "/"))
+    assert.equal(7, rc) -- connection refused
+    s = nil
+  end)
+
+  it("close() inside a task waits, and the deadline cuts what is left", function()
+    local cancelled
+    s:close(0)
+    s = corio.serve{port = 0, handler = function(req)
+      last = req
+      local ok, err = pcall(corio.sleep, 10)
+      cancelled = not ok and tostring(err)
+      error(err)
+    end}
+    local job = bg(curl(s.url .. "/"))
+    assert.truthy(wait_until(function() return last ~= nil end))
+    local t0 = corio.time()
+    local closer = corio.spawn(function() s:close(0.2) return "closed" end)
+    assert.equal("closed", closer:await())
+    local took = corio.time() - t0
+    assert.truthy(took >= 0.15 and took < 1.5, "took " .. took)
+    local out, rc = finish(job)
+    assert.equal("", out)
+    assert.equal(52, rc) -- empty reply: dropped, not answered
+    assert.truthy(wait_until(function() return cancelled end))
+    assert.matches("connection closed", cancelled)
+    s = nil
+  end)
+
+  it("cancels the handler task when the client disconnects", function()
+    local started, cancelled, finished
+    s:close(0)
+    s = corio.serve{port = 0, handler = function(req)
+      started = corio.time()
+      local ok, err = pcall(corio.sleep, 5)
+      if not ok then
+        cancelled = corio.time()
+        error(err)
+      end
+      finished = true
+      return "too late\n"
+    end}
+    local _, rc = run(curl("--max-time 0.3 " .. s.url .. "/"))
+    assert.equal(28, rc) -- curl gave up
+    assert.truthy(wait_until(function() return cancelled ~= nil end, 2))
+    assert.truthy(cancelled - started < 1)
+    assert.is_nil(finished)
+    assert.truthy(wait_until(function() return s:stats().handlers == 0 end))
+    assert.equal(0, s:stats().inflight)
+  end)
+
+  it("keeps 200 idle connections from delaying others, and closes them after the header timeout", function()
+    s:close(0)
+    s = corio.serve{port = 0, handler = hello, header_timeout = 1}
+    local idle = bg(([[bash -c 'for i in $(seq 200); do exec {fd}<>/dev/tcp/127.0.0.1/%d || exit 1; done; sleep 3']])
+      :format(s.port))
+    assert.truthy(wait_until(function() return s:stats().connections >= 200 end))
+    local opened = corio.time()
+    local times = {}
+    for i = 1, 5 do
+      local out = run(curl("-o /dev/null -w '%{time_total}' " .. s.url .. "/"))
+      times[i] = tonumber(out)
+    end
+    table.sort(times)
+    assert.truthy(s:stats().connections >= 200)
+    assert.truthy(wait_until(function() return s:stats().connections == 0 end, 3))
+    local closed_after = corio.time() - opened
+    io.stderr:write(("\n[serve] 200 idle connections: request time median %.1f ms, max %.1f ms; "
+      .. "idle ones closed %.2f s after opening (header_timeout 1 s)\n")
+      :format(times[3] * 1000, times[5] * 1000, closed_after))
+    assert.truthy(times[5] < 0.05, "slowest request " .. times[5])
+    assert.truthy(closed_after < 2)
+    finish(idle)
+  end)
+
+  it("works as a to-be-closed variable and at top level", function()
+    s:close(0)
+    local url
+    do
+      local srv <close> = corio.serve{port = 0, handler = hello}
+      url = srv.url
+      assert.equal("hello\n", (run(curl(url .. "/"))))
+    end
+    local _, rc = run(curl(url .. "/"))
+    assert.equal(7, rc)
+    -- inside a task too
+    local t = corio.spawn(function()
+      local srv <close> = corio.serve{port = 0, handler = hello}
+      url = srv.url
+      corio.sleep(0.01)
+    end)
+    t:await()
+    _, rc = run(curl(url .. "/"))
+    assert.equal(7, rc)
+    s = nil
+  end)
+
+  it("close() in one of its own handlers does not wait for itself", function()
+    s:close(0)
+    s = corio.serve{port = 0, handler = function(req)
+      if req.path == "/shutdown" then
+        s:close()
+        return "bye\n"
+      end
+      return "hello\n"
+    end}
+    local t0 = corio.time()
+    assert.equal("bye\n", (run(curl(s.url .. "/shutdown"))))
+    assert.truthy(wait_until(function() return s.closed end))
+    assert.truthy(corio.time() - t0 < 2)
+    s = nil
+  end)
+
+  it("wait() returns once the server is closed", function()
+    corio.spawn(function() corio.sleep(0.05) s:close(0) end)
+    s:wait()
+    assert.is_true(s.closed)
+    assert.matches("closed>$", tostring(s))
+    s = nil
+  end)
+
+  it("refuses bad options, naming them", function()
+    local function err_of(opts)
+      local ok, e = pcall(corio.serve, opts)
+      assert.is_false(ok)
+      return tostring(e)
+    end
+    assert.matches("option 'handler'", err_of{port = 0})
+    assert.matches("option 'handler' must be a function", err_of{handler = 1})
+    assert.matches("unknown option 'prot'", err_of{prot = 0, handler = hello})
+    assert.matches("option 'port' must be an integer", err_of{port = 70000, handler = hello})
+    assert.matches("option 'port'", err_of{port = "80", handler = hello})
+    assert.matches("option 'max_inflight'", err_of{max_inflight = -1, handler = hello})
+    assert.matches("option 'overload_status'", err_of{overload_status = 99, handler = hello})
+    assert.matches("option 'header_timeout'", err_of{header_timeout = 0, handler = hello})
+    assert.matches("option 'host' must be a string", err_of{host = 1, handler = hello})
+    local e = err_of{port = s.port, handler = hello}
+    assert.matches("cannot listen on 127%.0%.0%.1:%d+: address already in use", e)
+    local ok, ev = pcall(corio.serve, {port = s.port, handler = hello})
+    assert.is_false(ok)
+    assert.equal("addrinuse", ev.kind)
+  end)
+end)
+
+describe("a server nobody closed", function()
+  it("is closed by lua_close, its handler task ended (plain lua5.4)", function()
+    local lua = os.getenv("CORIO_LUA") or "lua5.4"
+    local script = dir .. "/forget.lua"
+    writefile(script, ([[
+      package.cpath = %q .. "/?.so;" .. package.cpath
+      local corio = require "corio"
+      local s = corio.serve{port = 0, handler = function() corio.sleep(10) return "late" end}
+      os.execute("env -u LD_PRELOAD curl -s --max-time 5 " .. s.url .. "/ > /dev/null &")
+      for _ = 1, 300 do
+        if s:stats().handlers == 1 then break end
+        corio.sleep(0.01)
+      end
+      print("handlers", s:stats().handlers)
+    ]]):format(bin:match("^(.*)/[^/]*$") or "."))
+    local t0 = corio.time()
+    local out, rc = run(lua .. " " .. script)
+    assert.equal("handlers\t1\n", out)
+    assert.equal(0, rc)
+    assert.truthy(corio.time() - t0 < 4)
+  end)
+end)
+
+describe("scripts/backend.lua", function()
+  it("serves the article's backend and stops on Ctrl-C", function()
+    local base = dir .. "/backend"
+    local p = assert(io.popen(("%s %sscripts/backend.lua --port 0 --latency 0.3 --capacity 2 > %s.out 2> %s.err & echo $!")
+      :format(bin, root, base, base)))
+    local pid = p:read("l")
+    p:close()
+    assert.truthy(wait_until(function() return (readfile(base .. ".out") or ""):match("^http") end))
+    local url = readfile(base .. ".out"):match("^(%S+)")
+    assert.equal("Welcome\n", (run(curl(url .. "/welcome"))))
+    local jobs = {}
+    for i = 1, 4 do jobs[i] = bg(code_of(url .. "/api/afk/pod?current=1&pageSize=100")) end
+    local codes = {}
+    for i = 1, 4 do codes[#codes + 1] = tonumber((finish(jobs[i]))) end
+    table.sort(codes)
+    assert.same({200, 200, 502, 502}, codes)
+    local body = run(curl(url .. "/api/x?y=1"))
+    assert.matches('^{"path": "/api/x", "query": "y=1"', body)
+    assert.equal("404\n", (run(code_of(url .. "/other"))))
+    os.execute("kill -INT " .. pid)
+    assert.truthy(wait_until(function() return not os.execute("kill -0 " .. pid .. " 2>/dev/null") end, 5))
+  end)
+
+  it("prints a usage line for a bad option", function()
+    local _, rc, err = run(bin .. " " .. root .. "scripts/backend.lua --port nope")
+    assert.equal(2, rc)
+    assert.matches("usage: corio scripts/backend.lua", err)
+  end)
+
+  it("is a module other scripts require", function()
+    package.path = root .. "scripts/lib/?.lua;" .. package.path
+    local backend = require "backend"
+    local s <close> = backend.start{latency = 0.5, capacity = 5}
+    local out = run(curl("-i " .. s.url .. "/api/v1"))
+    assert.equal(200, status_of(out))
+    assert.matches("application/json", out)
+    -- /welcome takes a tenth of the latency by default, as in the article
+    local t = tonumber((run(curl("-o /dev/null -w '%{time_total}' " .. s.url .. "/welcome"))))
+    assert.truthy(t >= 0.045 and t < 0.5, t)
+    local fast <close> = backend.start{latency = 0.5, welcome_latency = 0}
+    t = tonumber((run(curl("-o /dev/null -w '%{time_total}' " .. fast.url .. "/welcome"))))
+    assert.truthy(t < 0.045, t)
+    assert.has_error(function() backend.start{latence = 1} end, "backend.start: unknown option 'latence'")
+  end)
+end)
+
+end)
