@@ -196,6 +196,7 @@ void corio__fetch_obj_recycle(corio_fetch *f, size_t keep_body) {
   f->cb = NULL;
   f->ud = NULL;
   f->session = NULL;
+  f->shard = NULL;
   f->prev = f->next = NULL;
   f->state = CORIO__F_IDLE;
   f->errbuf[0] = '\0';

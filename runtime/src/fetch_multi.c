@@ -3,12 +3,13 @@
 ** loop (the shape of curl's docs/examples/multi-uv.c), sessions, and
 ** cancellation.
 **
-** Each session owns one CURLM and one uv_timer_t; the sockets libcurl asks
-** us to watch are fetch_sock.c's.  The rules of RELIABILITY.md:
+** Each session owns one or more shards, each a CURLM with its uv_timer_t
+** (internal.h says why there can be several); the sockets libcurl asks us
+** to watch are fetch_sock.c's.  The rules of RELIABILITY.md:
 ** - libcurl's callbacks (socket, timer, write, header) only record state:
 **   no curl_multi_* call and no user callback ever runs inside them.
 ** - curl_multi_socket_action runs from uv callbacks only, and every call is
-**   followed by corio__session_check, which removes finished handles and
+**   followed by corio__shard_check, which removes finished handles and
 **   runs the completion callbacks.
 ** - Cancellation removes the handle at once (legal outside callbacks; the
 **   connection and its socket go away) and queues the callback, run by an
@@ -29,12 +30,12 @@
 */
 
 static void on_timeout(uv_timer_t *t) {
-  corio_session *s = corio__container_of(t, corio_session, timer);
+  corio__shard *sh = corio__container_of(t, corio__shard, timer);
   int running;
-  s->in_timeout = 1;
-  (void)curl_multi_socket_action(s->multi, CURL_SOCKET_TIMEOUT, 0, &running);
-  s->in_timeout = 0;
-  corio__session_check(s);
+  sh->in_timeout = 1;
+  (void)curl_multi_socket_action(sh->multi, CURL_SOCKET_TIMEOUT, 0, &running);
+  sh->in_timeout = 0;
+  corio__shard_check(sh);
 }
 
 /*
@@ -45,14 +46,14 @@ static void on_timeout(uv_timer_t *t) {
 ** waits 1 ms.
 */
 static int on_curl_timer(CURLM *m, long ms, void *userp) {
-  corio_session *s = userp;
+  corio__shard *sh = userp;
   (void)m;
-  if (uv_is_closing((uv_handle_t *)&s->timer)) return 0;
+  if (uv_is_closing((uv_handle_t *)&sh->timer)) return 0;
   if (ms < 0) {
-    uv_timer_stop(&s->timer);
+    uv_timer_stop(&sh->timer);
   } else {
-    if (ms == 0 && s->in_timeout) ms = 1;
-    uv_timer_start(&s->timer, on_timeout, (uint64_t)ms, 0);
+    if (ms == 0 && sh->in_timeout) ms = 1;
+    uv_timer_start(&sh->timer, on_timeout, (uint64_t)ms, 0);
   }
   return 0;
 }
@@ -113,6 +114,7 @@ static void active_unlink(corio_fetch *f) {
   if (f->next != NULL) f->next->prev = f->prev;
   f->prev = f->next = NULL;
   s->nactive--;
+  f->shard->nactive--;
   f->fetcher->nactive--;
 }
 
@@ -147,10 +149,10 @@ static void on_idle(uv_idle_t *h) {
 */
 static void cancel_active(corio_fetch *f) {
   corio__fetcher *ft = f->fetcher;
-  corio_session *s = f->session;
+  corio__shard *sh = f->shard;
   active_unlink(f);
   (void)curl_easy_setopt(f->easy, CURLOPT_QUICK_EXIT, 1L);
-  (void)curl_multi_remove_handle(s->multi, f->easy);
+  (void)curl_multi_remove_handle(sh->multi, f->easy);
   f->state = CORIO__F_PENDING;
   f->next = NULL;
   if (ft->pend_tail != NULL)
@@ -164,21 +166,24 @@ static void cancel_active(corio_fetch *f) {
 static void session_destroy(corio_session *s);
 
 /*
-** Remove every finished transfer and run its callback.  Callbacks may
-** start, cancel or free anything, this session included: its destruction
-** waits until the loop is over (depth).
+** Remove every finished transfer of the shard and run its callback.
+** Callbacks may start, cancel or free anything, the session included: its
+** destruction waits until the loop is over (depth), and the shard's memory
+** lives until its timer's close callback.
 */
-void corio__session_check(corio_session *s) {
+void corio__shard_check(corio__shard *sh) {
+  corio_session *s = sh->session;
   CURLMsg *msg;
   int left;
   s->depth++;
-  while ((msg = curl_multi_info_read(s->multi, &left)) != NULL) {
+  while (sh->multi != NULL &&
+         (msg = curl_multi_info_read(sh->multi, &left)) != NULL) {
     CURL *e = msg->easy_handle;
     CURLcode code = msg->data.result;
     corio_fetch *f = NULL;
     if (msg->msg != CURLMSG_DONE) continue;
     (void)curl_easy_getinfo(e, CURLINFO_PRIVATE, (char **)&f);
-    (void)curl_multi_remove_handle(s->multi, e); /* msg is gone now */
+    (void)curl_multi_remove_handle(sh->multi, e); /* msg is gone now */
     if (f == NULL || f->state != CORIO__F_ACTIVE) continue;
     active_unlink(f);
     deliver(f, corio__fetch_code(f, code), code);
@@ -195,10 +200,13 @@ void corio__session_check(corio_session *s) {
 ** ===================================================================
 */
 
-static void on_session_closed(uv_handle_t *h) {
-  corio_session *s = corio__container_of(h, corio_session, timer);
+/* A shard's timer closed; the last one frees the session. */
+static void on_shard_closed(uv_handle_t *h) {
+  corio__shard *sh = corio__container_of(h, corio__shard, timer);
+  corio_session *s = sh->session;
   corio_rt *rt = s->rt;
-  corio__free(s);
+  corio__free(sh);
+  if (--s->nopen == 0) corio__free(s);
   corio__closed(rt);
 }
 
@@ -206,6 +214,7 @@ static void on_session_closed(uv_handle_t *h) {
 static void session_destroy(corio_session *s) {
   corio__fetcher *ft = s->fetcher;
   size_t i;
+  int j;
   if (s->prev != NULL)
     s->prev->next = s->next;
   else
@@ -213,57 +222,113 @@ static void session_destroy(corio_session *s) {
   if (s->next != NULL) s->next->prev = s->prev;
   ft->nsessions--;
   if (ft->dflt == s) ft->dflt = NULL;
-  /* closes the cached connections; CURL_POLL_REMOVE may come from here */
-  (void)curl_multi_cleanup(s->multi);
-  s->multi = NULL;
+  for (j = 0; j < s->nshards; j++) {
+    corio__shard *sh = s->shards[j];
+    /* closes the cached connections; CURL_POLL_REMOVE may come from here */
+    (void)curl_multi_cleanup(sh->multi);
+    sh->multi = NULL;
+  }
   for (i = 0; i < ft->nfds; i++)
-    if (ft->fds[i].k != NULL && ft->fds[i].k->session == s)
+    if (ft->fds[i].k != NULL && ft->fds[i].k->shard->session == s)
       corio__fsock_close(ft, ft->fds[i].k);
-  uv_timer_stop(&s->timer);
-  corio__closing(s->rt);
-  uv_close((uv_handle_t *)&s->timer, on_session_closed);
+  for (j = 0; j < s->nshards; j++) {
+    corio__shard *sh = s->shards[j];
+    uv_timer_stop(&sh->timer);
+    corio__closing(s->rt);
+    uv_close((uv_handle_t *)&sh->timer, on_shard_closed);
+  }
 }
 
 static void session_cancel_all(corio_session *s) {
   while (s->active != NULL) cancel_active(s->active);
 }
 
+static long clamp_long(size_t v) {
+  return (long)(v > INT32_MAX ? INT32_MAX : v);
+}
+
+/*
+** Add a shard (a multi and its timer) to the session.  The limits of a
+** sharded session are divided among CORIO__SHARDS_MAX shards, each share at
+** least CORIO__SHARD_SPILL (session_make checks): the shards together
+** stay within them.
+*/
+static corio__shard *shard_add(corio_session *s) {
+  corio__shard *sh;
+  int div = s->shardable ? CORIO__SHARDS_MAX : 1;
+  if (s->nshards >= CORIO__SHARDS_MAX) return NULL;
+  sh = corio__calloc(1, sizeof *sh);
+  if (sh == NULL) return NULL;
+  sh->multi = curl_multi_init();
+  if (sh->multi == NULL) {
+    corio__free(sh);
+    return NULL;
+  }
+  sh->session = s;
+  curl_multi_setopt(sh->multi, CURLMOPT_SOCKETFUNCTION, corio__fsock_curl_cb);
+  curl_multi_setopt(sh->multi, CURLMOPT_SOCKETDATA, (void *)sh);
+  curl_multi_setopt(sh->multi, CURLMOPT_TIMERFUNCTION, on_curl_timer);
+  curl_multi_setopt(sh->multi, CURLMOPT_TIMERDATA, (void *)sh);
+  curl_multi_setopt(sh->multi, CURLMOPT_PIPELINING, (long)CURLPIPE_MULTIPLEX);
+  if (s->max_connections > 0)
+    curl_multi_setopt(sh->multi, CURLMOPT_MAX_TOTAL_CONNECTIONS,
+                      clamp_long(s->max_connections / (size_t)div));
+  if (s->max_per_host > 0)
+    curl_multi_setopt(sh->multi, CURLMOPT_MAX_HOST_CONNECTIONS,
+                      clamp_long(s->max_per_host));
+  if (s->max_idle > 0)
+    curl_multi_setopt(sh->multi, CURLMOPT_MAXCONNECTS,
+                      clamp_long(s->max_idle / (size_t)div));
+  uv_timer_init(s->rt->loop, &sh->timer);
+  s->shards[s->nshards++] = sh;
+  s->nopen++;
+  return sh;
+}
+
+/*
+** The shard a new transfer goes to.  One that holds an idle connection
+** first (keep-alive reuse), then the first with room under
+** CORIO__SHARD_SPILL, then a new shard, then the least busy.  A session of
+** fewer concurrent transfers than the spill never leaves shard 0.
+*/
+static corio__shard *shard_pick(corio_session *s) {
+  corio__shard *best = s->shards[0], *sh;
+  int i;
+  for (i = 0; i < s->nshards; i++) {
+    sh = s->shards[i];
+    if (sh->nparked > 0 && sh->nactive < CORIO__SHARD_SPILL) return sh;
+  }
+  if (!s->shardable) return best;
+  for (i = 0; i < s->nshards; i++)
+    if (s->shards[i]->nactive < CORIO__SHARD_SPILL) return s->shards[i];
+  sh = shard_add(s);
+  if (sh != NULL) return sh;
+  for (i = 1; i < s->nshards; i++)
+    if (s->shards[i]->nactive < best->nactive) best = s->shards[i];
+  return best;
+}
+
 static corio_session *session_make(corio__fetcher *ft,
                                    const corio_session_opts *o) {
   corio_session *s = corio__calloc(1, sizeof *s);
-  CURLM *m;
+  const size_t even = (size_t)CORIO__SHARDS_MAX * CORIO__SHARD_SPILL;
   if (s == NULL) return NULL;
-  m = curl_multi_init();
-  if (m == NULL) {
-    corio__free(s);
-    return NULL;
-  }
   s->fetcher = ft;
   s->rt = ft->rt;
-  s->multi = m;
-  curl_multi_setopt(m, CURLMOPT_SOCKETFUNCTION, corio__fsock_curl_cb);
-  curl_multi_setopt(m, CURLMOPT_SOCKETDATA, (void *)s);
-  curl_multi_setopt(m, CURLMOPT_TIMERFUNCTION, on_curl_timer);
-  curl_multi_setopt(m, CURLMOPT_TIMERDATA, (void *)s);
-  curl_multi_setopt(m, CURLMOPT_PIPELINING, (long)CURLPIPE_MULTIPLEX);
   if (o != NULL) {
     s->max_connections = o->max_connections;
     s->max_per_host = o->max_per_host;
-    if (o->max_connections > 0)
-      curl_multi_setopt(m, CURLMOPT_MAX_TOTAL_CONNECTIONS,
-                        (long)(o->max_connections > INT32_MAX
-                                   ? INT32_MAX
-                                   : o->max_connections));
-    if (o->max_per_host > 0)
-      curl_multi_setopt(
-          m, CURLMOPT_MAX_HOST_CONNECTIONS,
-          (long)(o->max_per_host > INT32_MAX ? INT32_MAX : o->max_per_host));
-    if (o->max_idle > 0)
-      curl_multi_setopt(
-          m, CURLMOPT_MAXCONNECTS,
-          (long)(o->max_idle > INT32_MAX ? INT32_MAX : o->max_idle));
+    s->max_idle = o->max_idle;
   }
-  uv_timer_init(ft->rt->loop, &s->timer);
+  /* a per-host cap cannot be divided among shards (one host may use any
+     of them); the other limits can if each share keeps a full spill */
+  s->shardable = s->max_per_host == 0 &&
+                 (s->max_connections == 0 || s->max_connections >= even) &&
+                 (s->max_idle == 0 || s->max_idle >= even);
+  if (shard_add(s) == NULL) {
+    corio__free(s);
+    return NULL;
+  }
   s->next = ft->sessions;
   if (ft->sessions != NULL) ft->sessions->prev = s;
   ft->sessions = s;
@@ -336,7 +401,7 @@ int corio_session_free(corio_session *s) {
   s->closing = 1;
   session_cancel_all(s);
   if (s->depth > 0)
-    s->destroy_pending = 1; /* corio__session_check finishes it */
+    s->destroy_pending = 1; /* corio__shard_check finishes it */
   else
     session_destroy(s);
   return 0;
@@ -391,18 +456,22 @@ static int check_request(corio__fetcher *ft, const corio_request *req) {
 ** queued with FRESH_CONNECT would later close an idle connection rather
 ** than take it).
 */
-static int may_skip_reuse(const corio_session *s, const corio_request *req) {
+static int may_skip_reuse(const corio_session *s, const corio__shard *sh,
+                          const corio_request *req) {
   int h1 = req->http_version == CORIO_HTTP_1_0 ||
            req->http_version == CORIO_HTTP_1_1 ||
            (req->http_version == CORIO_HTTP_DEFAULT &&
             strncasecmp(req->url, "http:", 5) == 0);
-  return h1 && s->nparked == 0 && s->max_per_host == 0 &&
-         (s->max_connections == 0 || s->nactive < s->max_connections);
+  size_t cap = s->max_connections;
+  if (s->shardable) cap /= CORIO__SHARDS_MAX; /* the shard's own cap */
+  return h1 && sh->nparked == 0 && s->max_per_host == 0 &&
+         (cap == 0 || sh->nactive < cap);
 }
 
 int corio_fetch_start(corio_rt *rt, corio_session *s, const corio_request *req,
                       corio_fetch_cb cb, void *ud, corio_fetch **out) {
   corio__fetcher *ft;
+  corio__shard *sh;
   corio_fetch *f;
   int r;
   if (out != NULL) *out = NULL;
@@ -422,17 +491,20 @@ int corio_fetch_start(corio_rt *rt, corio_session *s, const corio_request *req,
   f = pool_get(ft);
   if (f == NULL) return CORIO_ENOMEM;
   r = corio__fetch_setup(f, req);
-  if (r == 0 && may_skip_reuse(s, req))
+  sh = shard_pick(s);
+  if (r == 0 && may_skip_reuse(s, sh, req))
     r = curl_easy_setopt(f->easy, CURLOPT_FRESH_CONNECT, 1L) == CURLE_OK
             ? 0
             : CORIO_ENOMEM;
-  if (r == 0 && curl_multi_add_handle(s->multi, f->easy) != CURLM_OK)
+  if (r == 0 && curl_multi_add_handle(sh->multi, f->easy) != CURLM_OK)
     r = CORIO_ENOMEM;
   if (r != 0) {
     pool_put(ft, f);
     return r;
   }
   f->session = s;
+  f->shard = sh;
+  sh->nactive++;
   f->cb = cb;
   f->ud = ud;
   f->state = CORIO__F_ACTIVE;

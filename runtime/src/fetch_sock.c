@@ -44,7 +44,8 @@ void corio__fsock_close(corio__fetcher *ft, corio__fsock *k) {
   if (k->fd >= 0 && (size_t)k->fd < ft->nfds && ft->fds[k->fd].k == k)
     ft->fds[k->fd].k = NULL;
   if (k->parked) {
-    k->session->nparked--;
+    k->shard->nparked--;
+    k->shard->session->nparked--;
     uv_ref((uv_handle_t *)&k->poll); /* uv_close expects the usual count */
   } else {
     ft->nsockets--;
@@ -71,7 +72,7 @@ static int fd_slot(corio__fetcher *ft, curl_socket_t fd) {
 
 static void on_poll(uv_poll_t *h, int status, int events) {
   corio__fsock *k = corio__container_of(h, corio__fsock, poll);
-  corio_session *s = k->session;
+  corio__shard *sh = k->shard;
   int flags = 0, running;
   if (k->parked) { /* idle connection: not libcurl's business until reuse */
     uv_poll_stop(&k->poll);
@@ -81,28 +82,31 @@ static void on_poll(uv_poll_t *h, int status, int events) {
   if (status < 0) flags = CURL_CSELECT_ERR;
   if (events & UV_READABLE) flags |= CURL_CSELECT_IN;
   if (events & UV_WRITABLE) flags |= CURL_CSELECT_OUT;
-  (void)curl_multi_socket_action(s->multi, k->fd, flags, &running);
-  corio__session_check(s); /* k may be closing now; s is alive */
+  (void)curl_multi_socket_action(sh->multi, k->fd, flags, &running);
+  corio__shard_check(sh); /* k may be closing now; sh is alive */
 }
 
 static void park(corio__fetcher *ft, corio__fsock *k) {
   k->parked = 1;
   ft->nsockets--;
-  k->session->nparked++;
+  k->shard->nparked++;
+  k->shard->session->nparked++;
   uv_unref((uv_handle_t *)&k->poll);
 }
 
 static void unpark(corio__fetcher *ft, corio__fsock *k) {
   k->parked = 0;
-  k->session->nparked--;
+  k->shard->nparked--;
+  k->shard->session->nparked--;
   ft->nsockets++;
   uv_ref((uv_handle_t *)&k->poll);
 }
 
-/* CURLMOPT_SOCKETFUNCTION; userp is the session. */
+/* CURLMOPT_SOCKETFUNCTION; userp is the shard. */
 int corio__fsock_curl_cb(CURL *e, curl_socket_t fd, int what, void *userp,
                          void *socketp) {
-  corio_session *s = userp;
+  corio__shard *sh = userp;
+  corio_session *s = sh->session;
   corio__fetcher *ft = s->fetcher;
   corio__fsock *k = socketp;
   int events;
@@ -119,7 +123,9 @@ int corio__fsock_curl_cb(CURL *e, curl_socket_t fd, int what, void *userp,
     corio__fsock *old;
     if (fd < 0 || fd_slot(ft, fd) != 0) return 0;
     old = ft->fds[fd].k;
-    if (old != NULL && old->parked && old->session == s && ft->fds[fd].conn) {
+    /* a parked connection lives in its shard's cache: only that multi
+       can announce it again */
+    if (old != NULL && old->parked && old->shard == sh && ft->fds[fd].conn) {
       k = old; /* the same connection, taken up again */
       unpark(ft, k);
     } else {
@@ -133,14 +139,14 @@ int corio__fsock_curl_cb(CURL *e, curl_socket_t fd, int what, void *userp,
         return 0;
       }
       k->rt = s->rt;
-      k->session = s;
+      k->shard = sh;
       k->fd = fd;
       k->events = 0;
       k->parked = 0;
       ft->fds[fd].k = k;
       ft->nsockets++;
     }
-    (void)curl_multi_assign(s->multi, fd, k);
+    (void)curl_multi_assign(sh->multi, fd, k);
   }
   events = ((what & CURL_POLL_IN) ? UV_READABLE : 0) |
            ((what & CURL_POLL_OUT) ? UV_WRITABLE : 0);

@@ -323,6 +323,7 @@ struct corio_fetch {
   CURL *easy;
   struct corio__fetcher *fetcher; /* NULL for corio_fetch_blocking */
   corio_session *session;
+  struct corio__shard *shard; /* the multi of `session` it was added to */
   corio_fetch_cb cb;
   void *ud;
   corio_fetch *prev, *next; /* session's active list, pending queue, pool */
@@ -347,7 +348,7 @@ struct corio_fetch {
 typedef struct corio__fsock {
   uv_poll_t poll;
   corio_rt *rt;
-  corio_session *session;
+  struct corio__shard *shard; /* whose multi the socket belongs to */
   curl_socket_t fd;
   int events; /* UV_READABLE|UV_WRITABLE the poll is started with */
   int parked; /* libcurl said CURL_POLL_REMOVE; the poll is unref'ed */
@@ -360,19 +361,43 @@ typedef struct corio__fslot {
                       will come through corio__fsock_closesocket */
 } corio__fslot;
 
+/*
+** Most transfers a shard takes before the next one is used, and most
+** shards per session.  libcurl 7.88's curl_multi_remove_handle walks the
+** multi's connection cache for every transfer that leaves a kept-alive
+** connection (its connect-only check), so with every connection in one
+** multi, 10,000 concurrent transfers cost 50 million steps as they
+** finish.  Spread over shards, each with its own cache, a walk only sees
+** that shard's connections.
+*/
+#define CORIO__SHARD_SPILL 512
+#define CORIO__SHARDS_MAX  16
+
+/* One curl multi of a session, with its connection cache and timer. */
+typedef struct corio__shard {
+  corio_session *session;
+  CURLM *multi;
+  uv_timer_t timer; /* CURLMOPT_TIMERFUNCTION's timer */
+  size_t nactive;   /* transfers added to `multi` */
+  size_t nparked;   /* its parked sockets: idle keep-alive connections */
+  int in_timeout;   /* inside the timer's socket_action */
+} corio__shard;
+
 struct corio_session {
   struct corio__fetcher *fetcher;
   corio_rt *rt;
-  CURLM *multi;
-  uv_timer_t timer;           /* CURLMOPT_TIMERFUNCTION's timer */
+  corio__shard *shards[CORIO__SHARDS_MAX]; /* [0] always exists */
+  int nshards;
+  int shardable;              /* limits divide evenly: more shards allowed */
+  int nopen;                  /* shard timers not closed yet */
   corio_session *prev, *next; /* fetcher's list */
-  corio_fetch *active;        /* transfers added to `multi` */
+  corio_fetch *active;        /* transfers added to its shards' multis */
   size_t nactive;
   size_t nparked;         /* parked sockets: idle keep-alive connections */
   size_t max_connections; /* the options' limits, 0: none */
   size_t max_per_host;
-  int depth;           /* > 0 while corio__session_check runs callbacks */
-  int in_timeout;      /* inside the timer's socket_action */
+  size_t max_idle;
+  int depth;           /* > 0 while corio__shard_check runs callbacks */
   int closing;         /* corio_session_free was called */
   int destroy_pending; /* free once depth drops to 0 */
   int is_default;
@@ -412,11 +437,12 @@ int corio__fetch_setup(corio_fetch *f, const corio_request *req);
 void corio__fetch_finish(corio_fetch *f, int status, CURLcode code);
 int corio__fetch_code(const corio_fetch *f, CURLcode code);
 
-/* fetch_multi.c: remove finished transfers and run their callbacks. */
-void corio__session_check(corio_session *s);
+/* fetch_multi.c: remove a shard's finished transfers and run their
+   callbacks. */
+void corio__shard_check(corio__shard *sh);
 
-/* fetch_sock.c: libcurl's socket callbacks (userp/clientp: the session
-   for the first, the fetcher for the others), and closing a context. */
+/* fetch_sock.c: libcurl's socket callbacks (userp/clientp: the shard for
+   the first, the fetcher for the others), and closing a context. */
 int corio__fsock_curl_cb(CURL *e, curl_socket_t fd, int what, void *userp,
                          void *socketp);
 curl_socket_t corio__fsock_open(void *clientp, curlsocktype purpose,

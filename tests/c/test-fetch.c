@@ -1133,6 +1133,63 @@ TEST_IMPL(idle_connections_reused) {
   ASSERT_OK(corio_rt_free(rt));
 }
 
+/*
+** More transfers at once than one curl multi takes (512) spread over
+** several, each with its own connection cache: all complete, every
+** connection is kept, and the next burst and the common case (100 at
+** once) reuse them without opening any.  A session with no limits freed
+** with 1,200 in flight over its shards, some cancelled first, leaves no
+** socket behind.
+*/
+TEST_IMPL(sharded_burst) {
+  enum { N = 1200 };
+  static corio_fetch *fs[N];
+  corio_rt *rt;
+  corio_session *s;
+  tally t = {0, 0, 0, 0};
+  corio_fetch_stats st;
+  char u[256];
+  corio_request req;
+  int before, fds, i;
+  result r;
+  ASSERT_OK(get("/hello", &r)); /* process-wide fds first, as above */
+  result_clear(&r);
+  before = count_fds();
+  rt = corio_rt_new(NULL);
+  burst(rt, NULL, "/delay/200", N, &t);
+  ASSERT_EQ(t.ok, N);
+  corio_fetch_get_stats(rt, &st);
+  ASSERT_EQ(st.idle, (size_t)N);
+  ASSERT_EQ(st.sockets, 0);
+  ASSERT_EQ(st.active, 0);
+  fds = count_fds();
+  burst(rt, NULL, "/delay/200", N, &t);
+  ASSERT_EQ(t.ok, 2 * N);
+  corio_fetch_get_stats(rt, &st);
+  ASSERT_EQ(st.idle, (size_t)N);
+  ASSERT_EQ(count_fds(), fds);
+  burst(rt, NULL, "/hello", 100, &t);
+  ASSERT_EQ(t.ok, 2 * N + 100);
+  ASSERT_EQ(count_fds(), fds);
+  s = corio_session_new(rt, NULL);
+  ASSERT_NOT_NULL(s);
+  corio_request_init(&req, mkurl(u, "/delay/2000"));
+  for (i = 0; i < N; i++)
+    ASSERT_OK(corio_fetch_start(rt, s, &req, on_tally, &t, &fs[i]));
+  (void)corio_rt_run(rt, UV_RUN_ONCE);
+  for (i = 0; i < N; i += 100) ASSERT_OK(corio_fetch_cancel(fs[i]));
+  ASSERT_OK(corio_session_free(s));
+  ASSERT_OK(corio_rt_run(rt, UV_RUN_DEFAULT));
+  ASSERT_EQ(t.failed, N);
+  ASSERT_EQ(t.ok, 2 * N + 100);
+  corio_fetch_get_stats(rt, &st);
+  ASSERT_EQ(st.active, 0);
+  ASSERT_EQ(st.sessions, 1);
+  ASSERT_EQ(count_fds(), fds);
+  ASSERT_OK(corio_rt_free(rt));
+  ASSERT_EQ(count_fds(), before);
+}
+
 typedef struct {
   uv_prepare_t prep;
   uv_timer_t timer;
@@ -1385,6 +1442,7 @@ TEST_MAIN(
   TEST_ENTRY(fd_churn)
   TEST_ENTRY(fds_back_to_baseline)
   TEST_ENTRY(idle_connections_reused)
+  TEST_ENTRY(sharded_burst)
   TEST_ENTRY(idle_closed_by_server)
   TEST_ENTRY(crowd_small_buffers)
   TEST_ENTRY(pooled_buffers)
