@@ -439,6 +439,9 @@ int main(int argc, char **argv) {
   status = lua_pcall(h.L, 2, 1, 0);
   result = lua_toboolean(h.L, -1);
   report(h.L, status);
+  /* A failed script ends the program, as an uncaught error in Python or
+     Node does: cancel what it left (servers close, cleanups run). */
+  if (!result || status != LUA_OK) corio_lua_cancel_all(h.L);
   /* like Node: the loop runs until no task is left */
   if (corio_lua_run_pending(h.L) != 0) result = 0;
   rc = (result && status == LUA_OK) ? EXIT_SUCCESS : EXIT_FAILURE;
