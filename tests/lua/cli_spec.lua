@@ -1,25 +1,8 @@
 -- The corio executable, driven as a user would: a program in a shell.
 local corio = require "corio"
 
-local bin = os.getenv("CORIO_BIN") or "build/corio"
--- plain lua5.4; under the sanitizer build it needs the sanitizer preloaded
-local lua = os.getenv("CORIO_LUA") or "lua5.4"
-
-local function sh(cmd)
-  local f = assert(io.popen(cmd .. " 2>&1; echo \"rc=$?\""))
-  local out = f:read("a")
-  f:close()
-  local rc = tonumber(out:match("rc=(%d+)\n$"))
-  return out:gsub("rc=%d+\n$", ""), rc
-end
-
-local function script(text)
-  local name = os.tmpname()
-  local f = assert(io.open(name, "w"))
-  f:write(text)
-  f:close()
-  return name
-end
+local shell = require "tests.lua.support.shell"
+local bin, lua, sh, script = shell.bin, shell.lua, shell.sh, shell.script
 
 describe("the corio executable", function()
   it("runs -e with corio as a global, waits at top level", function()

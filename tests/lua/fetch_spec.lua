@@ -3,16 +3,8 @@
 -- loopback (tests/support/nginx.sh, stopped by PID in teardown).
 local corio = require "corio"
 
-local bin = os.getenv("CORIO_BIN") or "build/corio"
-local lua = os.getenv("CORIO_LUA") or "lua5.4"
-
-local function sh(cmd)
-  local f = assert(io.popen(cmd .. " 2>&1; echo \"rc=$?\""))
-  local out = f:read("a")
-  f:close()
-  local rc = tonumber(out:match("rc=(%d+)\n$"))
-  return out:gsub("rc=%d+\n$", ""), rc
-end
+local shell = require "tests.lua.support.shell"
+local bin, lua, sh = shell.bin, shell.lua, shell.sh
 
 -- A loopback port nobody listens on right now (the kernel picks it).
 local function free_port()

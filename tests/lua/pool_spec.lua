@@ -2,17 +2,8 @@
 -- corio.processes.map.
 local corio = require "corio"
 
-local bin = os.getenv("CORIO_BIN") or "build/corio"
--- plain lua5.4; under the sanitizer build it needs the sanitizer preloaded
-local lua = os.getenv("CORIO_LUA") or "lua5.4"
-
-local function sh(cmd)
-  local f = assert(io.popen(cmd .. " 2>&1; echo \"rc=$?\""))
-  local out = f:read("a")
-  f:close()
-  local rc = tonumber(out:match("rc=(%d+)\n$"))
-  return out:gsub("rc=%d+\n$", ""), rc
-end
+local shell = require "tests.lua.support.shell"
+local bin, lua, sh = shell.bin, shell.lua, shell.sh
 
 local function my_pid()
   local f = assert(io.open("/proc/self/stat"))

@@ -253,6 +253,26 @@ void lcopy_encode_tuple(lua_State *L, lcopy_buf *b, int first, int n,
   lcopy_addbytes(L, b, &count, sizeof count);
   for (i = 0; i < n; i++) lcopy_encode(L, b, first + i, root, i + 1);
 }
+
+void lcopy_encode_items(lua_State *L, int items, lua_Integer n, lcopy_buf *in,
+                        lcopy_buf *offs, size_t max_len) {
+  uint32_t one = 1;
+  lua_Integer k;
+  size_t off;
+  items = lua_absindex(L, items);
+  for (k = 1; k <= n; k++) {
+    off = in->len;
+    lcopy_addbytes(L, offs, &off, sizeof off);
+    lcopy_addbytes(L, in, &one, sizeof one);
+    lua_geti(L, items, k);
+    lcopy_encode(L, in, -1, "items[%I]", k);
+    lua_pop(L, 1);
+    if (in->len - off > max_len)
+      luaL_error(L, "corio: items[%I] is too large to send", k);
+  }
+  off = in->len;
+  lcopy_addbytes(L, offs, &off, sizeof off);
+}
 /* }}} */
 
 /* {{{ decoding */

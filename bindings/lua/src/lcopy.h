@@ -46,6 +46,11 @@ void lcopy_encode(lua_State *L, lcopy_buf *b, int idx, const char *root,
    `root` with i (1-based). */
 void lcopy_encode_tuple(lua_State *L, lcopy_buf *b, int first, int n,
                         const char *root);
+/* map's input: append items[1..n] of the table at `items` to `in`, each a
+   tuple of one value, and their start offsets (size_t) to `offs`, with
+   the end as offset n+1.  An item over max_len bytes raises. */
+void lcopy_encode_items(lua_State *L, int items, lua_Integer n, lcopy_buf *in,
+                        lcopy_buf *offs, size_t max_len);
 /* Push the values of the tuple p[0..len); returns how many.  Malformed
    bytes raise an error. */
 int lcopy_decode_tuple(lua_State *L, const char *p, size_t len);

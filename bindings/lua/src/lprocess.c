@@ -118,9 +118,8 @@ static int l_map(lua_State *L) {
   {
     LCORIO_WAIT_PROLOGUE(L, lt, l_map);
     size_t len, i, nprocs = opt_processes(L, uv_available_parallelism());
-    lua_Integer k, n = luaL_len(L, 2);
+    lua_Integer n = luaL_len(L, 2);
     lcopy_buf *fnb, *inb, *offb;
-    uint32_t one = 1;
     pjob *j;
     phub *h;
     int rc;
@@ -138,17 +137,7 @@ static int l_map(lua_State *L) {
     lcopy_dump_fn(L, 1, fnb, "a process");
     if (fnb->len > LPROC_MAX_FRAME)
       luaL_error(L, "corio: the function is too large to send");
-    for (k = 1; k <= n; k++) { /* each item: a tuple of one value */
-      size_t off = inb->len;
-      lcopy_addbytes(L, offb, &off, sizeof off);
-      lcopy_addbytes(L, inb, &one, sizeof one);
-      lua_geti(L, 2, k);
-      lcopy_encode(L, inb, -1, "items[%I]", k);
-      lua_pop(L, 1);
-      if (inb->len - off > LPROC_MAX_FRAME)
-        luaL_error(L, "corio: items[%I] is too large to send (over 1 GiB)", k);
-    }
-    lcopy_addbytes(L, offb, &inb->len, sizeof inb->len);
+    lcopy_encode_items(L, 2, n, inb, offb, LPROC_MAX_FRAME);
     h = get_hub(L);
     j = push_job(L, (size_t)n);
     set_exe(L, j);

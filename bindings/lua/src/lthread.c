@@ -135,9 +135,8 @@ static int l_map(lua_State *L) {
   {
     LCORIO_WAIT_PROLOGUE(L, lt, l_map);
     size_t nthreads = opt_count(L, 3, "threads", default_threads());
-    lua_Integer i, n = luaL_len(L, 2);
+    lua_Integer n = luaL_len(L, 2);
     lcopy_buf *fnb, *inb, *offb;
-    uint32_t one = 1;
     lua_settop(L, 3);
     if (n <= 0) {
       lua_createtable(L, 0, 1);
@@ -149,14 +148,7 @@ static int l_map(lua_State *L) {
     inb = lcopy_newbuf(L);
     offb = lcopy_newbuf(L);
     lcopy_dump_fn(L, 1, fnb, "a thread");
-    for (i = 1; i <= n; i++) { /* each item: a tuple of one value */
-      add_offset(L, offb, inb->len);
-      lcopy_addbytes(L, inb, &one, sizeof one);
-      lua_geti(L, 2, i);
-      lcopy_encode(L, inb, -1, "items[%I]", i);
-      lua_pop(L, 1);
-    }
-    add_offset(L, offb, inb->len);
+    lcopy_encode_items(L, 2, n, inb, offb, (size_t)-1);
     if (nthreads > (size_t)n) nthreads = (size_t)n;
     return run_job(L, lt, push_job(L, (size_t)n), fnb, inb, offb, nthreads,
                    map_k);
