@@ -7,6 +7,9 @@
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
+#ifdef __GLIBC__
+#include <malloc.h>
+#endif
 #include <string.h>
 #include <unistd.h>
 
@@ -410,6 +413,20 @@ static void warnf(void *ud, const char *msg, int tocont) {
   cont = tocont;
 }
 
+/*
+** Response bodies come and go by the thousand, 100 KiB and more each.
+** With glibc's defaults each is either mmap'ed and unmapped or trimmed
+** back to the kernel when freed, so every response faults its pages in
+** anew (S4 in bench/anchors.sh: 0.75 s against 0.62 s for 20,000 bodies
+** of 100 KiB).  Keep freed memory for reuse instead; the peak is the same.
+*/
+static void keep_freed_memory(void) {
+#ifdef __GLIBC__
+  mallopt(M_MMAP_THRESHOLD, 4 * 1024 * 1024);
+  mallopt(M_TRIM_THRESHOLD, 64 * 1024 * 1024);
+#endif
+}
+
 int main(int argc, char **argv) {
   host h;
   static slab lua_memory;
@@ -426,6 +443,7 @@ int main(int argc, char **argv) {
     return EXIT_FAILURE;
   }
   corio_lua_set_runtime(h.L, h.rt);
+  keep_freed_memory();
   /* a peer that closes while we write must be an error, not our death */
   signal(SIGPIPE, SIG_IGN);
   uv_signal_init(corio_rt_loop(h.rt), &h.sigint);
