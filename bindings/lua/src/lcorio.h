@@ -149,6 +149,14 @@ lsession *lcorio_checksession(lua_State *L, int idx); /* open ones only */
    sent (a token; no CR, LF, NUL or other control character). */
 void lcorio_header_check(lua_State *L, int name, int value, const char *what);
 
+/* lheaders.c: header tables (lowercase names, any-case lookup, repeats
+   joined with ", ", set-cookie a list).  new pushes an empty one; add
+   adds a field to the one at t. */
+void lcorio_headers_new(lua_State *L, int nfields);
+void lcorio_headers_add(lua_State *L, int t, const char *name, size_t nlen,
+                        const char *value, size_t vlen);
+void lcorio_headers_open(lua_State *L); /* its metatable */
+
 /* Push a response object for `res`.  The URL string at (from, url_idx) is
    reused when it equals the final URL (from may be L; url_idx 0: none). */
 void lcorio_push_response(lua_State *L, const corio_response *res,

@@ -9,7 +9,6 @@
 ** A response then costs one userdata and two or three strings, and the URL
 ** string is the request's own when no redirect changed it.
 */
-#include <ctype.h>
 #include <string.h>
 
 #include "lcorio.h"
@@ -112,69 +111,17 @@ void lcorio_push_fetch_errors(lua_State *L) {
   lua_setfield(L, -2, "name");
 }
 
-/* ------------------------------------------------------------------ */
-/* the header table: lowercase names; case-insensitive lookup */
-
-/* Push the lowercase copy of s. */
-static void push_lower(lua_State *L, const char *s, size_t len) {
-  luaL_Buffer b;
-  char *p = luaL_buffinitsize(L, &b, len);
-  size_t i;
-  for (i = 0; i < len; i++) p[i] = (char)tolower((unsigned char)s[i]);
-  luaL_pushresultsize(&b, len);
-}
-
-/*
-** Repeated fields are joined with ", " (RFC 9110 5.3), except set-cookie,
-** whose values may hold commas: it is always a list of strings.
-*/
+/* The header block: NUL-terminated names and values, one after the other. */
 static void build_headers(lua_State *L, const char *p, size_t len) {
   const char *end = p + len;
-  int t;
-  lua_createtable(L, 0, 8);
-  luaL_setmetatable(L, LCORIO_HEADERS_MT);
-  t = lua_gettop(L);
+  lcorio_headers_new(L, 8);
   while (p < end) {
     size_t nlen = strlen(p), vlen;
     const char *v = p + nlen + 1;
     vlen = strlen(v);
-    push_lower(L, p, nlen);
-    if (nlen == 10 && strcmp(lua_tostring(L, -1), "set-cookie") == 0) {
-      if (lua_rawget(L, t) != LUA_TTABLE) {
-        lua_pop(L, 1);
-        lua_newtable(L);
-        lua_pushliteral(L, "set-cookie");
-        lua_pushvalue(L, -2);
-        lua_rawset(L, t);
-      }
-      lua_pushlstring(L, v, vlen);
-      lua_rawseti(L, -2, (lua_Integer)lua_rawlen(L, -2) + 1);
-      lua_pop(L, 1);
-    } else {
-      lua_pushvalue(L, -1);
-      if (lua_rawget(L, t) == LUA_TSTRING) {
-        lua_pushliteral(L, ", ");
-        lua_pushlstring(L, v, vlen);
-        lua_concat(L, 3);
-      } else {
-        lua_pop(L, 1);
-        lua_pushlstring(L, v, vlen);
-      }
-      lua_rawset(L, t);
-    }
+    lcorio_headers_add(L, -1, p, nlen, v, vlen);
     p = v + vlen + 1;
   }
-}
-
-/* headers[k] for a key not found as is: try its lowercase form */
-static int headers_index(lua_State *L) {
-  size_t len;
-  const char *k;
-  if (lua_type(L, 2) != LUA_TSTRING) return 0;
-  k = lua_tolstring(L, 2, &len);
-  push_lower(L, k, len);
-  lua_rawget(L, 1);
-  return 1;
 }
 
 /* ------------------------------------------------------------------ */
@@ -304,9 +251,5 @@ void lcorio_response_open(lua_State *L) {
     lua_setfield(L, -2, "__tostring");
   }
   lua_pop(L, 1);
-  if (luaL_newmetatable(L, LCORIO_HEADERS_MT)) {
-    lua_pushcfunction(L, headers_index);
-    lua_setfield(L, -2, "__index");
-  }
-  lua_pop(L, 1);
+  lcorio_headers_open(L);
 }

@@ -7,8 +7,7 @@
 
 #include "lcorio.h"
 
-#define LSERVE_MT         "corio.Server"
-#define LSERVE_HEADERS_MT "corio.ServerHeaders" /* case-insensitive lookup */
+#define LSERVE_MT "corio.Server"
 
 typedef struct lserve_req lserve_req;
 

@@ -105,47 +105,15 @@ static void push_query(lua_State *L, const char *q, size_t n) {
 /* }}} */
 
 /* {{{ the request table */
-static void push_lower(lua_State *L, const char *s, size_t n) {
-  char small[64];
-  char *p = n <= sizeof small ? small : lua_newuserdatauv(L, n, 0);
-  size_t i;
-  small[0] = '\0'; /* n may be 0 */
-  for (i = 0; i < n; i++)
-    p[i] = (char)(s[i] >= 'A' && s[i] <= 'Z' ? s[i] + ('a' - 'A') : s[i]);
-  lua_pushlstring(L, p, n);
-  if (p != small) lua_remove(L, -2);
-}
-
-/* Headers by lower-case name; repeated ones joined with ", ". */
+/* Headers by lower-case name (lheaders.c). */
 static void push_headers(lua_State *L, const corio_srv_req *req) {
   size_t i, n = corio_srv_req_header_count(req);
   corio_srv_header h;
-  lua_createtable(L, 0, (int)n);
-  luaL_setmetatable(L, LSERVE_HEADERS_MT);
+  lcorio_headers_new(L, (int)n);
   for (i = 0; i < n; i++) {
     corio_srv_req_header_at(req, i, &h);
-    push_lower(L, h.name, h.name_len);
-    lua_pushvalue(L, -1);
-    if (lua_rawget(L, -3) == LUA_TSTRING) {
-      lua_pushliteral(L, ", ");
-      lua_pushlstring(L, h.value, h.value_len);
-      lua_concat(L, 3);
-    } else {
-      lua_pop(L, 1);
-      lua_pushlstring(L, h.value, h.value_len);
-    }
-    lua_rawset(L, -3);
+    lcorio_headers_add(L, -1, h.name, h.name_len, h.value, h.value_len);
   }
-}
-
-/* headers[k] for any case of k */
-static int headers_index(lua_State *L) {
-  size_t n;
-  const char *k = lua_tolstring(L, 2, &n);
-  if (k == NULL || lua_type(L, 2) != LUA_TSTRING) return 0;
-  push_lower(L, k, n);
-  lua_rawget(L, 1);
-  return 1;
 }
 
 static void push_request(lua_State *L, const corio_srv_req *req) {
@@ -512,9 +480,5 @@ void lserve_req_release(lserve_req *r) {
 /* }}} */
 
 void lserve_req_open(lua_State *L) {
-  if (luaL_newmetatable(L, LSERVE_HEADERS_MT)) {
-    lua_pushcfunction(L, headers_index);
-    lua_setfield(L, -2, "__index");
-  }
-  lua_pop(L, 1);
+  lcorio_headers_open(L);
 }
