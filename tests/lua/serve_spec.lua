@@ -542,4 +542,74 @@ describe("scripts/backend.lua", function()
   end)
 end)
 
+-- corio's own client against corio's own server, in one process: the
+-- handler tasks and the fetching tasks share the loop.
+describe("corio.serve with corio.fetch", function()
+  it("carries methods, headers, query and body both ways", function()
+    local srv <close> = corio.serve{handler = function(req)
+      return {status = 201, headers = {["X-Echo-Method"] = req.method,
+                                       ["X-Echo-Header"] = req.headers["x-test"]},
+              body = ("%s|%s|%s"):format(req.path, req.query.q, req.body)}
+    end}
+    local r = corio.post(srv.url .. "/p%20ath?q=a+b%26c", {body = "payload",
+                                                            headers = {["X-Test"] = "v1"}})
+    assert.equal(201, r.status)
+    assert.equal("POST", r.headers["x-echo-method"])
+    assert.equal("v1", r.headers["X-Echo-Header"])
+    assert.equal("/p ath|a b&c|payload", r.body)
+  end)
+
+  it("runs 500 slow handlers at once: as long as one, not 500", function()
+    local srv <close> = corio.serve{handler = function(req)
+      corio.sleep(0.2)
+      return req.query.i
+    end}
+    local t0 = corio.time()
+    local tasks = {}
+    for i = 1, 500 do
+      tasks[i] = corio.spawn(function() return corio.get(srv.url .. "/?i=" .. i).body end)
+    end
+    local bodies = corio.gather(tasks)
+    local secs = corio.time() - t0
+    for i = 1, 500 do assert.equal(tostring(i), bodies[i]) end
+    assert.is_true(secs < 2.0, ("500 handlers of 0.2 s took %.2f s"):format(secs))
+  end)
+
+  it("answers 502 past max_inflight, as the article's backend does", function()
+    local srv <close> = corio.serve{max_inflight = 10, overload_status = 502,
+                                    handler = function() corio.sleep(0.2) return "ok" end}
+    local tasks = {}
+    for i = 1, 30 do tasks[i] = corio.spawn(function() return corio.get(srv.url).status end) end
+    local count = {}
+    for _, st in ipairs(corio.gather(tasks)) do count[st] = (count[st] or 0) + 1 end
+    assert.equal(10, count[200])
+    assert.equal(20, count[502])
+  end)
+
+  it("a handler error is a 500 for that request only", function()
+    local srv <close> = corio.serve{handler = function(req)
+      if req.path == "/bad" then error("boom") end
+      return "fine"
+    end}
+    local a = corio.spawn(corio.get, srv.url .. "/bad")
+    local b = corio.spawn(corio.get, srv.url .. "/good")
+    assert.equal(500, a:await().status)
+    assert.equal("fine", b:await().body)
+  end)
+
+  it("a cancelled fetch cancels its handler", function()
+    local handler_cancelled = false
+    local srv <close> = corio.serve{handler = function()
+      local ok, err = pcall(corio.sleep, 5)
+      if not ok and err == corio.CancelledError then handler_cancelled = true end
+      error(err, 0)
+    end}
+    local t = corio.spawn(corio.get, srv.url)
+    corio.sleep(0.1)
+    t:cancel()
+    assert.has_error(function() t:await() end)
+    assert.truthy(wait_until(function() return handler_cancelled end, 2))
+  end)
+end)
+
 end)
