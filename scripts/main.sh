@@ -42,4 +42,5 @@ for script in scripts/[0-9][0-9]_*.lua; do
 done
 echo
 echo "All experiments done in $(( $(date +%s) - start )) s (backend latency $latency s)."
+case $out in /*) ;; *) out=$PWD/$out ;; esac
 echo "Charts: $out/comparison.svg (the four models), $out/scaling.svg (seconds against tasks)"

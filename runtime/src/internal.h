@@ -199,18 +199,18 @@ enum {
 };
 
 /* conn->flags */
-#define CORIO__SRV_CLOSING     0x001 /* uv_close called */
-#define CORIO__SRV_CLOSED      0x002 /* close callback ran: an orphan */
-#define CORIO__SRV_EOF         0x004 /* the peer sent FIN */
-#define CORIO__SRV_WRITING     0x008 /* wreq in flight */
-#define CORIO__SRV_CLOSE_AFTER 0x010 /* close once the response is out */
-#define CORIO__SRV_NO_INPUT    0x020 /* parse nothing more */
-#define CORIO__SRV_LINGER      0x040 /* shut down, draining the peer */
-#define CORIO__SRV_READ_OFF    0x080 /* reading stopped: too much pending */
-#define CORIO__SRV_IN_PROCESS  0x100 /* inside corio__srv_process */
-#define CORIO__SRV_CONTINUE    0x200 /* creq (100 Continue) in flight */
-#define CORIO__SRV_GONE        0x400 /* disconnect reported for this request */
-#define CORIO__SRV_NO_BODY     0x800 /* streamed response without a body */
+#define CORIO__SRV_CLOSING     0x001  /* uv_close called */
+#define CORIO__SRV_CLOSED      0x002  /* close callback ran: an orphan */
+#define CORIO__SRV_EOF         0x004  /* the peer sent FIN */
+#define CORIO__SRV_WRITING     0x008  /* wreq in flight */
+#define CORIO__SRV_CLOSE_AFTER 0x010  /* close once the response is out */
+#define CORIO__SRV_NO_INPUT    0x020  /* parse nothing more */
+#define CORIO__SRV_LINGER      0x040  /* shut down, draining the peer */
+#define CORIO__SRV_READ_OFF    0x080  /* reading stopped: too much pending */
+#define CORIO__SRV_IN_PROCESS  0x100  /* inside corio__srv_process */
+#define CORIO__SRV_CONTINUE    0x200  /* creq (100 Continue) in flight */
+#define CORIO__SRV_GONE        0x400  /* disconnect reported for this request */
+#define CORIO__SRV_NO_BODY     0x800  /* streamed response without a body */
 #define CORIO__SRV_CHUNKED     0x1000 /* streamed body in chunked encoding */
 
 typedef struct corio__srv_conn corio__srv_conn;
@@ -232,7 +232,7 @@ struct corio__srv_conn {
   uv_write_t wreq, creq;
   uv_shutdown_t sreq;
   unsigned flags;
-  unsigned nreq;  /* requests handed out on this connection */
+  unsigned nreq;    /* requests handed out on this connection */
   unsigned nwrites; /* stream writes in flight (server_stream.c) */
   struct corio__srv_swrite *swrites; /* those writes, oldest first */
   int err_status; /* status a parser callback chose for its error */
@@ -292,8 +292,8 @@ int corio__srv_keep_open(corio__srv_conn *c);
 void corio__srv_stream_drop(corio__srv_conn *c);
 /* framing: 0 Content-Length, 1 chunked, 2 none (until the close) */
 int corio__srv_serialize(corio__srv_conn *c, int status,
-                         const corio_srv_header *h, size_t nh,
-                         const char *body, size_t len, int keep, int framing);
+                         const corio_srv_header *h, size_t nh, const char *body,
+                         size_t len, int keep, int framing);
 void corio__srv_send_continue(corio__srv_conn *c);
 
 /* fetch */
