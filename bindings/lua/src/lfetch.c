@@ -97,22 +97,6 @@ static int l_post(lua_State *L) {
   return lcorio_fetch_wait(L, lt, 0, "POST", "corio.post");
 }
 
-/* corio.stats() plus the client's counts; upvalue 2 is loop's stats */
-static int l_stats(lua_State *L) {
-  corio_fetch_stats fs;
-  lcorio_state *S = lcorio_upstate(L);
-  lua_pushvalue(L, lua_upvalueindex(2));
-  lua_call(L, 0, 1);
-  corio_fetch_get_stats(S->rt, &fs);
-  lua_pushinteger(L, (lua_Integer)fs.active);
-  lua_setfield(L, -2, "fetches");
-  lua_pushinteger(L, (lua_Integer)fs.sockets);
-  lua_setfield(L, -2, "sockets");
-  lua_pushinteger(L, (lua_Integer)fs.sessions);
-  lua_setfield(L, -2, "sessions");
-  return 1;
-}
-
 static const luaL_Reg funcs[] = {
     {"fetch", l_fetch}, {"get", l_get}, {"post", l_post}, {NULL, NULL}};
 
@@ -125,8 +109,4 @@ void lcorio_fetch_open(lua_State *L) {
   lua_setfield(L, -3, "blocking");
   lcorio_push_fetch_errors(L);
   lua_setfield(L, -3, "FetchError");
-  lua_pushvalue(L, -1);
-  lua_getfield(L, -3, "stats");
-  lua_pushcclosure(L, l_stats, 2);
-  lua_setfield(L, -3, "stats");
 }

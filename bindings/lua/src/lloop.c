@@ -87,16 +87,25 @@ static int l_get_event_loop(lua_State *L) {
   return 1;
 }
 
+static void setcount(lua_State *L, const char *name, size_t n) {
+  lua_pushinteger(L, (lua_Integer)n);
+  lua_setfield(L, -2, name);
+}
+
+/* live counts: tasks, and the HTTP client's transfers and sockets */
 static int l_stats(lua_State *L) {
+  corio_rt *rt = lcorio_upstate(L)->rt;
   corio_rt_stats st;
-  corio_rt_get_stats(lcorio_upstate(L)->rt, &st);
-  lua_createtable(L, 0, 3);
-  lua_pushinteger(L, (lua_Integer)st.tasks);
-  lua_setfield(L, -2, "tasks");
-  lua_pushinteger(L, (lua_Integer)st.ready);
-  lua_setfield(L, -2, "ready");
-  lua_pushinteger(L, (lua_Integer)st.sleeping);
-  lua_setfield(L, -2, "sleeping");
+  corio_fetch_stats fs;
+  corio_rt_get_stats(rt, &st);
+  corio_fetch_get_stats(rt, &fs);
+  lua_createtable(L, 0, 6);
+  setcount(L, "tasks", st.tasks);
+  setcount(L, "ready", st.ready);
+  setcount(L, "sleeping", st.sleeping);
+  setcount(L, "fetches", fs.active);
+  setcount(L, "sockets", fs.sockets);
+  setcount(L, "sessions", fs.sessions);
   return 1;
 }
 
