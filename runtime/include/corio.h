@@ -561,9 +561,12 @@ CORIO_EXTERN void corio_fetch_set_data(corio_fetch *f, void *data);
 ** wait); max_per_host caps them per host:port; max_idle is how many idle
 ** keep-alive connections are kept (0: libcurl's default, 4 x the number of
 ** transfers).  0 means no limit for the first two.  The default session
-** has max_connections = max_idle = CORIO_FETCH_DEFAULT_MAX_CONNECTIONS and
-** no per-host limit: after a burst its idle connections stay open until
-** reused, closed by the server, or older than libcurl's limit (118 s).
+** has max_connections = max_idle = CORIO_FETCH_DEFAULT_MAX_CONNECTIONS
+** (max_idle at most half the open-file limit) and no per-host limit: after
+** a burst its idle connections stay open until reused, closed by the
+** server, or older than libcurl's limit (118 s).  A socket that cannot be
+** opened for lack of descriptors fails the transfer with CORIO_ECONNECT
+** and a message that says so.
 */
 #define CORIO_FETCH_DEFAULT_MAX_CONNECTIONS 16384
 

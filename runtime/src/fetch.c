@@ -5,6 +5,7 @@
 ** out.  The loop glue (multi_socket, sessions, cancellation) lives in
 ** fetch_multi.c; corio_fetch_blocking, the easy_perform twin, lives here.
 */
+#include <errno.h>
 #include <limits.h>
 #include <math.h>
 #include <string.h>
@@ -198,6 +199,7 @@ void corio__fetch_obj_recycle(corio_fetch *f, size_t keep_body) {
   f->nh = 0;
   f->hbytes = 0;
   f->err = 0;
+  f->sock_errno = 0;
   f->max_body = 0;
   f->cb = NULL;
   f->ud = NULL;
@@ -452,7 +454,7 @@ int corio__fetch_setup(corio_fetch *f, const corio_request *req) {
     else if (f->fetcher->nactive < FEW_ACTIVE)
       (void)curl_easy_setopt(e, CURLOPT_BUFFERSIZE, BIG_RECV_BUFFER);
     SET(CURLOPT_OPENSOCKETFUNCTION, corio__fsock_open);
-    SET(CURLOPT_OPENSOCKETDATA, (void *)f->fetcher);
+    SET(CURLOPT_OPENSOCKETDATA, (void *)f);
     SET(CURLOPT_CLOSESOCKETFUNCTION, corio__fsock_closesocket);
     SET(CURLOPT_CLOSESOCKETDATA, (void *)f->fetcher);
   }
@@ -626,6 +628,10 @@ void corio__fetch_finish(corio_fetch *f, int status, CURLcode code) {
     const char *ours = code == CURLE_WRITE_ERROR || code == CURLE_OK
                            ? our_message(status)
                            : NULL;
+    if (ours == NULL && code == CURLE_COULDNT_CONNECT &&
+        (f->sock_errno == EMFILE || f->sock_errno == ENFILE))
+      ours = "cannot open a socket: too many open files (raise ulimit -n, "
+             "or fetch fewer at once)";
     if (ours != NULL)
       r->error = ours;
     else if (f->errbuf[0] != '\0')

@@ -17,6 +17,7 @@
 */
 #include <string.h>
 #include <strings.h>
+#include <sys/resource.h>
 
 #include "internal.h"
 
@@ -364,14 +365,20 @@ fail:
 static corio_session *default_session(corio__fetcher *ft) {
   if (ft->dflt == NULL) {
     corio_session_opts o;
+    struct rlimit lim;
     memset(&o, 0, sizeof o);
     o.max_connections = CORIO_FETCH_DEFAULT_MAX_CONNECTIONS;
     /* libcurl's default keeps 4 connections per transfer still in the
        multi: after a burst, as the last transfers leave, every one of
        them closed the oldest idle connection, found by walking all of
        them (0.2 s of the 10,000-transfer burst).  Idle ones cost no
-       system call while parked; servers close them in their own time. */
+       system call while parked; servers close them in their own time.
+       But each holds a descriptor: at most half the process's limit, so
+       that idle connections never starve new sockets, servers, files. */
     o.max_idle = CORIO_FETCH_DEFAULT_MAX_CONNECTIONS;
+    if (getrlimit(RLIMIT_NOFILE, &lim) == 0 && lim.rlim_cur != RLIM_INFINITY &&
+        lim.rlim_cur / 2 < o.max_idle)
+      o.max_idle = lim.rlim_cur / 2 > 0 ? (size_t)(lim.rlim_cur / 2) : 1;
     ft->dflt = session_make(ft, &o);
     if (ft->dflt != NULL) ft->dflt->is_default = 1;
   }

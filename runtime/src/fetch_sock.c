@@ -27,6 +27,7 @@
 ** None of these callbacks calls libcurl: they only touch libuv and the fd
 ** table.  A poll handle is freed only in its close callback.
 */
+#include <errno.h>
 #include <string.h>
 #include <sys/socket.h>
 #include <unistd.h>
@@ -168,11 +169,15 @@ int corio__fsock_curl_cb(CURL *e, curl_socket_t fd, int what, void *userp,
 */
 curl_socket_t corio__fsock_open(void *clientp, curlsocktype purpose,
                                 struct curl_sockaddr *a) {
-  corio__fetcher *ft = clientp;
+  corio_fetch *f = clientp;
+  corio__fetcher *ft = f->fetcher;
   curl_socket_t fd;
   (void)purpose;
   fd = socket(a->family, a->socktype | SOCK_CLOEXEC, a->protocol);
-  if (fd < 0) return CURL_SOCKET_BAD;
+  if (fd < 0) {
+    f->sock_errno = errno; /* libcurl reports only "Couldn't connect" */
+    return CURL_SOCKET_BAD;
+  }
   if (fd_slot(ft, fd) != 0) {
     close(fd);
     return CURL_SOCKET_BAD;

@@ -329,6 +329,7 @@ struct corio_fetch {
   corio_fetch *prev, *next; /* session's active list, pending queue, pool */
   int state;
   int err;           /* corio code set by a callback of ours (ETOOLARGE...) */
+  int sock_errno;    /* why our socket() failed, 0 if it did not */
   size_t max_body;   /* 0: no limit */
   size_t hbytes;     /* header bytes of the current response */
   corio__fbuf arena; /* request: curl_slist nodes, header lines, body */
@@ -442,7 +443,8 @@ int corio__fetch_code(const corio_fetch *f, CURLcode code);
 void corio__shard_check(corio__shard *sh);
 
 /* fetch_sock.c: libcurl's socket callbacks (userp/clientp: the shard for
-   the first, the fetcher for the others), and closing a context. */
+   the first, the transfer for open, the fetcher for close), and closing a
+   context. */
 int corio__fsock_curl_cb(CURL *e, curl_socket_t fd, int what, void *userp,
                          void *socketp);
 curl_socket_t corio__fsock_open(void *clientp, curlsocktype purpose,

@@ -211,6 +211,27 @@ for _ in range(20):
       assert.matches("^FetchError%(connect%)", tostring(err))
     end)
 
+    it("out of descriptors: a clear connect error, the others succeed, then it recovers", function()
+      -- in a child whose open-file limit is 64 (soft and hard), 100 fetches at once
+      local s = shell.script(([[
+local tasks = {}
+for i = 1, 100 do tasks[i] = corio.spawn(function() return corio.get("%s/delay/200").status end) end
+local ok, emfile = 0, 0
+for _, r in ipairs(corio.gather(tasks, {return_exceptions = true})) do
+  if r == 200 then ok = ok + 1
+  elseif r.kind == "connect" and r.message:match("too many open files") then emfile = emfile + 1 end
+end
+print(ok + emfile == 100 and ok > 0 and emfile > 0, corio.get("%s/hello").status)
+-- idle connections keep at most half the limit: a server still gets its socket
+local srv <close> = corio.serve{handler = function() return "x" end}
+print(corio.get(srv.url).body)
+]]):format(base, base))
+      local out, rc = sh("timeout 30 prlimit --nofile=64 " .. bin .. " " .. s)
+      os.remove(s)
+      assert.equal(0, rc, out)
+      assert.equal("true\t200\nx\n", out)
+    end)
+
     it("dns: a name under .invalid", function()
       local err = fetch_error(corio.get, "http://no-such-host.invalid/")
       assert.equal("dns", err.kind)
