@@ -160,6 +160,18 @@ for _ in range(20):
       assert.same({"x", "y"}, v.list)
     end)
 
+    it("big bodies: text() is the body, json() decodes a long document", function()
+      local r = corio.get(base .. "/bytes/100k")
+      local text = r:text()
+      assert.equal(("b"):rep(102400), text)
+      assert.is_true(rawequal(text, r.body))
+      local big = {}
+      for i = 1, 64 do big[i] = ("[%d,%q]"):format(i, ("j"):rep(400)) end
+      local j = corio.post(base .. "/echo", {body = "[" .. table.concat(big, ",") .. "]"}):json()
+      assert.equal(64, #j)
+      assert.equal(("j"):rep(400), j[64][2])
+    end)
+
     it("form is urlencoded with sorted keys", function()
       local r = corio.post(base .. "/echo", {form = {name = "a b&c", n = 3, tag = {"x", "é"}}})
       assert.equal("n=3&name=a+b%26c&tag=x&tag=%C3%A9", r.body)
