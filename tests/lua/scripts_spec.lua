@@ -1,6 +1,7 @@
 -- Smoke test of the article's experiments (scripts/NN_*.lua): each runs
 -- against its embedded backend with a short latency, and each lesson holds:
 -- serial where the article says serial, concurrent where it says concurrent.
+local shell = require "tests.lua.support.shell"
 local exe = assert(os.getenv("CORIO_BIN"), "CORIO_BIN: the corio executable")
 local out_dir = os.tmpname()
 os.remove(out_dir)
@@ -13,15 +14,9 @@ local function find(prefix)
 end
 
 -- Run a script in its own process (it starts its own backend child);
--- returns its stdout, and its exit code.
+-- returns its output, and its exit code.
 local function run(prefix, args)
-  local cmd = ("timeout -k 5 120 %s %s %s 2>&1; echo \"rc=$?\"")
-    :format(exe, find(prefix), args or "")
-  local p = io.popen(cmd)
-  local out = p:read("a")
-  p:close()
-  local rc = tonumber(out:match("rc=(%d+)%s*$"))
-  return out:gsub("rc=%d+%s*$", ""), rc
+  return shell.sh(("timeout -k 5 120 %s %s %s"):format(exe, find(prefix), args or ""))
 end
 
 local function cost(out)

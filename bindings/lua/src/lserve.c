@@ -507,5 +507,5 @@ void lcorio_serve_open(lua_State *L) {
     lua_setfield(L, -2, "__tostring");
   }
   lua_pop(L, 1);
-  lserve_req_open(L);
+  lcorio_headers_open(L); /* req.headers */
 }

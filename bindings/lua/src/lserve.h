@@ -60,6 +60,5 @@ int lserve_run_request(lua_State *L);
 void lserve_req_hold(lserve_req *r); /* r->ls set: on ls->held */
 void lserve_req_release(lserve_req *r);
 void lserver_maybe_free(lserver *ls);
-void lserve_req_open(lua_State *L); /* metatables */
 
 #endif

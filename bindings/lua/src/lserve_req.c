@@ -478,7 +478,3 @@ void lserve_req_release(lserve_req *r) {
   lserver_maybe_free(ls);
 }
 /* }}} */
-
-void lserve_req_open(lua_State *L) {
-  lcorio_headers_open(L);
-}
