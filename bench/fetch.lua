@@ -1,10 +1,13 @@
 -- The corio client under load, in the peers' shape (shared/bench/peers):
 -- N GETs of URL in total, C worker tasks, each fetching one URL after the
--- other on the default session (keep-alive connections are reused).
--- Prints exactly one line:
+-- other on one session that keeps up to C idle connections (keep-alive
+-- connections are reused).  The session is made before the clock starts,
+-- as the peers make theirs (aiohttp's ClientSession, libcurl's global init
+-- and multi handle).  Prints exactly one line:
 --   peer=corio n=N c=C ok=OK fail=FAIL secs=S rps=R
--- ok = a 2xx response with its body read; `secs` runs from the first
--- request to the last response (start-up excluded, as for the peers).
+-- ok = a 2xx response with its body read (a Lua string); `secs` runs from
+-- the first request to the last response (start-up excluded, as for the
+-- peers).
 -- Usage: corio bench/fetch.lua URL N C
 local url, n, c = arg[1], tonumber(arg[2]), tonumber(arg[3])
 if not (url and n and c) then
@@ -12,13 +15,14 @@ if not (url and n and c) then
   os.exit(2)
 end
 c = math.min(c, n)
-local get, opts = corio.get, {timeout = 120} -- the peers' total timeout
+local session <close> = corio.session {max_idle = c}
+local opts = {timeout = 120} -- the peers' total timeout
 local left, ok, fail = n, 0, 0
 
 local function worker()
   while left > 0 do
     left = left - 1
-    local good, r = pcall(get, url, opts)
+    local good, r = pcall(session.get, session, url, opts)
     if good and r.ok then ok = ok + 1 else fail = fail + 1 end
   end
 end

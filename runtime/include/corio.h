@@ -107,6 +107,18 @@ typedef void (*corio_free_fn)(void *ptr);
 CORIO_EXTERN int corio_replace_allocator(corio_malloc_fn m, corio_realloc_fn r,
                                          corio_free_fn f);
 
+/* How many bytes of big response-body buffers (over 64 KiB each) the
+   runtimes keep for their next responses; 16 MiB unless set.  With glibc's
+   defaults a freed big block goes back to the system, and the next body
+   faults its pages in again, one fault per 4 KiB.  A host whose allocator
+   keeps freed memory (the corio executable raises glibc's trim and mmap
+   thresholds) sets 0: a buffer is then freed once its callback returns,
+   and the host's copy of the next body reuses it while it is still in the
+   cache, instead of touching fresh pages.  Call it before any runtime
+   exists. */
+#define CORIO_BODY_POOL_DEFAULT (16 * 1024 * 1024)
+CORIO_EXTERN void corio_set_body_pool(size_t bytes);
+
 /* }================================================================== */
 
 /*
@@ -605,12 +617,13 @@ CORIO_EXTERN void corio_session_set_data(corio_session *s, void *data);
 
 /* Live counts for corio.stats(). */
 typedef struct corio_fetch_stats {
-  size_t active;   /* transfers started and not yet completed */
-  size_t sockets;  /* sockets libcurl has open and we poll */
-  size_t sessions; /* sessions, the default one included */
-  size_t pooled;   /* idle easy handles kept for reuse */
-  size_t idle;     /* idle keep-alive connections of all sessions (not
-                      counted in `sockets`) */
+  size_t active;       /* transfers started and not yet completed */
+  size_t sockets;      /* sockets libcurl has open and we poll */
+  size_t sessions;     /* sessions, the default one included */
+  size_t pooled;       /* idle easy handles kept for reuse */
+  size_t pooled_bytes; /* of big body buffers they keep (corio_set_body_pool) */
+  size_t idle;         /* idle keep-alive connections of all sessions (not
+                          counted in `sockets`) */
 } corio_fetch_stats;
 CORIO_EXTERN void corio_fetch_get_stats(const corio_rt *rt,
                                         corio_fetch_stats *out);

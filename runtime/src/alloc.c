@@ -10,6 +10,12 @@ static corio_malloc_fn alloc_malloc = malloc;
 static corio_realloc_fn alloc_realloc = realloc;
 static corio_free_fn alloc_free = free;
 
+size_t corio__body_pool_bytes = CORIO_BODY_POOL_DEFAULT;
+
+void corio_set_body_pool(size_t bytes) {
+  corio__body_pool_bytes = bytes;
+}
+
 int corio_replace_allocator(corio_malloc_fn m, corio_realloc_fn r,
                             corio_free_fn f) {
   if (m == NULL || r == NULL || f == NULL) return CORIO_EINVAL;

@@ -21,8 +21,7 @@
 
 #include "internal.h"
 
-#define POOL_MAX       256 /* idle transfer objects kept for reuse */
-#define POOL_BIG_BYTES (16 * 1024 * 1024)
+#define POOL_MAX 256 /* idle transfer objects kept for reuse */
 
 /*
 ** {==================================================================
@@ -69,9 +68,10 @@ static int on_curl_timer(CURLM *m, long ms, void *userp) {
 
 /*
 ** A pooled object keeps a body buffer of up to CORIO__KEEP_BODY bytes, and
-** a bigger one while the pool's big buffers stay within POOL_BIG_BYTES:
-** freeing and mallocing a 100 KiB buffer per response made glibc give the
-** pages back and fault them in again (a page fault per 4 KiB received).
+** a bigger one while the pool's big buffers stay within
+** corio_set_body_pool's bytes: freeing and mallocing a 100 KiB buffer per
+** response made glibc give the pages back and fault them in again (a page
+** fault per 4 KiB received).
 */
 static void pool_put(corio__fetcher *ft, corio_fetch *f) {
   size_t keep = CORIO__KEEP_BODY;
@@ -79,7 +79,8 @@ static void pool_put(corio__fetcher *ft, corio_fetch *f) {
     corio__fetch_obj_free(f);
     return;
   }
-  if (f->body.cap > keep && f->body.cap <= POOL_BIG_BYTES - ft->pool_big)
+  if (f->body.cap > keep && ft->pool_big <= corio__body_pool_bytes &&
+      f->body.cap <= corio__body_pool_bytes - ft->pool_big)
     keep = f->body.cap;
   corio__fetch_obj_recycle(f, keep);
   f->pool_big = f->body.cap > CORIO__KEEP_BODY ? f->body.cap : 0;
@@ -549,6 +550,7 @@ void corio_fetch_get_stats(const corio_rt *rt, corio_fetch_stats *out) {
   out->sockets = ft->nsockets;
   out->sessions = ft->nsessions;
   out->pooled = ft->npool;
+  out->pooled_bytes = ft->pool_big;
   for (s = ft->sessions; s != NULL; s = s->next) out->idle += s->nparked;
 }
 

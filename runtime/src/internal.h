@@ -426,7 +426,9 @@ typedef struct corio__fetcher {
   int closing;
 } corio__fetcher;
 
-/* A pooled transfer object always keeps a body buffer this big. */
+/* A pooled transfer object always keeps a body buffer this big; bigger
+   ones while they sum to at most corio__body_pool_bytes. */
+extern size_t corio__body_pool_bytes;
 #define CORIO__KEEP_BODY (64 * 1024)
 
 /* fetch.c: one transfer's request and response. */

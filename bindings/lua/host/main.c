@@ -419,11 +419,16 @@ static void warnf(void *ud, const char *msg, int tocont) {
 ** back to the kernel when freed, so every response faults its pages in
 ** anew (S4 in bench/anchors.sh: 0.75 s against 0.62 s for 20,000 bodies
 ** of 100 KiB).  Keep freed memory for reuse instead; the peak is the same.
+** The runtime then need not hold big body buffers of its own: freed, each
+** is reused for the Lua string of the next body (50 transfers of 100 KiB
+** at once touched 2,170 fresh pages instead of 3,396, in 6.8 ms instead
+** of 8.5).
 */
 static void keep_freed_memory(void) {
 #ifdef __GLIBC__
   mallopt(M_MMAP_THRESHOLD, 4 * 1024 * 1024);
   mallopt(M_TRIM_THRESHOLD, 64 * 1024 * 1024);
+  corio_set_body_pool(0);
 #endif
 }
 
@@ -432,6 +437,7 @@ int main(int argc, char **argv) {
   static slab lua_memory;
   int status, result, rc;
   memset(&h, 0, sizeof h);
+  keep_freed_memory();
   h.rt = corio_rt_new(NULL);
   h.L = lua_newstate(slab_alloc, &lua_memory);
   if (h.L != NULL) {
@@ -443,7 +449,6 @@ int main(int argc, char **argv) {
     return EXIT_FAILURE;
   }
   corio_lua_set_runtime(h.L, h.rt);
-  keep_freed_memory();
   /* a peer that closes while we write must be an error, not our death */
   signal(SIGPIPE, SIG_IGN);
   uv_signal_init(corio_rt_loop(h.rt), &h.sigint);
