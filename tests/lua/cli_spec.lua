@@ -93,6 +93,22 @@ error("script failed")
     os.remove(s)
   end)
 
+  it("Ctrl-C stops a busy loop, at top level or in a task, as lua.c does", function()
+    for _, code in ipairs({
+      "print('ready') io.stdout:flush() while true do end",
+      "corio.spawn(function() print('ready') io.stdout:flush() while true do end end) corio.sleep(30)",
+    }) do
+      local s = script(code)
+      -- bounded: the process is killed after 10 s if Ctrl-C did not stop it
+      local out, rc = sh("(timeout -s KILL 10 " .. bin .. " " .. s ..
+        " & pid=$!; sleep 0.5; kill -INT $pid; wait $pid)")
+      assert.equal(130, rc, out)
+      assert.matches("ready", out)
+      assert.matches("interrupted!", out)
+      os.remove(s)
+    end
+  end)
+
   it("a REPL line may wait", function()
     local out, rc = sh("printf 'x = corio.sleep(0.01, 5)\\nprint(x * 2)\\n' | " .. bin .. " -i")
     assert.equal(0, rc)

@@ -1,8 +1,9 @@
 /*
 ** main.c: the corio executable, lua.c in miniature.  It runs a script (or
 ** -e chunks, or stdin, or a REPL) with `corio` as a global, then runs the
-** loop until no task is left.  Ctrl-C cancels every task, lets their
-** cleanup run, lists what was still pending, and exits with 130.
+** loop until no task is left.  Ctrl-C stops the Lua code running (as
+** lua.c does), cancels every task, lets their cleanup run, lists what was
+** still pending, and exits with 130.
 */
 #include <signal.h>
 #include <stdio.h>
@@ -26,9 +27,12 @@ static const char *progname = "corio";
 typedef struct host {
   lua_State *L;
   corio_rt *rt;
-  uv_signal_t sigint;
-  int interrupted;
+  uv_async_t sigint;            /* wakes the loop after Ctrl-C */
+  lua_State *volatile *running; /* corio_lua_running: the task resumed */
+  volatile sig_atomic_t interrupted;
 } host;
+
+static host *the_host; /* for the signal handler */
 
 static void print_usage(const char *badoption) {
   if (badoption[1] == 'e' || badoption[1] == 'l')
@@ -322,13 +326,41 @@ static void doREPL(lua_State *L) {
 /* }}} */
 
 /* {{{ Ctrl-C */
-static void on_sigint(uv_signal_t *sig, int signum) {
-  host *h = sig->data;
+
+/*
+** Ctrl-C has two halves.  In the signal handler, as lua.c's laction: the
+** Lua code running now (a busy `while true do end` in a task or at top
+** level never lets the loop turn) raises "interrupted!" at its next
+** instruction.  Then, on the loop: every task is cancelled, its cleanup
+** runs, and what was still pending is listed.  A second Ctrl-C gets the
+** default action.
+*/
+static void lstop(lua_State *L, lua_Debug *ar) {
+  (void)ar;
+  lua_sethook(L, NULL, 0, 0);
+  luaL_error(L, "interrupted!");
+}
+
+static void laction(int signum) {
+  const int flag = LUA_MASKCALL | LUA_MASKRET | LUA_MASKCOUNT;
+  host *h = the_host;
+  lua_State *co = h->running != NULL ? *h->running : NULL;
+  signal(signum, SIG_DFL);
+  h->interrupted = 1;
+  /* while the loop runs and no task does, nothing is to be stopped: the
+     main thread may only be inside a C call (a hook there would raise
+     through the loop's frames) */
+  if (co != NULL)
+    lua_sethook(co, lstop, flag, 1);
+  else if (!corio_rt_running(h->rt))
+    lua_sethook(h->L, lstop, flag, 1);
+  uv_async_send(&h->sigint); /* async-signal-safe */
+}
+
+static void on_sigint(uv_async_t *a) {
+  host *h = a->data;
   lua_State *L = h->L;
   lua_Integer i, n;
-  (void)signum;
-  h->interrupted = 1;
-  uv_signal_stop(sig); /* a second Ctrl-C gets the default action */
   fprintf(stderr, "\n%s: interrupted; cancelling the pending tasks:\n",
           progname);
   lcorio_push_pending(L, 0);
@@ -341,6 +373,19 @@ static void on_sigint(uv_signal_t *sig, int signum) {
   lua_pop(L, 1);
   /* every task, including the script's own top-level wait */
   corio_lua_cancel_all(L);
+}
+
+static void catch_sigint(host *h) {
+  struct sigaction sa;
+  the_host = h;
+  h->running = corio_lua_running(h->L);
+  uv_async_init(corio_rt_loop(h->rt), &h->sigint, on_sigint);
+  h->sigint.data = h;
+  uv_unref((uv_handle_t *)&h->sigint);
+  sa.sa_handler = laction;
+  sa.sa_flags = 0;
+  sigemptyset(&sa.sa_mask);
+  sigaction(SIGINT, &sa, NULL);
 }
 /* }}} */
 
@@ -362,6 +407,7 @@ static int pmain(lua_State *L) {
   luaL_openlibs(L);
   luaL_requiref(L, "corio", luaopen_corio, 1);
   lua_pop(L, 1);
+  catch_sigint(the_host);
   createargtable(L, argv, argc, script);
   lua_gc(L, LUA_GCRESTART);
   lua_gc(L, LUA_GCGEN, 0, 0);
@@ -451,10 +497,7 @@ int main(int argc, char **argv) {
   corio_lua_set_runtime(h.L, h.rt);
   /* a peer that closes while we write must be an error, not our death */
   signal(SIGPIPE, SIG_IGN);
-  uv_signal_init(corio_rt_loop(h.rt), &h.sigint);
-  h.sigint.data = &h;
-  uv_signal_start(&h.sigint, on_sigint, SIGINT);
-  uv_unref((uv_handle_t *)&h.sigint);
+  the_host = &h;
   lua_gc(h.L, LUA_GCSTOP);
   lua_pushcfunction(h.L, &pmain);
   lua_pushinteger(h.L, argc);
@@ -469,9 +512,10 @@ int main(int argc, char **argv) {
   if (corio_lua_run_pending(h.L) != 0) result = 0;
   rc = (result && status == LUA_OK) ? EXIT_SUCCESS : EXIT_FAILURE;
   if (h.interrupted) rc = 130;
+  signal(SIGINT, SIG_DFL); /* the handler must not see a closed state */
   lua_close(h.L);
   slab_free_all(&lua_memory);
-  uv_close((uv_handle_t *)&h.sigint, on_closed);
+  if (h.sigint.data != NULL) uv_close((uv_handle_t *)&h.sigint, on_closed);
   if (corio_rt_free(h.rt) != 0)
     l_message(progname, "warning: runtime not freed (tasks still alive)");
   return rc;

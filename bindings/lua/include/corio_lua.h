@@ -23,6 +23,13 @@ corio_rt *corio_lua_runtime(lua_State *L);
    wait, so its cleanup runs when the loop runs next.  Returns how many. */
 int corio_lua_cancel_all(lua_State *L);
 
+/* Where the module publishes the task it is resuming (NULL between tasks).
+   A Ctrl-C handler reads it to stop a busy loop the way lua.c does: the
+   loop cannot turn while Lua code runs, so the handler itself sets a hook
+   (lua_sethook is async-signal-safe) on that coroutine and on the main
+   thread.  The slot lives as long as the state. */
+lua_State *volatile *corio_lua_running(lua_State *L);
+
 /* Run the loop until no task is left (what the corio executable does after
    the script).  Returns 0, or the CORIO_E* code of a failure. */
 int corio_lua_run_pending(lua_State *L);

@@ -36,6 +36,11 @@ corio_rt *corio_lua_runtime(lua_State *L) {
   return S != NULL ? S->rt : NULL;
 }
 
+lua_State *volatile *corio_lua_running(lua_State *L) {
+  lcorio_state *S = lcorio_getstate(L);
+  return S != NULL ? &S->running : NULL;
+}
+
 static int version(lua_State *L) {
   lua_pushstring(L, corio_version_string());
   return 1;

@@ -26,6 +26,7 @@ typedef struct lcorio_state {
   int closing;      /* lua_close is finalizing: run no Lua callbacks */
   int keepalive;    /* run_forever: a ref'd handle keeps the loop up */
   uv_prepare_t keep;
+  lua_State *volatile running; /* the task being resumed (Ctrl-C reads it) */
 } lcorio_state;
 
 /* ltask.c: a task or future as a Lua value. */

@@ -293,7 +293,12 @@ static void task_resume(corio_task *t, int status) {
     lua_pushinteger(co, status);
     nargs = 1;
   }
-  rc = lua_resume(co, L, nargs, &nres);
+  {
+    lua_State *outer = S->running; /* a task resumed from a task's C call */
+    S->running = co;
+    rc = lua_resume(co, L, nargs, &nres);
+    S->running = outer;
+  }
   if (rc == LUA_YIELD) {
     if (corio_task_get_state(t) == CORIO_TASK_RUNNING) {
       /* a plain coroutine.yield(): give the loop a turn, like sleep(0) */
