@@ -398,7 +398,8 @@ CORIO_EXTERN void corio_timer_stop(corio_timer *timer);
 **   CORIO_ETLS       TLS handshake or certificate verification failed
 **   CORIO_ERESET     the connection closed or reset before the response
 **                    was complete (short body, nothing received)
-**   CORIO_EPROTO     malformed response, HTTP/2 error, or more redirects
+**   CORIO_EPROTO     malformed response (not HTTP, a bad status line or
+**                    chunked encoding), HTTP/2 error, or more redirects
 **                    than max_redirects ("Maximum (N) redirects followed")
 **   CORIO_ETOOLARGE  the body exceeded max_body, or headers exceeded 1 MiB
 **   CORIO_EURL       the URL (of a redirect, say) could not be parsed

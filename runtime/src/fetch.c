@@ -490,6 +490,26 @@ int corio__fetch_setup(corio_fetch *f, const corio_request *req) {
 ** ===================================================================
 */
 
+/* libcurl 7.88 says CURLE_RECV_ERROR of a malformed chunked body too,
+   where no socket failed; a failed recv() is "Recv failure: <strerror>".
+   (CURLINFO_OS_ERRNO cannot tell them apart: a pooled handle keeps the
+   errno of an earlier transfer.) */
+static int socket_failed(const corio_fetch *f) {
+  return strncmp(f->errbuf, "Recv failure", 12) == 0;
+}
+
+/* libcurl 7.88 says CURLE_UNSUPPORTED_PROTOCOL of an answer that is not
+   HTTP ("Received HTTP/0.9 when not allowed") as well as of a redirect to
+   file://: the scheme is to blame only when the URL it failed on has
+   another. */
+static int failed_on_http(const corio_fetch *f) {
+  char *url = NULL;
+  return curl_easy_getinfo(f->easy, CURLINFO_EFFECTIVE_URL, &url) == CURLE_OK &&
+         url != NULL &&
+         (strncasecmp(url, "http://", 7) == 0 ||
+          strncasecmp(url, "https://", 8) == 0);
+}
+
 /* CURLcode to corio code; `f->err` says why one of our callbacks said no. */
 int corio__fetch_code(const corio_fetch *f, CURLcode code) {
   switch (code) {
@@ -517,8 +537,9 @@ int corio__fetch_code(const corio_fetch *f, CURLcode code) {
   case CURLE_SSL_ENGINE_INITFAILED:
   case CURLE_USE_SSL_FAILED:
     return CORIO_ETLS;
-  case CURLE_PARTIAL_FILE:
   case CURLE_RECV_ERROR:
+    return socket_failed(f) ? CORIO_ERESET : CORIO_EPROTO;
+  case CURLE_PARTIAL_FILE:
   case CURLE_SEND_ERROR:
   case CURLE_GOT_NOTHING:
   case CURLE_HTTP2_STREAM:
@@ -535,7 +556,7 @@ int corio__fetch_code(const corio_fetch *f, CURLcode code) {
   case CURLE_URL_MALFORMAT:
     return CORIO_EURL;
   case CURLE_UNSUPPORTED_PROTOCOL:
-    return CORIO_ESCHEME;
+    return failed_on_http(f) ? CORIO_EPROTO : CORIO_ESCHEME;
   case CURLE_ABORTED_BY_CALLBACK:
     return CORIO_ECANCELED;
   case CURLE_OUT_OF_MEMORY:

@@ -33,17 +33,30 @@ describe("fetch", function()
     assert(rc == 0, out)
     base = "http://127.0.0.1:" .. port
     tls_base = "https://127.0.0.1:" .. tls_port
-    -- a server that promises 100 bytes, sends 10 and closes: a reset body
+    -- a server of broken answers, by path: /short promises 100 bytes,
+    -- sends 10 and closes; /rst does the same with a TCP reset;
+    -- /badchunk sends a chunk size that is not hex; /garbage answers with
+    -- no status line at all, /badstatus with a bad one
     raw_port = free_port()
     local py = ([[
-import socket
+import socket, struct, time
+answers = {
+    b"/short": b"HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\n0123456789",
+    b"/badchunk": b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\nzz\r\nworld\r\n0\r\n\r\n",
+    b"/garbage": b"SSH-2.0-OpenSSH_9.2\r\n\r\n",
+    b"/badstatus": b"HTTP/1.1 abc OK\r\n\r\n",
+}
 s = socket.socket(); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
 s.bind(("127.0.0.1", %d)); s.listen(16); s.settimeout(60)
-for _ in range(20):
+for _ in range(40):
     try: c, _ = s.accept()
     except Exception: break
-    c.recv(65536)
-    c.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\n0123456789")
+    req = c.recv(65536).split(b" ")
+    path = req[1] if len(req) > 1 else b""
+    c.sendall(answers.get(path, answers[b"/short"]))
+    if path == b"/rst":
+        time.sleep(0.1)  # the client reads the part first, then the reset
+        c.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
     c.close()
 ]]):format(raw_port)
     local f = assert(io.open(dir .. "/raw.py", "w"))
@@ -278,9 +291,22 @@ print(corio.get(srv.url).body)
       assert.equal(1024, #corio.fetch(base .. "/bytes/1k", {max_body = 1024}).body)
     end)
 
-    it("reset: the connection closes before the body is complete", function()
-      local err = fetch_error(corio.fetch, "http://127.0.0.1:" .. raw_port .. "/")
-      assert.equal("reset", err.kind)
+    it("reset: the connection closes (FIN or RST) before the body is complete", function()
+      for _, path in ipairs({"/short", "/rst"}) do
+        local err = fetch_error(corio.fetch, "http://127.0.0.1:" .. raw_port .. path)
+        assert.equal("reset", err.kind, path .. ": " .. err.message)
+      end
+    end)
+
+    it("protocol: a chunk size that is not hex, an answer that is not HTTP", function()
+      local err = fetch_error(corio.fetch, "http://127.0.0.1:" .. raw_port .. "/badchunk")
+      assert.equal("protocol", err.kind, err.message)
+      for _, path in ipairs({"/garbage", "/badstatus"}) do
+        err = fetch_error(corio.fetch, "http://127.0.0.1:" .. raw_port .. path)
+        assert.equal("protocol", err.kind, path .. ": " .. err.message)
+      end
+      -- the server goes on answering the others
+      assert.equal("hello world\n", corio.get(base .. "/hello").body)
     end)
 
     it("tls: a self-signed certificate is refused unless verify_tls = false", function()
