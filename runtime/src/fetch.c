@@ -165,6 +165,7 @@ static void buf_trim(corio__fbuf *b, size_t keep) {
     b->cap = 0;
   }
   b->len = 0;
+  if (b->p != NULL) b->p[0] = '\0'; /* an empty body is "" too */
 }
 
 corio_fetch *corio__fetch_obj_new(void) {
@@ -512,6 +513,9 @@ static int failed_on_http(const corio_fetch *f) {
 
 /* CURLcode to corio code; `f->err` says why one of our callbacks said no. */
 int corio__fetch_code(const corio_fetch *f, CURLcode code) {
+  /* one of our callbacks ran out of memory: whatever libcurl made of it
+     ("Couldn't connect" when it was the open-socket callback) */
+  if (f->err == CORIO_ENOMEM && code != CURLE_OK) return CORIO_ENOMEM;
   switch (code) {
   case CURLE_OK:
     return 0;
@@ -646,9 +650,10 @@ void corio__fetch_finish(corio_fetch *f, int status, CURLcode code) {
   r->timing.ttfb = seconds(e, CURLINFO_STARTTRANSFER_TIME_T);
   r->timing.total = seconds(e, CURLINFO_TOTAL_TIME_T);
   if (status != 0) {
-    const char *ours = code == CURLE_WRITE_ERROR || code == CURLE_OK
-                           ? our_message(status)
-                           : NULL;
+    const char *ours =
+        code == CURLE_WRITE_ERROR || code == CURLE_OK || status == f->err
+            ? our_message(status)
+            : NULL;
     if (ours == NULL && code == CURLE_COULDNT_CONNECT &&
         (f->sock_errno == EMFILE || f->sock_errno == ENFILE))
       ours = "cannot open a socket: too many open files (raise ulimit -n, "

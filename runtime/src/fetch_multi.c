@@ -168,6 +168,19 @@ static void cancel_active(corio_fetch *f) {
 static void session_destroy(corio_session *s);
 
 /*
+** The first doomed transfer of the shard: our socket callback could not
+** watch its socket (out of memory).  Without a poll it would crawl on
+** libcurl's timer; it fails now instead.  Rare: a walk is fine.
+*/
+static corio_fetch *find_doomed(corio__shard *sh) {
+  corio_fetch *f;
+  for (f = sh->session->active; f != NULL; f = f->next)
+    if (f->shard == sh && f->err == CORIO_ENOMEM) return f;
+  sh->doomed = 0;
+  return NULL;
+}
+
+/*
 ** Remove every finished transfer of the shard and run its callback.
 ** Callbacks may start, cancel or free anything, the session included: its
 ** destruction waits until the loop is over (depth), and the shard's memory
@@ -175,6 +188,7 @@ static void session_destroy(corio_session *s);
 */
 void corio__shard_check(corio__shard *sh) {
   corio_session *s = sh->session;
+  corio_fetch *f;
   CURLMsg *msg;
   int left;
   s->depth++;
@@ -182,13 +196,18 @@ void corio__shard_check(corio__shard *sh) {
          (msg = curl_multi_info_read(sh->multi, &left)) != NULL) {
     CURL *e = msg->easy_handle;
     CURLcode code = msg->data.result;
-    corio_fetch *f = NULL;
+    f = NULL;
     if (msg->msg != CURLMSG_DONE) continue;
     (void)curl_easy_getinfo(e, CURLINFO_PRIVATE, (char **)&f);
     (void)curl_multi_remove_handle(sh->multi, e); /* msg is gone now */
     if (f == NULL || f->state != CORIO__F_ACTIVE) continue;
     active_unlink(f);
     deliver(f, corio__fetch_code(f, code), code);
+  }
+  while (sh->doomed && sh->multi != NULL && (f = find_doomed(sh)) != NULL) {
+    active_unlink(f);
+    (void)curl_multi_remove_handle(sh->multi, f->easy);
+    deliver(f, CORIO_ENOMEM, CURLE_OK);
   }
   s->depth--;
   if (s->depth == 0 && s->destroy_pending) session_destroy(s);

@@ -103,6 +103,18 @@ static void unpark(corio__fetcher *ft, corio__fsock *k) {
   uv_ref((uv_handle_t *)&k->poll);
 }
 
+/* The socket of `e` cannot be watched: corio__shard_check fails the
+   transfer once libcurl has returned (no curl call from here). */
+static int doom(corio__shard *sh, CURL *e) {
+  corio_fetch *f = NULL;
+  (void)curl_easy_getinfo(e, CURLINFO_PRIVATE, (char **)&f);
+  if (f != NULL) {
+    f->err = CORIO_ENOMEM;
+    sh->doomed = 1;
+  }
+  return 0;
+}
+
 /* CURLMOPT_SOCKETFUNCTION; userp is the shard. */
 int corio__fsock_curl_cb(CURL *e, curl_socket_t fd, int what, void *userp,
                          void *socketp) {
@@ -122,7 +134,7 @@ int corio__fsock_curl_cb(CURL *e, curl_socket_t fd, int what, void *userp,
   }
   if (k == NULL) {
     corio__fsock *old;
-    if (fd < 0 || fd_slot(ft, fd) != 0) return 0;
+    if (fd < 0 || fd_slot(ft, fd) != 0) return doom(sh, e);
     old = ft->fds[fd].k;
     /* a parked connection lives in its shard's cache: only that multi
        can announce it again */
@@ -134,10 +146,10 @@ int corio__fsock_curl_cb(CURL *e, curl_socket_t fd, int what, void *userp,
          closed the socket without telling us; stop watching it first */
       if (old != NULL) corio__fsock_close(ft, old);
       k = corio__malloc(sizeof *k);
-      if (k == NULL) return 0; /* the transfer will time out */
+      if (k == NULL) return doom(sh, e);
       if (uv_poll_init_socket(s->rt->loop, &k->poll, fd) != 0) {
         corio__free(k);
-        return 0;
+        return doom(sh, e);
       }
       k->rt = s->rt;
       k->shard = sh;
@@ -180,6 +192,7 @@ curl_socket_t corio__fsock_open(void *clientp, curlsocktype purpose,
   }
   if (fd_slot(ft, fd) != 0) {
     close(fd);
+    f->err = CORIO_ENOMEM;
     return CURL_SOCKET_BAD;
   }
   if (ft->fds[fd].k != NULL) corio__fsock_close(ft, ft->fds[fd].k);

@@ -382,6 +382,7 @@ typedef struct corio__shard {
   size_t nactive;   /* transfers added to `multi` */
   size_t nparked;   /* its parked sockets: idle keep-alive connections */
   int in_timeout;   /* inside the timer's socket_action */
+  int doomed;       /* a transfer of it failed in our socket callback */
 } corio__shard;
 
 struct corio_session {

@@ -1283,7 +1283,7 @@ TEST_IMPL(crowd_small_buffers) {
 /* One after the other, each started from the callback of the one before
    (whose object is pooled only when that callback returns): two pooled
    objects take turns, each with the body buffer, big or not, of the
-   transfer before last. */
+   transfer before last.  An empty body is "" whatever the buffer held. */
 typedef struct {
   corio_rt *rt;
   int i;
@@ -1295,10 +1295,15 @@ static const struct {
   size_t len;
   const char *pattern;
 } serial_steps[] = {
-    {"/bytes/1m", 1048576, "c"},         {"/bytes/0", 0, "-"},
-    {"/bytes/100k", 102400, "b"},        {"/bytes/1k", 1024, "a"},
-    {"/chunked", 1000000, "0123456789"}, {"/hello", 12, "hello world\n"},
     {"/bytes/1m", 1048576, "c"},
+    {"/bytes/0", 0, "-"},
+    {"/bytes/100k", 102400, "b"},
+    {"/bytes/1k", 1024, "a"},
+    {"/chunked", 1000000, "0123456789"},
+    {"/hello", 12, "hello world\n"},
+    {"/bytes/1m", 1048576, "c"},
+    {"/hello", 12, "hello world\n"},
+    {"/bytes/0", 0, "-"}, /* in the buffer the 1 MiB left: still "" */
 };
 
 static void on_serial(corio_fetch *f, int status, const corio_response *res,
@@ -1353,6 +1358,93 @@ TEST_IMPL(no_body_pool) {
   result_clear(&q.r);
   ASSERT_OK(corio_rt_free(q.rt));
   corio_set_body_pool(CORIO_BODY_POOL_DEFAULT);
+}
+
+/*
+** Out of memory (RELIABILITY fault 16), as curl's torture tests do it:
+** corio's Nth allocation fails, for N = 1, 2, ... until a run needs no
+** failure.  Each run either fetches the body whole or reports CORIO_ENOMEM
+** (from corio_fetch_start or in the callback), frees its runtime, and
+** gives back every descriptor; the sanitizer and valgrind runs check that
+** nothing leaks.  (libcurl's and libuv's own allocations are not counted.)
+*/
+static long alloc_countdown = -1; /* fail when it reaches 0; -1: never */
+
+static int alloc_fails(void) {
+  if (alloc_countdown < 0) return 0;
+  return alloc_countdown-- == 0;
+}
+
+static void *failing_malloc(size_t n) {
+  return alloc_fails() ? NULL : malloc(n);
+}
+
+static void *failing_realloc(void *p, size_t n) {
+  return alloc_fails() ? NULL : realloc(p, n);
+}
+
+/* One fetch on `rt` (session `s`, NULL: the default one): 0 with the body
+   whole (`len` bytes of `pattern`), or CORIO_ENOMEM. */
+static int fetch_or_nomem(corio_rt *rt, corio_session *s,
+                          const corio_request *req, size_t len,
+                          const char *pattern) {
+  result r;
+  int rc;
+  memset(&r, 0, sizeof r);
+  rc = corio_fetch_start(rt, s, req, record, &r, NULL);
+  if (rc == 0) {
+    ASSERT_OK(corio_rt_run(rt, UV_RUN_DEFAULT));
+    ASSERT_EQ(r.called, 1);
+    rc = r.status;
+  }
+  if (rc == 0)
+    check_body(&r, len, pattern);
+  else
+    ASSERT_EQ(rc, CORIO_ENOMEM);
+  result_clear(&r);
+  return rc;
+}
+
+TEST_IMPL(out_of_memory) {
+  char u[256], u2[256];
+  corio_header h[1] = {{"X-Test", "torture"}};
+  corio_request req, redir;
+  result r;
+  int before, n, failed = 0;
+  ASSERT_OK(get("/hello", &r)); /* process-wide set-up first, as above */
+  result_clear(&r);
+  before = count_fds();
+  /* a header and a body bigger than the pooled buffers; a redirect */
+  corio_request_init(&req, mkurl(u, "/bytes/100k"));
+  req.headers = h;
+  req.nheaders = 1;
+  corio_request_init(&redir, mkurl(u2, "/redirect/1"));
+  ASSERT_OK(corio_replace_allocator(failing_malloc, failing_realloc, free));
+  for (n = 0; n < 1000; n++) {
+    corio_rt *rt;
+    corio_session *s;
+    alloc_countdown = n;
+    rt = corio_rt_new(NULL);
+    if (rt == NULL) {
+      failed++;
+      continue;
+    }
+    /* on the default session, twice (the second reuses the pooled
+       transfer and the connection), then on a session of its own */
+    if (fetch_or_nomem(rt, NULL, &req, 102400, "b") != 0) failed++;
+    if (fetch_or_nomem(rt, NULL, &redir, 12, "hello world\n") != 0) failed++;
+    s = corio_session_new(rt, NULL);
+    if (s == NULL || fetch_or_nomem(rt, s, &req, 102400, "b") != 0) failed++;
+    ASSERT_OK(corio_rt_free(rt));
+    ASSERT_EQ(count_fds(), before);
+    if (alloc_countdown >= 0) break; /* no allocation failed: all tried */
+  }
+  alloc_countdown = -1;
+  ASSERT_OK(corio_replace_allocator(malloc, realloc, free));
+  fprintf(stderr, "  %d allocations failed in turn; %d fetches out of memory\n",
+          n, failed);
+  ASSERT(n < 1000);
+  ASSERT(failed > 0);
 }
 
 /* The last URL that parsed is not parsed again; others still are. */
@@ -1465,6 +1557,7 @@ TEST_MAIN(
   TEST_ENTRY(sequential_reuse)
   TEST_ENTRY(fd_churn)
   TEST_ENTRY(fds_back_to_baseline)
+  TEST_ENTRY(out_of_memory)
   TEST_ENTRY(idle_connections_reused)
   TEST_ENTRY(sharded_burst)
   TEST_ENTRY(idle_closed_by_server)
