@@ -430,6 +430,11 @@ int corio__fetch_setup(corio_fetch *f, const corio_request *req) {
   SET(CURLOPT_PRIVATE, (void *)f);
   SET(CURLOPT_URL, req->url);
   SET(CURLOPT_NOSIGNAL, 1L);
+  /* A name that never resolves: at the timeout, libcurl would join its
+     resolver thread, blocking the loop until getaddrinfo gives up (10 s
+     with a silent DNS server, measured); detached, the thread ends on its
+     own.  (Since 7.87: an older libcurl says no, and waits.) */
+  (void)curl_easy_setopt(e, CURLOPT_QUICK_EXIT, 1L);
   SET(CURLOPT_PROTOCOLS_STR, "http,https");
   SET(CURLOPT_REDIR_PROTOCOLS_STR, "http,https");
   SET(CURLOPT_WRITEFUNCTION, on_write);

@@ -145,15 +145,13 @@ static void on_idle(uv_idle_t *h) {
 
 /*
 ** Take an active transfer out of its multi and queue its callback with
-** CORIO_ECANCELED.  QUICK_EXIT keeps curl_multi_remove_handle from
-** waiting for a threaded getaddrinfo still running (the thread finishes on
-** its own).
+** CORIO_ECANCELED (QUICK_EXIT, set for every transfer, keeps
+** curl_multi_remove_handle from waiting for a getaddrinfo still running).
 */
 static void cancel_active(corio_fetch *f) {
   corio__fetcher *ft = f->fetcher;
   corio__shard *sh = f->shard;
   active_unlink(f);
-  (void)curl_easy_setopt(f->easy, CURLOPT_QUICK_EXIT, 1L);
   (void)curl_multi_remove_handle(sh->multi, f->easy);
   f->state = CORIO__F_PENDING;
   f->next = NULL;

@@ -263,6 +263,36 @@ print(corio.get(srv.url).body)
       assert.matches("no%-such%-host", err.message)
     end)
 
+    it("dns that never answers: a timeout at the deadline, the loop never stalls", function()
+      -- libcurl would join its resolver thread at the timeout: the loop then
+      -- stood still until getaddrinfo gave up (10 s here)
+      local s = shell.script([[
+        local ticks = 0
+        local ticker = corio.spawn(function()
+          while true do corio.sleep(0.01) ticks = ticks + 1 end
+        end)
+        local t0 = corio.time()
+        local ok, e = pcall(corio.get, "http://never.example/", {timeout = 1})
+        local secs = corio.time() - t0
+        corio.sleep(0.2) -- the loop still turns after the timeout
+        print(ok, e.kind, ("%.2f"):format(secs), ticks)
+        ticker:cancel()
+      ]])
+      local t0 = corio.time()
+      local out, rc = sh("timeout -s KILL 20 unshare -rnm bash tests/support/silent-dns.sh " ..
+        bin .. " " .. s)
+      local wall = corio.time() - t0
+      os.remove(s)
+      assert.equal(0, rc, out)
+      local ok, kind, secs, ticks = out:match("^(%a+)\t(%a+)\t([%d.]+)\t(%d+)\n$")
+      assert.equal("false", ok, out)
+      assert.equal("timeout", kind, out)
+      assert.is_true(tonumber(secs) >= 0.9 and tonumber(secs) < 2, out)
+      -- 1.2 s of 10 ms ticks: at least half of them, on a loaded machine
+      assert.is_true(tonumber(ticks) >= 60, out)
+      assert.is_true(wall < 5, ("the program took %.1f s to end"):format(wall))
+    end)
+
     it("timeout: a delay longer than the timeout", function()
       local t0 = corio.time()
       local err = fetch_error(corio.fetch, base .. "/delay/3000", {timeout = 0.2})
