@@ -379,10 +379,13 @@ CORIO_EXTERN void corio_timer_stop(corio_timer *timer);
 ** cache.  Only http and https are spoken, on redirects too.
 **
 ** Costs.  A transfer in flight holds about 11 KiB of the process's memory
-** (mostly libcurl's own state) plus libcurl's receive buffer: 16 KiB while
-** fewer than 1000 transfers are in flight in the runtime, 1 KiB for the
-** ones started beyond that (memory over speed for big bodies when the
-** crowd is large).  Finished transfers leave their objects in a pool that
+** (mostly libcurl's own state) plus libcurl's receive buffer: 64 KiB while
+** fewer than 128 transfers are in flight in the runtime, 16 KiB under
+** 1000, 1 KiB beyond (memory over speed for big bodies when the crowd is
+** large; counted when libcurl starts the transfer).  At most 1000
+** transfers are handed to libcurl and not yet started by it; more started
+** at once wait their turn, in order (a burst of 10,000 goes in over ten
+** loop turns, which keeps libcurl's connect-time memory from piling up).  Finished transfers leave their objects in a pool that
 ** keeps at most 256 of them and 16 MiB of big body buffers.  Idle
 ** keep-alive connections cost no system call while they wait (their
 ** sockets stay registered; see corio_fetch_stats.idle).  Sockets are made

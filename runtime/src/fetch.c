@@ -22,9 +22,13 @@
 ** answer, it is the biggest thing a transfer holds: with 10,000 of them in
 ** flight the buffers were 160 MiB of heap (about 4.5 KiB of each resident,
 ** the pages its header and the first bytes touch).  Past MANY_ACTIVE
-** transfers in flight in the runtime, a new transfer gets libcurl's
-** smallest buffer instead, which costs more recv calls per byte: the few
-** first transfers stay fast for big bodies, the crowd stays small.
+** transfers in flight in the runtime, a transfer gets libcurl's smallest
+** buffer instead, which costs more recv calls per byte: the few first
+** transfers stay fast for big bodies, the crowd stays small.  The size is
+** picked when libcurl is about to start the transfer, not when the caller
+** starts it: then a burst of 10,000 is a crowd from its first transfer on
+** (picked at the call, its first 1,000 took 16 or 64 KiB each: 21 MB more
+** heap, 3 MB more resident at the S3 peak).
 ** Under FEW_ACTIVE, a transfer gets 64 KiB instead: a 100 KiB body then
 ** takes two reads, not seven, each a wakeup and a socket_action (S4 in
 ** bench/anchors.sh: 20,000 bodies in 0.55 s instead of 0.66 s; small
@@ -176,6 +180,7 @@ corio_fetch *corio__fetch_obj_new(void) {
     corio__free(f);
     return NULL;
   }
+  f->opened[0] = f->opened[1] = -1;
   return f;
 }
 
@@ -201,12 +206,16 @@ void corio__fetch_obj_recycle(corio_fetch *f, size_t keep_body) {
   f->hbytes = 0;
   f->err = 0;
   f->sock_errno = 0;
+  f->opened[0] = f->opened[1] = -1;
   f->max_body = 0;
   f->cb = NULL;
   f->ud = NULL;
   f->session = NULL;
   f->shard = NULL;
   f->prev = f->next = NULL;
+  f->qprev = f->qnext = NULL;
+  f->stage = CORIO__Q_NONE;
+  f->h1 = 0;
   f->state = CORIO__F_IDLE;
   f->errbuf[0] = '\0';
   memset(&f->res, 0, sizeof f->res);
@@ -452,13 +461,6 @@ int corio__fetch_setup(corio_fetch *f, const corio_request *req) {
   SET(CURLOPT_SSL_VERIFYHOST, req->verify_tls ? 2L : 0L);
   SET(CURLOPT_HTTP_VERSION, version);
   if (f->fetcher != NULL) { /* see fetch_sock.c */
-    /* Only a hint: libcurl 7.88 refuses a new size while the handle still
-       holds the buffer of its last transfer (it keeps it after some
-       failures); the transfer then goes on with the old size. */
-    if (f->fetcher->nactive >= MANY_ACTIVE)
-      (void)curl_easy_setopt(e, CURLOPT_BUFFERSIZE, SMALL_RECV_BUFFER);
-    else if (f->fetcher->nactive < FEW_ACTIVE)
-      (void)curl_easy_setopt(e, CURLOPT_BUFFERSIZE, BIG_RECV_BUFFER);
     SET(CURLOPT_OPENSOCKETFUNCTION, corio__fsock_open);
     SET(CURLOPT_OPENSOCKETDATA, (void *)f);
     SET(CURLOPT_CLOSESOCKETFUNCTION, corio__fsock_closesocket);
@@ -486,6 +488,20 @@ int corio__fetch_setup(corio_fetch *f, const corio_request *req) {
 #undef SET
   if (rc == CURLE_OUT_OF_MEMORY) return CORIO_ENOMEM;
   return rc == CURLE_OK ? 0 : CORIO_EINVAL;
+}
+
+/*
+** The receive buffer, as libcurl is about to start the transfer (see
+** MANY_ACTIVE).  Only a hint: libcurl 7.88 refuses a new size while the
+** handle still holds the buffer of its last transfer (it keeps it after
+** some failures); the transfer then goes on with the old size.
+*/
+void corio__fetch_pick_buffer(corio_fetch *f) {
+  size_t n = f->fetcher->nactive;
+  if (n >= MANY_ACTIVE)
+    (void)curl_easy_setopt(f->easy, CURLOPT_BUFFERSIZE, SMALL_RECV_BUFFER);
+  else if (n < FEW_ACTIVE)
+    (void)curl_easy_setopt(f->easy, CURLOPT_BUFFERSIZE, BIG_RECV_BUFFER);
 }
 
 /* }================================================================== */

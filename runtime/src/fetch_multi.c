@@ -31,9 +31,8 @@
 
 static void on_timeout(uv_timer_t *t) {
   corio__shard *sh = corio__container_of(t, corio__shard, timer);
-  int running;
   sh->in_timeout = 1;
-  (void)curl_multi_socket_action(sh->multi, CURL_SOCKET_TIMEOUT, 0, &running);
+  corio__shard_action(sh, CURL_SOCKET_TIMEOUT, 0);
   sh->in_timeout = 0;
   corio__shard_check(sh);
 }
@@ -107,8 +106,22 @@ static corio_fetch *pool_get(corio__fetcher *ft) {
   return f;
 }
 
+static void queue_leave(corio_fetch *f);
+
+static void active_link(corio_fetch *f) {
+  corio_session *s = f->session;
+  f->prev = NULL;
+  f->next = s->active;
+  if (s->active != NULL) s->active->prev = f;
+  s->active = f;
+  s->nactive++;
+  f->shard->nactive++;
+  f->fetcher->nactive++;
+}
+
 static void active_unlink(corio_fetch *f) {
   corio_session *s = f->session;
+  queue_leave(f);
   if (f->prev != NULL)
     f->prev->next = f->next;
   else
@@ -129,19 +142,152 @@ static void deliver(corio_fetch *f, int status, CURLcode code) {
   pool_put(ft, f);
 }
 
+/* }================================================================== */
+
+/*
+** {==================================================================
+** Admission: into libcurl a thousand at a time
+** ===================================================================
+*/
+
+/*
+** libcurl starts every transfer added to a multi in the multi's next
+** socket_action, and a connecting transfer holds a 1,096-byte block that
+** it frees once connected.  10,000 transfers started in one turn had
+** 10,000 of those at once, left as holes between live blocks after: 10
+** MB of the S3 peak.  So at most ADMIT_MAX transfers are added and not
+** started yet; the others wait in the fetcher's queue, in order, and the
+** idle handle adds more each turn as libcurl starts the added ones (the
+** next ones reuse the blocks the last ones freed).  S3's peak went from
+** 140 to 131 MB (C core) at the same speed; fewer transfers at once
+** never wait.
+*/
+#define ADMIT_MAX 1000
+
+static void on_idle(uv_idle_t *h);
+
+/* Take an active transfer out of the wait queue or its shard's fresh
+   list. */
+static void queue_leave(corio_fetch *f) {
+  corio__fetcher *ft = f->fetcher;
+  int waiting = f->stage == CORIO__Q_WAIT;
+  if (f->stage == CORIO__Q_NONE) return;
+  if (f->qnext != NULL)
+    f->qnext->qprev = f->qprev;
+  else if (waiting)
+    ft->wait_tail = f->qprev;
+  if (f->qprev != NULL)
+    f->qprev->qnext = f->qnext;
+  else if (waiting)
+    ft->wait_head = f->qnext;
+  else
+    f->shard->fresh = f->qnext;
+  if (waiting)
+    ft->nwait--;
+  else
+    ft->nfresh--;
+  f->qprev = f->qnext = NULL;
+  f->stage = CORIO__Q_NONE;
+}
+
+static void wait_push(corio__fetcher *ft, corio_fetch *f) {
+  f->stage = CORIO__Q_WAIT;
+  f->qnext = NULL;
+  f->qprev = ft->wait_tail;
+  if (ft->wait_tail != NULL)
+    ft->wait_tail->qnext = f;
+  else
+    ft->wait_head = f;
+  ft->wait_tail = f;
+  ft->nwait++;
+  uv_idle_start(&ft->idle, on_idle);
+}
+
+/*
+** Whether a transfer may skip libcurl's search for a connection to reuse
+** (CURLOPT_FRESH_CONNECT).  That search walks every connection to the
+** host, the busy ones too: with 10,000 transfers in flight to one host,
+** starting 10,000 more cost 50 million steps.  Skipping it changes nothing
+** when the session has no idle connection (no parked socket), the
+** transfer cannot share a busy one (HTTP/1: plain http, or a 1.x version
+** asked for), and no limit can make it wait for a connection (a transfer
+** queued with FRESH_CONNECT would later close an idle connection rather
+** than take it).  The shard's count includes the transfer.
+*/
+static int may_skip_reuse(const corio_fetch *f) {
+  const corio_session *s = f->session;
+  const corio__shard *sh = f->shard;
+  size_t cap = s->max_connections;
+  if (s->shardable) cap /= CORIO__SHARDS_MAX; /* the shard's own cap */
+  return f->h1 && sh->nparked == 0 && s->max_per_host == 0 &&
+         (cap == 0 || sh->nactive <= cap);
+}
+
+/* Add an active transfer to its shard's multi. */
+static int admit(corio_fetch *f) {
+  corio__shard *sh = f->shard;
+  if (may_skip_reuse(f) &&
+      curl_easy_setopt(f->easy, CURLOPT_FRESH_CONNECT, 1L) != CURLE_OK)
+    return CORIO_ENOMEM;
+  if (curl_multi_add_handle(sh->multi, f->easy) != CURLM_OK)
+    return CORIO_ENOMEM;
+  f->stage = CORIO__Q_FRESH;
+  f->qprev = NULL;
+  f->qnext = sh->fresh;
+  if (sh->fresh != NULL) sh->fresh->qprev = f;
+  sh->fresh = f;
+  f->fetcher->nfresh++;
+  return 0;
+}
+
+/* From the idle handle: one refused now gets its callback with the
+   error. */
+static void admit_waiting(corio__fetcher *ft) {
+  while (ft->wait_head != NULL && ft->nfresh < ADMIT_MAX && !ft->closing) {
+    corio_fetch *f = ft->wait_head;
+    int r;
+    queue_leave(f);
+    r = admit(f);
+    if (r != 0) {
+      active_unlink(f);
+      deliver(f, r, CURLE_OUT_OF_MEMORY);
+    }
+  }
+}
+
+void corio__shard_action(corio__shard *sh, curl_socket_t fd, int flags) {
+  int running;
+  while (sh->fresh != NULL) { /* libcurl starts them now */
+    corio_fetch *f = sh->fresh;
+    queue_leave(f);
+    corio__fetch_pick_buffer(f);
+  }
+  (void)curl_multi_socket_action(sh->multi, fd, flags, &running);
+}
+
+/* Queued callbacks of cancelled transfers, then admission. */
 static void on_idle(uv_idle_t *h) {
   corio__fetcher *ft = corio__container_of(h, corio__fetcher, idle);
   corio_fetch *f = ft->pend_head;
   /* this turn's queue only: callbacks that cancel more wait a turn */
   ft->pend_head = ft->pend_tail = NULL;
-  uv_idle_stop(&ft->idle);
   while (f != NULL) {
     corio_fetch *next = f->next;
     f->next = NULL;
     deliver(f, CORIO_ECANCELED, CURLE_OK);
     f = next;
   }
+  admit_waiting(ft);
+  if (ft->pend_head == NULL && ft->wait_head == NULL) uv_idle_stop(&ft->idle);
 }
+
+/* }================================================================== */
+
+/*
+** {==================================================================
+** Cancellation and completion
+** ===================================================================
+*/
 
 /*
 ** Take an active transfer out of its multi and queue its callback with
@@ -151,8 +297,12 @@ static void on_idle(uv_idle_t *h) {
 static void cancel_active(corio_fetch *f) {
   corio__fetcher *ft = f->fetcher;
   corio__shard *sh = f->shard;
+  int added = f->stage != CORIO__Q_WAIT;
   active_unlink(f);
-  (void)curl_multi_remove_handle(sh->multi, f->easy);
+  if (added) {
+    (void)curl_multi_remove_handle(sh->multi, f->easy);
+    corio__fsock_forget_closed(f);
+  }
   f->state = CORIO__F_PENDING;
   f->next = NULL;
   if (ft->pend_tail != NULL)
@@ -470,33 +620,9 @@ static int check_request(corio__fetcher *ft, const corio_request *req) {
   return 0;
 }
 
-/*
-** Whether a transfer may skip libcurl's search for a connection to reuse
-** (CURLOPT_FRESH_CONNECT).  That search walks every connection to the
-** host, the busy ones too: with 10,000 transfers in flight to one host,
-** starting 10,000 more cost 50 million steps.  Skipping it changes nothing
-** when the session has no idle connection (no parked socket), the
-** transfer cannot share a busy one (HTTP/1: plain http, or a 1.x version
-** asked for), and no limit can make it wait for a connection (a transfer
-** queued with FRESH_CONNECT would later close an idle connection rather
-** than take it).
-*/
-static int may_skip_reuse(const corio_session *s, const corio__shard *sh,
-                          const corio_request *req) {
-  int h1 = req->http_version == CORIO_HTTP_1_0 ||
-           req->http_version == CORIO_HTTP_1_1 ||
-           (req->http_version == CORIO_HTTP_DEFAULT &&
-            strncasecmp(req->url, "http:", 5) == 0);
-  size_t cap = s->max_connections;
-  if (s->shardable) cap /= CORIO__SHARDS_MAX; /* the shard's own cap */
-  return h1 && sh->nparked == 0 && s->max_per_host == 0 &&
-         (cap == 0 || sh->nactive < cap);
-}
-
 int corio_fetch_start(corio_rt *rt, corio_session *s, const corio_request *req,
                       corio_fetch_cb cb, void *ud, corio_fetch **out) {
   corio__fetcher *ft;
-  corio__shard *sh;
   corio_fetch *f;
   int r;
   if (out != NULL) *out = NULL;
@@ -516,29 +642,30 @@ int corio_fetch_start(corio_rt *rt, corio_session *s, const corio_request *req,
   f = pool_get(ft);
   if (f == NULL) return CORIO_ENOMEM;
   r = corio__fetch_setup(f, req);
-  sh = shard_pick(s);
-  if (r == 0 && may_skip_reuse(s, sh, req))
-    r = curl_easy_setopt(f->easy, CURLOPT_FRESH_CONNECT, 1L) == CURLE_OK
-            ? 0
-            : CORIO_ENOMEM;
-  if (r == 0 && curl_multi_add_handle(sh->multi, f->easy) != CURLM_OK)
-    r = CORIO_ENOMEM;
   if (r != 0) {
     pool_put(ft, f);
     return r;
   }
   f->session = s;
-  f->shard = sh;
-  sh->nactive++;
+  f->shard = shard_pick(s);
   f->cb = cb;
   f->ud = ud;
+  f->h1 = req->http_version == CORIO_HTTP_1_0 ||
+          req->http_version == CORIO_HTTP_1_1 ||
+          (req->http_version == CORIO_HTTP_DEFAULT &&
+           strncasecmp(req->url, "http:", 5) == 0);
+  active_link(f);
+  if (ft->nwait > 0 || ft->nfresh >= ADMIT_MAX) {
+    wait_push(ft, f); /* in order, after those already waiting */
+  } else {
+    r = admit(f);
+    if (r != 0) {
+      active_unlink(f);
+      pool_put(ft, f);
+      return r;
+    }
+  }
   f->state = CORIO__F_ACTIVE;
-  f->prev = NULL;
-  f->next = s->active;
-  if (s->active != NULL) s->active->prev = f;
-  s->active = f;
-  s->nactive++;
-  ft->nactive++;
   if (out != NULL) *out = f;
   return 0;
 }

@@ -28,6 +28,7 @@
 ** table.  A poll handle is freed only in its close callback.
 */
 #include <errno.h>
+#include <fcntl.h>
 #include <string.h>
 #include <sys/socket.h>
 #include <unistd.h>
@@ -74,7 +75,7 @@ static int fd_slot(corio__fetcher *ft, curl_socket_t fd) {
 static void on_poll(uv_poll_t *h, int status, int events) {
   corio__fsock *k = corio__container_of(h, corio__fsock, poll);
   corio__shard *sh = k->shard;
-  int flags = 0, running;
+  int flags = 0;
   if (k->parked) { /* idle connection: not libcurl's business until reuse */
     uv_poll_stop(&k->poll);
     k->events = 0;
@@ -83,7 +84,7 @@ static void on_poll(uv_poll_t *h, int status, int events) {
   if (status < 0) flags = CURL_CSELECT_ERR;
   if (events & UV_READABLE) flags |= CURL_CSELECT_IN;
   if (events & UV_WRITABLE) flags |= CURL_CSELECT_OUT;
-  (void)curl_multi_socket_action(sh->multi, k->fd, flags, &running);
+  corio__shard_action(sh, k->fd, flags);
   corio__shard_check(sh); /* k may be closing now; sh is alive */
 }
 
@@ -197,7 +198,31 @@ curl_socket_t corio__fsock_open(void *clientp, curlsocktype purpose,
   }
   if (ft->fds[fd].k != NULL) corio__fsock_close(ft, ft->fds[fd].k);
   ft->fds[fd].conn = 1;
+  f->opened[1] = f->opened[0];
+  f->opened[0] = fd;
   return fd;
+}
+
+/*
+** After curl_multi_remove_handle of a cancelled transfer.  libcurl 7.88
+** closes the socket of a connection still being made without calling
+** close_socket (strace: close() straight from remove_handle).  Its
+** context would stay on the number: harmless once epoll has the fd (the
+** kernel drops it; the next socket on the number replaces the context),
+** fatal if the poll was started in this turn and libuv has not handed it
+** to epoll yet: the next poll fails with EBADF and libuv aborts.
+*/
+void corio__fsock_forget_closed(corio_fetch *f) {
+  corio__fetcher *ft = f->fetcher;
+  int i;
+  for (i = 0; i < 2; i++) {
+    curl_socket_t fd = f->opened[i];
+    f->opened[i] = -1;
+    if (fd < 0 || (size_t)fd >= ft->nfds || !ft->fds[fd].conn) continue;
+    if (fcntl(fd, F_GETFD) != -1 || errno != EBADF) continue;
+    if (ft->fds[fd].k != NULL) corio__fsock_close(ft, ft->fds[fd].k);
+    ft->fds[fd].conn = 0;
+  }
 }
 
 /* CURLOPT_CLOSESOCKETFUNCTION: stop watching, then close. */

@@ -305,6 +305,14 @@ typedef struct corio__fbuf {
   size_t len, cap;
 } corio__fbuf;
 
+/* corio_fetch.stage: an active transfer on its way into libcurl
+   (fetch_multi.c, admission) */
+enum {
+  CORIO__Q_NONE = 0, /* not added yet, or started by libcurl */
+  CORIO__Q_WAIT,     /* in the fetcher's wait queue, not added yet */
+  CORIO__Q_FRESH     /* added to its shard's multi, not started yet */
+};
+
 /* corio_fetch.state */
 enum {
   CORIO__F_IDLE = 0, /* in the pool, or being set up */
@@ -326,13 +334,17 @@ struct corio_fetch {
   struct corio__shard *shard; /* the multi of `session` it was added to */
   corio_fetch_cb cb;
   void *ud;
-  corio_fetch *prev, *next; /* session's active list, pending queue, pool */
+  corio_fetch *prev, *next;   /* session's active list, pending queue, pool */
+  corio_fetch *qprev, *qnext; /* fetcher's wait queue or shard's fresh list */
   int state;
-  int err;           /* corio code set by a callback of ours (ETOOLARGE...) */
-  int sock_errno;    /* why our socket() failed, 0 if it did not */
-  size_t max_body;   /* 0: no limit */
-  size_t hbytes;     /* header bytes of the current response */
-  corio__fbuf arena; /* request: curl_slist nodes, header lines, body */
+  uint8_t stage;  /* CORIO__Q_*: where qprev, qnext link it */
+  uint8_t h1;     /* HTTP/1 only: may skip libcurl's reuse search */
+  int err;        /* corio code set by a callback of ours (ETOOLARGE...) */
+  int sock_errno; /* why our socket() failed, 0 if it did not */
+  curl_socket_t opened[2]; /* the last sockets made for it, or -1 */
+  size_t max_body;         /* 0: no limit */
+  size_t hbytes;           /* header bytes of the current response */
+  corio__fbuf arena;       /* request: curl_slist nodes, header lines, body */
   corio__fbuf body;
   corio__fbuf hbuf; /* response header fields: "name\0value\0"... */
   size_t *hoff;     /* 2 offsets into hbuf per header field */
@@ -378,11 +390,12 @@ typedef struct corio__fslot {
 typedef struct corio__shard {
   corio_session *session;
   CURLM *multi;
-  uv_timer_t timer; /* CURLMOPT_TIMERFUNCTION's timer */
-  size_t nactive;   /* transfers added to `multi` */
-  size_t nparked;   /* its parked sockets: idle keep-alive connections */
-  int in_timeout;   /* inside the timer's socket_action */
-  int doomed;       /* a transfer of it failed in our socket callback */
+  uv_timer_t timer;   /* CURLMOPT_TIMERFUNCTION's timer */
+  size_t nactive;     /* transfers added to `multi` */
+  size_t nparked;     /* its parked sockets: idle keep-alive connections */
+  int in_timeout;     /* inside the timer's socket_action */
+  corio_fetch *fresh; /* added to `multi` since its last socket_action */
+  int doomed;         /* a transfer of it failed in our socket callback */
 } corio__shard;
 
 struct corio_session {
@@ -415,6 +428,8 @@ typedef struct corio__fetcher {
   size_t url_ok_cap;
   uv_idle_t idle; /* runs while cancelled callbacks are queued */
   corio_fetch *pend_head, *pend_tail;
+  corio_fetch *wait_head, *wait_tail; /* started, not added yet */
+  size_t nwait, nfresh; /* transfers waiting; added but not started */
   corio_fetch *pool;
   size_t npool;
   size_t pool_big; /* sum of the pooled objects' pool_big */
@@ -440,10 +455,13 @@ void corio__fetch_obj_free(corio_fetch *f);
 int corio__fetch_setup(corio_fetch *f, const corio_request *req);
 void corio__fetch_finish(corio_fetch *f, int status, CURLcode code);
 int corio__fetch_code(const corio_fetch *f, CURLcode code);
+void corio__fetch_pick_buffer(corio_fetch *f);
 
 /* fetch_multi.c: remove a shard's finished transfers and run their
-   callbacks. */
+   callbacks; corio__shard_action is curl_multi_socket_action on the shard
+   (the transfers it starts get their receive buffers first). */
 void corio__shard_check(corio__shard *sh);
+void corio__shard_action(corio__shard *sh, curl_socket_t fd, int flags);
 
 /* fetch_sock.c: libcurl's socket callbacks (userp/clientp: the shard for
    the first, the transfer for open, the fetcher for close), and closing a
@@ -454,6 +472,7 @@ curl_socket_t corio__fsock_open(void *clientp, curlsocktype purpose,
                                 struct curl_sockaddr *a);
 int corio__fsock_closesocket(void *clientp, curl_socket_t fd);
 void corio__fsock_close(corio__fetcher *ft, corio__fsock *k);
+void corio__fsock_forget_closed(corio_fetch *f);
 /* end fetch */
 
 #endif

@@ -1280,6 +1280,76 @@ TEST_IMPL(crowd_small_buffers) {
   ASSERT_OK(corio_rt_free(rt));
 }
 
+/* More transfers at once than libcurl is handed in one turn: the rest wait
+   in the admission queue.  Cancelling one there, or one handed over but
+   not started, calls it back once; corio_rt_free cancels waiting ones. */
+typedef struct {
+  int called, status, cancelled;
+  long http;
+} slot;
+
+static void on_slot(corio_fetch *f, int status, const corio_response *res,
+                    void *ud) {
+  slot *sl = ud;
+  (void)f;
+  sl->called++;
+  sl->status = status;
+  sl->http = res->status;
+}
+
+TEST_IMPL(admission_queue) {
+  enum { N = 2500 };
+  static slot sl[N];
+  static corio_fetch *fs[N];
+  corio_rt *rt;
+  corio_fetch_stats st;
+  struct rlimit rl;
+  char u[256];
+  corio_request req;
+  int i;
+  ASSERT_OK(getrlimit(RLIMIT_NOFILE, &rl));
+  if (rl.rlim_max < 3000) {
+    fprintf(stderr, "  skipped: open-file limit %ld\n", (long)rl.rlim_max);
+    return;
+  }
+  rt = corio_rt_new(NULL);
+  memset(sl, 0, sizeof sl);
+  corio_request_init(&req, mkurl(u, "/delay/300"));
+  for (i = 0; i < N; i++)
+    ASSERT_OK(corio_fetch_start(rt, NULL, &req, on_slot, &sl[i], &fs[i]));
+  corio_fetch_get_stats(rt, &st);
+  ASSERT_EQ(st.active, (size_t)N);
+  for (i = 0; i < N; i += 3) ASSERT_OK(corio_fetch_cancel(fs[i]));
+  (void)corio_rt_run(rt, UV_RUN_ONCE);
+  for (i = 1; i < N; i += 30) /* some started by now, some still waiting */
+    if (sl[i].called == 0) {
+      ASSERT_OK(corio_fetch_cancel(fs[i]));
+      sl[i].cancelled = 1;
+    }
+  ASSERT_OK(corio_rt_run(rt, UV_RUN_DEFAULT));
+  for (i = 0; i < N; i++) {
+    ASSERT_EQ(sl[i].called, 1);
+    if (i % 3 == 0 || sl[i].cancelled)
+      ASSERT_EQ(sl[i].status, CORIO_ECANCELED);
+    else
+      ASSERT(sl[i].status == 0 && sl[i].http == 200);
+  }
+  corio_fetch_get_stats(rt, &st);
+  ASSERT_EQ(st.active, 0);
+  ASSERT_OK(corio_rt_free(rt));
+
+  rt = corio_rt_new(NULL);
+  memset(sl, 0, sizeof sl);
+  for (i = 0; i < N; i++)
+    ASSERT_OK(corio_fetch_start(rt, NULL, &req, on_slot, &sl[i], NULL));
+  (void)corio_rt_run(rt, UV_RUN_NOWAIT);
+  ASSERT_OK(corio_rt_free(rt));
+  for (i = 0; i < N; i++) {
+    ASSERT_EQ(sl[i].called, 1);
+    ASSERT_EQ(sl[i].status, CORIO_ECANCELED);
+  }
+}
+
 /* One after the other, each started from the callback of the one before
    (whose object is pooled only when that callback returns): two pooled
    objects take turns, each with the body buffer, big or not, of the
@@ -1562,6 +1632,7 @@ TEST_MAIN(
   TEST_ENTRY(sharded_burst)
   TEST_ENTRY(idle_closed_by_server)
   TEST_ENTRY(crowd_small_buffers)
+  TEST_ENTRY(admission_queue)
   TEST_ENTRY(pooled_buffers)
   TEST_ENTRY(no_body_pool)
   TEST_ENTRY(url_check_cache)
