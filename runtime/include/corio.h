@@ -382,11 +382,12 @@ CORIO_EXTERN void corio_timer_stop(corio_timer *timer);
 ** (mostly libcurl's own state) plus libcurl's receive buffer: 64 KiB while
 ** fewer than 128 transfers are in flight in the runtime, 16 KiB under
 ** 1000, 1 KiB beyond (memory over speed for big bodies when the crowd is
-** large; counted when libcurl starts the transfer).  At most 1000
+** large; counted when libcurl starts the transfer).  At most 256
 ** transfers are handed to libcurl and not yet started by it; more started
-** at once wait their turn, in order (a burst of 10,000 goes in over ten
-** loop turns, which keeps libcurl's connect-time memory from piling up).  Finished transfers leave their objects in a pool that
-** keeps at most 256 of them and 16 MiB of big body buffers.  Idle
+** at once wait their turn, in order (a burst of 10,000 goes in over 40
+** loop turns, which keeps libcurl's connect-time memory from piling up).
+** Finished transfers leave their objects in a pool that keeps at most 256
+** of them and their big body buffers up to corio_set_body_pool.  Idle
 ** keep-alive connections cost no system call while they wait (their
 ** sockets stay registered; see corio_fetch_stats.idle).  Sockets are made
 ** close-on-exec.
