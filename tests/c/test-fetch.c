@@ -59,7 +59,8 @@ static void ngx_stop(void) {
   if (system(cmd) != 0) fprintf(stderr, "could not remove %s\n", ngx_dir);
 }
 
-/* A failed ASSERT aborts: stop nginx by PID on the way out. */
+/* A failed ASSERT aborts, a timeout terminates, a user interrupts: stop
+   nginx by PID on the way out. */
 static void on_abort(int sig) {
   if (ngx_pid > 0) kill(ngx_pid, SIGQUIT);
   signal(sig, SIG_DFL);
@@ -96,6 +97,8 @@ static const char *base(void) {
   ASSERT(pid > 0);
   ngx_pid = pid;
   signal(SIGABRT, on_abort);
+  signal(SIGTERM, on_abort);
+  signal(SIGINT, on_abort);
   atexit(ngx_stop);
   snprintf(ngx_base, sizeof ngx_base, "http://127.0.0.1:%d", ngx_port);
   return ngx_base;
