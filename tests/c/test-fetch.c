@@ -1392,7 +1392,8 @@ static void on_serial(corio_fetch *f, int status, const corio_response *res,
   }
 }
 
-TEST_IMPL(pooled_buffers) {
+/* Run serial_steps on a new runtime; the pool's stats at the end. */
+static corio_fetch_stats run_serial(void) {
   serial q;
   char u[256];
   corio_request req;
@@ -1404,33 +1405,27 @@ TEST_IMPL(pooled_buffers) {
   ASSERT_OK(corio_rt_run(q.rt, UV_RUN_DEFAULT));
   ASSERT_EQ(q.i, (int)(sizeof serial_steps / sizeof serial_steps[0]));
   corio_fetch_get_stats(q.rt, &st);
+  result_clear(&q.r);
+  ASSERT_OK(corio_rt_free(q.rt));
+  return st;
+}
+
+TEST_IMPL(pooled_buffers) {
+  corio_fetch_stats st = run_serial();
   ASSERT_EQ(st.pooled, 2);
   /* the last two bodies: 1 MiB kept, 12 bytes within the small buffer */
   ASSERT(st.pooled_bytes >= 1048576 && st.pooled_bytes < 2 * 1048576);
-  result_clear(&q.r);
-  ASSERT_OK(corio_rt_free(q.rt));
 }
 
 /* A host whose allocator keeps freed memory asks for no body pool: the
    same transfers, the same bodies, no big buffer kept. */
 TEST_IMPL(no_body_pool) {
-  serial q;
-  char u[256];
-  corio_request req;
   corio_fetch_stats st;
   corio_set_body_pool(0);
-  memset(&q, 0, sizeof q);
-  q.rt = corio_rt_new(NULL);
-  corio_request_init(&req, mkurl(u, serial_steps[0].path));
-  ASSERT_OK(corio_fetch_start(q.rt, NULL, &req, on_serial, &q, NULL));
-  ASSERT_OK(corio_rt_run(q.rt, UV_RUN_DEFAULT));
-  ASSERT_EQ(q.i, (int)(sizeof serial_steps / sizeof serial_steps[0]));
-  corio_fetch_get_stats(q.rt, &st);
+  st = run_serial();
+  corio_set_body_pool(CORIO_BODY_POOL_DEFAULT);
   ASSERT_EQ(st.pooled, 2);
   ASSERT_EQ(st.pooled_bytes, 0);
-  result_clear(&q.r);
-  ASSERT_OK(corio_rt_free(q.rt));
-  corio_set_body_pool(CORIO_BODY_POOL_DEFAULT);
 }
 
 /*
