@@ -422,6 +422,15 @@ typedef struct corio_header {
   const char *value;
 } corio_header;
 
+/*
+** An allocator with lua_Alloc's contract: (ud, NULL, 0, n) allocates n
+** bytes, (ud, p, old, n) resizes the block p of old bytes to n, (ud, p,
+** old, 0) frees it and returns NULL.  NULL when out of memory (the block
+** is left as it was).
+*/
+typedef void *(*corio_alloc_fn)(void *ud, void *ptr, size_t osize,
+                                size_t nsize);
+
 /* corio_request.http_version */
 typedef enum {
   CORIO_HTTP_DEFAULT = 0, /* HTTP/2 over TLS when the server offers it,
@@ -465,6 +474,14 @@ typedef enum {
 **   proxy            NULL: libcurl's default (the http_proxy/https_proxy/
 **                    no_proxy environment); "": no proxy; else a proxy URL
 **                    ("http://host:port", "socks5h://host:port")
+**   body_alloc       NULL: the response body is received in a buffer of
+**                    the runtime's.  Else the allocator of the block it is
+**                    received in, at body_offset bytes from the block's
+**                    start, which the callback may keep without a copy
+**                    (corio_fetch_take_body); body_alloc_ud is its `ud`.
+**                    It must work until the callback has run, or until
+**                    corio_fetch_cancel returns: a cancelled transfer
+**                    frees its block at once.
 */
 typedef struct corio_request {
   const char *url;
@@ -481,6 +498,9 @@ typedef struct corio_request {
   int verify_tls;
   int http_version;
   const char *proxy;
+  corio_alloc_fn body_alloc;
+  void *body_alloc_ud;
+  size_t body_offset;
 } corio_request;
 
 /* Set every field of `req` to its default and req->url to `url`. */
@@ -567,6 +587,19 @@ CORIO_EXTERN int corio_fetch_start(corio_rt *rt, corio_session *s,
 **          cancelled (its callback is then already queued or running).
 */
 CORIO_EXTERN int corio_fetch_cancel(corio_fetch *f);
+
+/*
+** Name: corio_fetch_take_body
+** Desc: From the callback of a transfer whose request gave a body_alloc:
+**       keep the block its body was received in instead of copying the
+**       body.  res->body stays where it is: at the request's body_offset
+**       in the block, followed by a NUL.  The block is the caller's from
+**       then on, to free with body_alloc(ud, block, *size, 0).
+** Returns: the block, with its size in *size; NULL when there is none to
+**          take (no body_alloc, no body byte received, not called from the
+**          callback, or taken already).
+*/
+CORIO_EXTERN void *corio_fetch_take_body(corio_fetch *f, size_t *size);
 
 /* The callback's `ud`, and a way to change it before completion. */
 CORIO_EXTERN void *corio_fetch_get_data(const corio_fetch *f);

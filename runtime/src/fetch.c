@@ -137,16 +137,25 @@ int corio__fetch_check(const corio_request *req, CURLU *urlh) {
 ** ===================================================================
 */
 
-/* Make room for `extra` more bytes plus a NUL.  `hint` is a size worth
-   reserving at once (a Content-Length), 0 if none. */
-static int buf_reserve(corio__fbuf *b, size_t extra, size_t hint) {
+/* The capacity `b` needs for `extra` more bytes plus a NUL: b->cap if it
+   has room, 0 on overflow.  `hint` is a size worth reserving at once (a
+   Content-Length), 0 if none. */
+static size_t buf_need(const corio__fbuf *b, size_t extra, size_t hint) {
   size_t need = b->len + extra + 1, cap;
-  char *p;
-  if (need < extra) return CORIO_ENOMEM; /* overflow */
-  if (need <= b->cap) return 0;
+  if (need < extra) return 0; /* overflow */
+  if (need <= b->cap) return b->cap;
   cap = b->cap ? b->cap : 256;
   while (cap < need) cap = cap > SIZE_MAX / 2 ? need : cap * 2;
   if (hint + 1 > cap) cap = hint + 1;
+  return cap;
+}
+
+/* Make room for `extra` more bytes plus a NUL. */
+static int buf_reserve(corio__fbuf *b, size_t extra) {
+  size_t cap = buf_need(b, extra, 0);
+  char *p;
+  if (cap == 0) return CORIO_ENOMEM;
+  if (cap == b->cap) return 0;
   p = corio__realloc(b->p, cap);
   if (p == NULL) return CORIO_ENOMEM;
   b->p = p;
@@ -154,8 +163,42 @@ static int buf_reserve(corio__fbuf *b, size_t extra, size_t hint) {
   return 0;
 }
 
+/* The body's room: in our buffer, or in the request's body_alloc block
+   (body_off bytes of it before the body). */
+static int body_reserve(corio_fetch *f, size_t extra, size_t hint) {
+  corio__fbuf *b = &f->body;
+  size_t cap = buf_need(b, extra, hint), off = f->body_off;
+  char *block, *p;
+  if (f->body_alloc == NULL) {
+    if (cap == 0) return CORIO_ENOMEM;
+    if (cap == b->cap) return 0;
+    p = corio__realloc(b->p, cap);
+  } else {
+    if (cap == 0 || cap > SIZE_MAX - off) return CORIO_ENOMEM;
+    if (cap == b->cap) return 0;
+    block = b->p != NULL ? b->p - off : NULL;
+    p = f->body_alloc(f->body_ud, block, block ? off + b->cap : 0, off + cap);
+    if (p != NULL) p += off;
+  }
+  if (p == NULL) return CORIO_ENOMEM;
+  b->p = p;
+  b->cap = cap;
+  return 0;
+}
+
+void corio__fetch_body_free(corio_fetch *f) {
+  corio__fbuf *b = &f->body;
+  if (b->p != NULL && f->body_alloc != NULL)
+    (void)f->body_alloc(f->body_ud, b->p - f->body_off, f->body_off + b->cap,
+                        0);
+  else
+    corio__free(b->p);
+  b->p = NULL;
+  b->len = b->cap = 0;
+}
+
 static int buf_append(corio__fbuf *b, const char *s, size_t n) {
-  if (buf_reserve(b, n, 0) != 0) return CORIO_ENOMEM;
+  if (buf_reserve(b, n) != 0) return CORIO_ENOMEM;
   memcpy(b->p + b->len, s, n);
   b->len += n;
   b->p[b->len] = '\0';
@@ -186,10 +229,16 @@ corio_fetch *corio__fetch_obj_new(void) {
 
 /* Ready `f` for its next transfer: options back to libcurl's defaults
    (connections, DNS and share stay), big buffers released; the body
-   buffer is kept if it holds at most `keep_body` bytes. */
+   buffer is kept if it is ours and holds at most `keep_body` bytes. */
 void corio__fetch_obj_recycle(corio_fetch *f, size_t keep_body) {
   curl_easy_reset(f->easy);
   buf_trim(&f->arena, KEEP_ARENA);
+  if (f->body_alloc != NULL) {
+    corio__fetch_body_free(f);
+    f->body_alloc = NULL;
+    f->body_ud = NULL;
+    f->body_off = 0;
+  }
   buf_trim(&f->body, keep_body);
   buf_trim(&f->hbuf, KEEP_HBUF);
   if (f->hoff_cap > 2 * KEEP_HEADERS) {
@@ -225,7 +274,7 @@ void corio__fetch_obj_free(corio_fetch *f) {
   if (f == NULL) return;
   if (f->easy != NULL) curl_easy_cleanup(f->easy);
   corio__free(f->arena.p);
-  corio__free(f->body.p);
+  corio__fetch_body_free(f);
   corio__free(f->hbuf.p);
   corio__free(f->hoff);
   corio__free(f->harr);
@@ -257,7 +306,7 @@ static size_t on_write(char *p, size_t size, size_t n, void *ud) {
         (f->max_body == 0 || (size_t)cl <= f->max_body))
       hint = (size_t)cl;
   }
-  if (buf_reserve(&f->body, len, hint) != 0) {
+  if (body_reserve(f, len, hint) != 0) {
     f->err = CORIO_ENOMEM;
     return 0;
   }
@@ -376,6 +425,12 @@ int corio__fetch_setup(corio_fetch *f, const corio_request *req) {
   long version;
   CURLcode rc = CURLE_OK;
 
+  if (req->body_alloc != NULL) {
+    corio__fetch_body_free(f); /* ours, kept by the pool */
+    f->body_alloc = req->body_alloc;
+    f->body_ud = req->body_alloc_ud;
+    f->body_off = req->body_offset;
+  }
   /* arena layout: slist nodes, then "Name: value" lines, then the body */
   if (ctype) nlist++;
   size = nlist * sizeof(struct curl_slist);
@@ -384,7 +439,7 @@ int corio__fetch_setup(corio_fetch *f, const corio_request *req) {
   if (ctype) size += sizeof octets;
   size += req->body_len;
   f->arena.len = 0;
-  if (size > 0 && buf_reserve(&f->arena, size, 0) != 0) return CORIO_ENOMEM;
+  if (size > 0 && buf_reserve(&f->arena, size) != 0) return CORIO_ENOMEM;
   off = nlist * sizeof(struct curl_slist);
   for (i = 0; i < nlist; i++) {
     struct curl_slist *node = (struct curl_slist *)f->arena.p + i;

@@ -308,6 +308,7 @@ static void cancel_active(corio_fetch *f) {
   int added = f->stage != CORIO__Q_WAIT;
   active_unlink(f);
   if (added) remove_started(f);
+  if (f->body_alloc != NULL) corio__fetch_body_free(f); /* see corio.h */
   f->state = CORIO__F_PENDING;
   f->next = NULL;
   if (ft->pend_tail != NULL)
@@ -680,6 +681,18 @@ int corio_fetch_cancel(corio_fetch *f) {
   if (f->state != CORIO__F_ACTIVE) return CORIO_ESTATE;
   cancel_active(f);
   return 0;
+}
+
+void *corio_fetch_take_body(corio_fetch *f, size_t *size) {
+  char *block;
+  if (f == NULL || f->state != CORIO__F_CALLBACK || f->body_alloc == NULL ||
+      f->body.p == NULL)
+    return NULL;
+  block = f->body.p - f->body_off;
+  *size = f->body_off + f->body.cap;
+  f->body.p = NULL;
+  f->body.len = f->body.cap = 0;
+  return block;
 }
 
 void *corio_fetch_get_data(const corio_fetch *f) {

@@ -345,7 +345,10 @@ struct corio_fetch {
   size_t max_body;         /* 0: no limit */
   size_t hbytes;           /* header bytes of the current response */
   corio__fbuf arena;       /* request: curl_slist nodes, header lines, body */
-  corio__fbuf body;
+  corio__fbuf body;        /* p: the body, body_off into its block */
+  corio_alloc_fn body_alloc; /* the block's allocator; NULL: ours */
+  void *body_ud;
+  size_t body_off;
   corio__fbuf hbuf; /* response header fields: "name\0value\0"... */
   size_t *hoff;     /* 2 offsets into hbuf per header field */
   size_t nh, hoff_cap;
@@ -452,6 +455,7 @@ int corio__fetch_check(const corio_request *req, CURLU *urlh);
 corio_fetch *corio__fetch_obj_new(void);
 void corio__fetch_obj_recycle(corio_fetch *f, size_t keep_body);
 void corio__fetch_obj_free(corio_fetch *f);
+void corio__fetch_body_free(corio_fetch *f);
 int corio__fetch_setup(corio_fetch *f, const corio_request *req);
 void corio__fetch_finish(corio_fetch *f, int status, CURLcode code);
 int corio__fetch_code(const corio_fetch *f, CURLcode code);

@@ -1428,6 +1428,174 @@ TEST_IMPL(no_body_pool) {
   ASSERT_EQ(st.pooled_bytes, 0);
 }
 
+/* Bodies received in the caller's blocks (body_alloc), kept without a
+   copy (corio_fetch_take_body). */
+#define HEADROOM 24
+
+typedef struct {
+  long blocks;  /* alive */
+  size_t bytes; /* in them */
+} counted;
+
+static void *counted_alloc(void *ud, void *ptr, size_t osize, size_t nsize) {
+  counted *c = ud;
+  void *p;
+  if (nsize == 0) {
+    if (ptr != NULL) {
+      c->blocks--;
+      c->bytes -= osize;
+    }
+    free(ptr);
+    return NULL;
+  }
+  p = realloc(ptr, nsize);
+  if (p == NULL) return NULL;
+  if (ptr == NULL)
+    c->blocks++;
+  else
+    c->bytes -= osize;
+  c->bytes += nsize;
+  return p;
+}
+
+typedef struct {
+  int take; /* take the body's block? */
+  int called, status;
+  size_t len;
+  char *block; /* the block taken, its size */
+  size_t size;
+  int taken_twice; /* a second take returned a block */
+} kept;
+
+static void on_kept(corio_fetch *f, int status, const corio_response *res,
+                    void *ud) {
+  kept *k = ud;
+  size_t size;
+  k->called++;
+  k->status = status;
+  k->len = res->body_len;
+  if (!k->take) return;
+  k->block = corio_fetch_take_body(f, &k->size);
+  if (k->block != NULL) ASSERT(res->body == k->block + HEADROOM);
+  k->taken_twice = corio_fetch_take_body(f, &size) != NULL;
+}
+
+/* Fetch `path` on `rt` with blocks from `c`; returns its status. */
+static int fetch_kept(corio_rt *rt, const char *path, size_t max_body,
+                      counted *c, kept *k) {
+  char u[256];
+  corio_request req;
+  corio_fetch *f;
+  size_t size;
+  corio_request_init(&req, mkurl(u, path));
+  req.max_body = max_body;
+  req.body_alloc = counted_alloc;
+  req.body_alloc_ud = c;
+  req.body_offset = HEADROOM;
+  ASSERT_OK(corio_fetch_start(rt, NULL, &req, on_kept, k, &f));
+  ASSERT(corio_fetch_take_body(f, &size) == NULL); /* not in the callback */
+  ASSERT_OK(corio_rt_run(rt, UV_RUN_DEFAULT));
+  ASSERT_EQ(k->called, 1);
+  ASSERT_EQ(k->taken_twice, 0);
+  return k->status;
+}
+
+static void check_kept(const kept *k, size_t len, const char *pattern) {
+  size_t i, plen = strlen(pattern);
+  ASSERT_NOT_NULL(k->block);
+  ASSERT_EQ(k->len, len);
+  ASSERT(k->size >= HEADROOM + len + 1);
+  for (i = 0; i < len; i++)
+    if (k->block[HEADROOM + i] != pattern[i % plen]) ASSERT(0 && "differs");
+  ASSERT_EQ(k->block[HEADROOM + len], '\0');
+}
+
+/* Cancel from a timer, counting blocks before and after. */
+typedef struct {
+  uv_timer_t timer;
+  corio_fetch *f;
+  counted *c;
+  long before, after;
+  int rc;
+} body_canceller;
+
+static void on_body_cancel(uv_timer_t *t) {
+  body_canceller *bc = (body_canceller *)t;
+  bc->before = bc->c->blocks;
+  bc->rc = corio_fetch_cancel(bc->f);
+  bc->after = bc->c->blocks;
+  uv_close((uv_handle_t *)t, NULL);
+}
+
+TEST_IMPL(body_alloc) {
+  corio_rt *rt = corio_rt_new(NULL);
+  counted c = {0, 0};
+  kept k;
+  result r;
+  body_canceller bc;
+  char u[256];
+  corio_request req;
+  /* a known length is received in a block of exactly its size */
+  memset(&k, 0, sizeof k);
+  k.take = 1;
+  ASSERT_OK(fetch_kept(rt, "/bytes/100k", 0, &c, &k));
+  check_kept(&k, 102400, "b");
+  ASSERT_EQ(k.size, HEADROOM + 102400 + 1);
+  ASSERT_EQ(c.blocks, 1); /* the caller's now */
+  ASSERT_EQ(c.bytes, k.size);
+  (void)counted_alloc(&c, k.block, k.size, 0);
+  /* an unknown length grows its block */
+  memset(&k, 0, sizeof k);
+  k.take = 1;
+  ASSERT_OK(fetch_kept(rt, "/chunked", 0, &c, &k));
+  check_kept(&k, 1000000, "0123456789");
+  ASSERT_EQ(c.blocks, 1);
+  (void)counted_alloc(&c, k.block, k.size, 0);
+  /* not taken, failed, empty: the runtime frees it */
+  memset(&k, 0, sizeof k);
+  ASSERT_OK(fetch_kept(rt, "/bytes/1k", 0, &c, &k));
+  ASSERT_EQ(k.len, 1024);
+  ASSERT_EQ(c.blocks, 0);
+  memset(&k, 0, sizeof k);
+  k.take = 1;
+  ASSERT_EQ(fetch_kept(rt, "/bytes/100k", 1000, &c, &k), CORIO_ETOOLARGE);
+  ASSERT(k.block == NULL);
+  ASSERT_EQ(c.blocks, 0);
+  memset(&k, 0, sizeof k);
+  k.take = 1;
+  ASSERT_OK(fetch_kept(rt, "/bytes/0", 0, &c, &k));
+  ASSERT(k.block == NULL);
+  ASSERT_EQ(c.blocks, 0);
+  /* cancelled: freed before corio_fetch_cancel returns */
+  memset(&r, 0, sizeof r);
+  memset(&bc, 0, sizeof bc);
+  bc.c = &c;
+  corio_request_init(&req, mkurl(u, "/slow")); /* "start\n", then a pause */
+  req.body_alloc = counted_alloc;
+  req.body_alloc_ud = &c;
+  req.body_offset = HEADROOM;
+  ASSERT_OK(corio_fetch_start(rt, NULL, &req, record, &r, &bc.f));
+  ASSERT_OK(uv_timer_init(corio_rt_loop(rt), &bc.timer));
+  ASSERT_OK(uv_timer_start(&bc.timer, on_body_cancel, 300, 0));
+  ASSERT_OK(corio_rt_run(rt, UV_RUN_DEFAULT));
+  ASSERT_OK(bc.rc);
+  ASSERT_EQ(bc.before, 1);
+  ASSERT_EQ(bc.after, 0);
+  ASSERT_EQ(r.status, CORIO_ECANCELED);
+  result_clear(&r);
+  /* a request without body_alloc has nothing to take */
+  memset(&k, 0, sizeof k);
+  k.take = 1;
+  corio_request_init(&req, mkurl(u, "/bytes/1k"));
+  ASSERT_OK(corio_fetch_start(rt, NULL, &req, on_kept, &k, NULL));
+  ASSERT_OK(corio_rt_run(rt, UV_RUN_DEFAULT));
+  ASSERT_EQ(k.len, 1024);
+  ASSERT(k.block == NULL);
+  ASSERT_OK(corio_rt_free(rt));
+  ASSERT_EQ(c.blocks, 0);
+  ASSERT_EQ(c.bytes, 0);
+}
+
 /*
 ** Out of memory (RELIABILITY fault 16), as curl's torture tests do it:
 ** corio's Nth allocation fails, for N = 1, 2, ... until a run needs no
@@ -1633,6 +1801,7 @@ TEST_MAIN(
   TEST_ENTRY(admission_queue)
   TEST_ENTRY(pooled_buffers)
   TEST_ENTRY(no_body_pool)
+  TEST_ENTRY(body_alloc)
   TEST_ENTRY(url_check_cache)
   TEST_ENTRY(sockets_cloexec)
   TEST_ENTRY(blocking)

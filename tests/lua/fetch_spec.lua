@@ -96,6 +96,29 @@ for _ in range(40):
       end
     end)
 
+    it("holds a big body once: the string is the buffer it arrived in", function()
+      local function peak_kb() -- VmHWM, the peak resident size
+        local f = assert(io.open("/proc/self/status"))
+        local kb = tonumber(f:read("a"):match("VmHWM:%s*(%d+)"))
+        f:close()
+        return kb
+      end
+      local function reset_peak() -- to the current resident size
+        local f = assert(io.open("/proc/self/clear_refs", "w"))
+        f:write("5")
+        f:close()
+      end
+      collectgarbage()
+      reset_peak()
+      local before = peak_kb()
+      local r = corio.get(base .. "/bytes/32m")
+      local grew = peak_kb() - before
+      assert.equal(33554432, #r.body)
+      assert.equal(("d"):rep(64), r.body:sub(-64))
+      -- a copy into a Lua string would hold 64 MiB at its peak
+      assert.is_true(grew < 48 * 1024, grew .. " KiB")
+    end)
+
     it("gives the same response inside a task as at top level", function()
       local r = corio.spawn(corio.get, base .. "/hello"):await()
       assert.equal("hello world\n", r.body)

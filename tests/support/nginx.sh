@@ -67,6 +67,7 @@ start() {
   head -c 1024 /dev/zero | tr '\0' a >"$dir/www/bytes/1k"
   head -c 102400 /dev/zero | tr '\0' b >"$dir/www/bytes/100k"
   head -c 1048576 /dev/zero | tr '\0' c >"$dir/www/bytes/1m"
+  head -c 33554432 /dev/zero | tr '\0' d >"$dir/www/bytes/32m"
   local tls_listen=""
   if [ -n "$tls_port" ]; then
     [ -f "$dir/cert.pem" ] || openssl req -x509 -newkey rsa:2048 -nodes \

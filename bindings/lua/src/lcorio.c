@@ -62,6 +62,7 @@ static lcorio_state *state_new(lua_State *L) {
   S->L = lua_newthread(L); /* the scheduler's own stack */
   S->L_ref = luaL_ref(L, LUA_REGISTRYINDEX);
   S->next_id = 1;
+  lcorio_bodies_open(L, S);
   lua_newtable(L); /* metatable */
   lua_pushcfunction(L, state_gc);
   lua_setfield(L, -2, "__gc");
@@ -88,6 +89,7 @@ static int state_gc(lua_State *L) {
   else
     corio_rt_set_data(S->rt, NULL);
   S->rt = NULL;
+  lcorio_bodies_close(L, S); /* transfers of ours: done, cancelled or freed */
   return 0;
 }
 

@@ -26,7 +26,8 @@ typedef struct lcorio_state {
   int closing;      /* lua_close is finalizing: run no Lua callbacks */
   int keepalive;    /* run_forever: a ref'd handle keeps the loop up */
   uv_prepare_t keep;
-  lua_State *volatile running; /* the task being resumed (Ctrl-C reads it) */
+  lua_State *volatile running;  /* the task being resumed (Ctrl-C reads it) */
+  struct lcorio_bodies *bodies; /* lbody.c; NULL: bodies are copied */
 } lcorio_state;
 
 /* ltask.c: a task or future as a Lua value. */
@@ -158,10 +159,22 @@ void lcorio_headers_add(lua_State *L, int t, const char *name, size_t nlen,
                         const char *value, size_t vlen);
 void lcorio_headers_open(lua_State *L); /* its metatable */
 
-/* Push a response object for `res`.  The URL string at (from, url_idx) is
-   reused when it equals the final URL (from may be L; url_idx 0: none). */
+/* Replace the body string at the top of L with a response object for
+   `res`.  The URL string at (from, url_idx) is reused when it equals the
+   final URL (from may be L; url_idx 0: none). */
 void lcorio_push_response(lua_State *L, const corio_response *res,
                           lua_State *from, int url_idx);
+
+/* lbody.c: bodies as strings without a copy.  open wraps the state's
+   allocator, close unwraps it (after the last transfer); request asks for
+   the body in a block that push_body can hand to Lua as the string (from
+   the transfer's callback; it copies when it cannot). */
+typedef struct lcorio_bodies lcorio_bodies;
+void lcorio_bodies_open(lua_State *L, lcorio_state *S);
+void lcorio_bodies_close(lua_State *L, lcorio_state *S);
+void lcorio_bodies_request(const lcorio_state *S, corio_request *req);
+void lcorio_push_body(lua_State *L, lcorio_state *S, corio_fetch *f,
+                      const corio_response *res);
 /* Push a FetchError for a failed transfer (status < 0). */
 void lcorio_push_fetch_error(lua_State *L, int status, const char *message,
                              const char *url);

@@ -22,7 +22,6 @@ static void on_fetched(corio_fetch *f, int status, const corio_response *res,
   lua_State *co = ud, *L;
   ltask *lt;
   lcorio_state *S;
-  (void)f;
   if (co == NULL) return; /* the task stopped waiting */
   lt = *(ltask **)lua_getextraspace(co);
   S = corio_rt_get_data(corio_task_rt(lcorio_core(lt)));
@@ -30,9 +29,10 @@ static void on_fetched(corio_fetch *f, int status, const corio_response *res,
   L = S->L; /* idle here; a suspended coroutine must not run finalizers */
   lua_checkstack(L, 8);
   lua_checkstack(co, 4);
-  if (status == 0)
+  if (status == 0) {
+    lcorio_push_body(L, S, f, res);
     lcorio_push_response(L, res, co, 1);
-  else
+  } else
     lcorio_push_fetch_error(L, status, res->error,
                             *res->url ? res->url : lua_tostring(co, 1));
   lua_xmove(L, co, 1);
@@ -62,6 +62,7 @@ int lcorio_fetch_wait(lua_State *L, ltask *lt, int session, const char *method,
   corio_fetch *f;
   int rc;
   lcorio_request_parse(L, &r, 1, 2, session, method, fn);
+  lcorio_bodies_request(S, &r.req);
   rc = corio_fetch_start(S->rt, r.session != NULL ? r.session->s : NULL, &r.req,
                          on_fetched, L, &f);
   if (rc < 0) return lcorio_request_refused(L, rc, r.req.url, fn);

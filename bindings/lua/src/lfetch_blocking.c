@@ -36,9 +36,10 @@ static int blocking(lua_State *L, const char *method, const char *fn) {
   luaL_setmetatable(L, GUARD_MT);
   rc = corio_fetch_blocking(&r.req, &g->res);
   if (g->res == NULL) return lcorio_request_refused(L, rc, r.req.url, fn);
-  if (rc == 0)
+  if (rc == 0) {
+    lua_pushlstring(L, g->res->body, g->res->body_len);
     lcorio_push_response(L, g->res, L, 1);
-  else
+  } else
     lcorio_push_fetch_error(L, rc, g->res->error,
                             *g->res->url ? g->res->url : r.req.url);
   corio_response_free(g->res);

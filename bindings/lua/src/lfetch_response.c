@@ -53,7 +53,7 @@ void lcorio_push_response(lua_State *L, const corio_response *res,
   strncpy(r->http_version, res->http_version, sizeof r->http_version - 1);
   r->http_version[sizeof r->http_version - 1] = '\0';
   luaL_setmetatable(L, LCORIO_RESPONSE_MT);
-  lua_pushlstring(L, res->body, res->body_len); /* the one copy */
+  lua_rotate(L, -2, 1); /* body, response -> response, body */
   lua_setiuservalue(L, -2, UV_BODY);
   u = url_idx != 0 ? lua_tolstring(from, url_idx, &ulen) : NULL;
   if (u != NULL && strcmp(u, res->url) == 0 && strlen(u) == ulen) {
