@@ -150,9 +150,8 @@ static size_t buf_need(const corio__fbuf *b, size_t extra, size_t hint) {
   return cap;
 }
 
-/* Make room for `extra` more bytes plus a NUL. */
-static int buf_reserve(corio__fbuf *b, size_t extra) {
-  size_t cap = buf_need(b, extra, 0);
+/* Give `b` a capacity of `cap` (from buf_need). */
+static int buf_resize(corio__fbuf *b, size_t cap) {
   char *p;
   if (cap == 0) return CORIO_ENOMEM;
   if (cap == b->cap) return 0;
@@ -163,25 +162,24 @@ static int buf_reserve(corio__fbuf *b, size_t extra) {
   return 0;
 }
 
+/* Make room for `extra` more bytes plus a NUL. */
+static int buf_reserve(corio__fbuf *b, size_t extra) {
+  return buf_resize(b, buf_need(b, extra, 0));
+}
+
 /* The body's room: in our buffer, or in the request's body_alloc block
    (body_off bytes of it before the body). */
 static int body_reserve(corio_fetch *f, size_t extra, size_t hint) {
   corio__fbuf *b = &f->body;
   size_t cap = buf_need(b, extra, hint), off = f->body_off;
   char *block, *p;
-  if (f->body_alloc == NULL) {
-    if (cap == 0) return CORIO_ENOMEM;
-    if (cap == b->cap) return 0;
-    p = corio__realloc(b->p, cap);
-  } else {
-    if (cap == 0 || cap > SIZE_MAX - off) return CORIO_ENOMEM;
-    if (cap == b->cap) return 0;
-    block = b->p != NULL ? b->p - off : NULL;
-    p = f->body_alloc(f->body_ud, block, block ? off + b->cap : 0, off + cap);
-    if (p != NULL) p += off;
-  }
+  if (f->body_alloc == NULL) return buf_resize(b, cap);
+  if (cap == 0 || cap > SIZE_MAX - off) return CORIO_ENOMEM;
+  if (cap == b->cap) return 0;
+  block = b->p != NULL ? b->p - off : NULL;
+  p = f->body_alloc(f->body_ud, block, block ? off + b->cap : 0, off + cap);
   if (p == NULL) return CORIO_ENOMEM;
-  b->p = p;
+  b->p = p + off;
   b->cap = cap;
   return 0;
 }
