@@ -22,13 +22,15 @@
 ** answer, it is the biggest thing a transfer holds: with 10,000 of them in
 ** flight the buffers were 160 MiB of heap (about 4.5 KiB of each resident,
 ** the pages its header and the first bytes touch).  Past MANY_ACTIVE
-** transfers in flight in the runtime, a transfer gets libcurl's smallest
-** buffer instead, which costs more recv calls per byte: the few first
-** transfers stay fast for big bodies, the crowd stays small.  The size is
-** picked when libcurl is about to start the transfer, not when the caller
-** starts it: then a burst of 10,000 is a crowd from its first transfer on
-** (picked at the call, its first 1,000 took 16 or 64 KiB each; the
-** executable's S3 peak went from 157 to 151 MB).
+** transfers in flight in the runtime, tasks waiting to run counted in (each
+** may start one), a transfer gets libcurl's smallest buffer instead, which
+** costs more recv calls per byte: the few first transfers stay fast for
+** big bodies, the crowd stays small.  The size is picked when libcurl is
+** about to start the transfer, not when the caller starts it: then a burst
+** of 10,000 is a crowd from its first transfer on (picked at the call, its
+** first 1,000 took 16 or 64 KiB each; the executable's S3 peak went from
+** 157 to 151 MB; without the waiting tasks, since the scheduler polls
+** between batches of tasks, from 142 to 148 MB).
 ** Under FEW_ACTIVE, a transfer gets 64 KiB instead: a 100 KiB body then
 ** takes two reads, not seven, each a wakeup and a socket_action (S4 in
 ** bench/anchors.sh: 20,000 bodies in 0.55 s instead of 0.66 s; small
@@ -550,7 +552,7 @@ int corio__fetch_setup(corio_fetch *f, const corio_request *req) {
 ** some failures); the transfer then goes on with the old size.
 */
 void corio__fetch_pick_buffer(corio_fetch *f) {
-  size_t n = f->fetcher->nactive;
+  size_t n = f->fetcher->nactive + f->fetcher->rt->nready;
   if (n >= MANY_ACTIVE)
     (void)curl_easy_setopt(f->easy, CURLOPT_BUFFERSIZE, SMALL_RECV_BUFFER);
   else if (n < FEW_ACTIVE)

@@ -259,6 +259,49 @@ TEST_IMPL(timers) {
   RT_FREE_CLEAN(rt);
 }
 
+/* Many tasks ready at once: they run in order, a few dozen per drain, and
+   the loop turns (polls I/O) between the batches. */
+#define NBATCH 200
+static unsigned turns; /* loop turns so far (a prepare handle) */
+static unsigned ran_at[NBATCH], nran;
+
+static void on_turn(uv_prepare_t *h) {
+  (void)h;
+  turns++;
+}
+
+static void note_turn(corio_task *t, int status) {
+  unsigned *id = corio_task_get_data(t);
+  (void)status;
+  ASSERT_EQ(*id, nran); /* FIFO */
+  ran_at[nran++] = turns;
+  ASSERT_OK(corio_task_finish(t, CORIO_TASK_FINISHED));
+}
+
+TEST_IMPL(turns_between_batches) {
+  corio_rt *rt = corio_rt_new(NULL);
+  corio_task *t[NBATCH];
+  unsigned id[NBATCH], i, first_batch = 0;
+  uv_prepare_t prep;
+  turns = nran = 0;
+  ASSERT_OK(uv_prepare_init(corio_rt_loop(rt), &prep));
+  ASSERT_OK(uv_prepare_start(&prep, on_turn));
+  uv_unref((uv_handle_t *)&prep);
+  for (i = 0; i < NBATCH; i++) {
+    id[i] = i;
+    t[i] = corio_task_new(rt, note_turn, &id[i]);
+  }
+  ASSERT_OK(corio_rt_run(rt, UV_RUN_DEFAULT));
+  ASSERT_EQ(nran, NBATCH);
+  for (i = 0; i < NBATCH && ran_at[i] == ran_at[0]; i++) first_batch++;
+  /* two drains a turn (idle, then check after the poll) */
+  ASSERT(first_batch <= 122);
+  ASSERT(ran_at[NBATCH - 1] > ran_at[0]);
+  for (i = 0; i < NBATCH; i++) ASSERT_OK(corio_task_free(t[i]));
+  uv_close((uv_handle_t *)&prep, NULL);
+  RT_FREE_CLEAN(rt);
+}
+
 TEST_IMPL(busy_while_tasks_live) {
   corio_rt *rt = corio_rt_new(NULL);
   corio_task *f = corio_task_new(rt, NULL, NULL);
@@ -340,6 +383,7 @@ TEST_MAIN(TEST_ENTRY(spawn_order) TEST_ENTRY(cancel_sleeping)
                   TEST_ENTRY(await_and_cancel_waiter)
                       TEST_ENTRY(done_callbacks_and_futures)
                           TEST_ENTRY(wait_modes) TEST_ENTRY(timers)
-                              TEST_ENTRY(busy_while_tasks_live)
-                                  TEST_ENTRY(borrowed_loop)
-                                      TEST_ENTRY(two_runtimes_two_threads))
+                              TEST_ENTRY(turns_between_batches)
+                                  TEST_ENTRY(busy_while_tasks_live)
+                                      TEST_ENTRY(borrowed_loop)
+                                          TEST_ENTRY(two_runtimes_two_threads))
