@@ -26,6 +26,20 @@ lcorio_state *lcorio_getstate(lua_State *L) {
   return S;
 }
 
+int lcorio_protect(lua_State *L, lua_CFunction fn, void *ud) {
+  int rc;
+  lua_checkstack(L, 4);     /* returns 0 rather than raise */
+  lua_pushcfunction(L, fn); /* a light C function: allocates nothing */
+  lua_pushlightuserdata(L, ud);
+  rc = lua_pcall(L, 1, 0, 0);
+  if (rc != LUA_OK) lua_pop(L, 1);
+  return rc;
+}
+
+void lcorio_push_memory_error(lua_State *L, lcorio_state *S) {
+  lua_rawgeti(L, LUA_REGISTRYINDEX, S->nomem_ref);
+}
+
 void corio_lua_set_runtime(lua_State *L, corio_rt *rt) {
   lua_pushlightuserdata(L, rt);
   lua_setfield(L, LUA_REGISTRYINDEX, HOST_RT_KEY);
@@ -62,6 +76,12 @@ static lcorio_state *state_new(lua_State *L) {
   S->L = lua_newthread(L); /* the scheduler's own stack */
   S->L_ref = luaL_ref(L, LUA_REGISTRYINDEX);
   S->next_id = 1;
+  lua_createtable(L, 1, 1); /* a failed task's error, made in advance */
+  lua_pushliteral(L, "not enough memory");
+  lua_rawseti(L, -2, 1);
+  lua_pushliteral(L, "not enough memory (no traceback)");
+  lua_setfield(L, -2, "traceback");
+  S->nomem_ref = luaL_ref(L, LUA_REGISTRYINDEX);
   lcorio_bodies_open(L, S);
   lua_newtable(L); /* metatable */
   lua_pushcfunction(L, state_gc);

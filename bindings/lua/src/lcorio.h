@@ -28,6 +28,7 @@ typedef struct lcorio_state {
   uv_prepare_t keep;
   lua_State *volatile running;  /* the task being resumed (Ctrl-C reads it) */
   struct lcorio_bodies *bodies; /* lbody.c; NULL: bodies are copied */
+  int nomem_ref; /* a task's error when even storing its error failed */
 } lcorio_state;
 
 /* ltask.c: a task or future as a Lua value. */
@@ -50,6 +51,18 @@ typedef struct ltask {
   ((lcorio_state *)lua_touserdata(L, lua_upvalueindex(1)))
 
 lcorio_state *lcorio_getstate(lua_State *L);
+
+/*
+** Binding code that runs on the loop (a transfer completing, a task to
+** resume) runs inside libuv's and libcurl's frames, where a Lua error must
+** not unwind (RELIABILITY.md 14).  lcorio_protect runs fn(L) with `ud` as
+** its light userdata argument in protected mode and returns lua_pcall's
+** status (the error is popped).  An error there is in practice Lua out of
+** memory: lcorio_push_memory_error pushes, without allocating, the error
+** value a failed task then gets ({"not enough memory", traceback=...}).
+*/
+int lcorio_protect(lua_State *L, lua_CFunction fn, void *ud);
+void lcorio_push_memory_error(lua_State *L, lcorio_state *S);
 void lcorio_setfuncs(lua_State *L, const luaL_Reg *l); /* state as upvalue */
 
 /* tasks */

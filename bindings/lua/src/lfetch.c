@@ -17,25 +17,47 @@
 */
 #include "lcorio.h"
 
+/* What on_fetched hands to push_outcome. */
+typedef struct fetched {
+  lcorio_state *S;
+  corio_fetch *f;
+  int status;
+  const corio_response *res;
+  lua_State *co;
+} fetched;
+
+/* Build the response or FetchError and move it onto the task's stack, in
+   protected mode (lcorio_protect). */
+static int push_outcome(lua_State *L) {
+  fetched *d = lua_touserdata(L, 1);
+  const corio_response *res = d->res;
+  if (d->status == 0) {
+    lcorio_push_body(L, d->S, d->f, res);
+    lcorio_push_response(L, res, d->co, 1);
+  } else {
+    lcorio_push_fetch_error(L, d->status, res->error,
+                            *res->url ? res->url : lua_tostring(d->co, 1));
+  }
+  lua_xmove(L, d->co, 1);
+  return 0;
+}
+
 static void on_fetched(corio_fetch *f, int status, const corio_response *res,
                        void *ud) {
-  lua_State *co = ud, *L;
+  fetched d;
   ltask *lt;
-  lcorio_state *S;
-  if (co == NULL) return; /* the task stopped waiting */
-  lt = *(ltask **)lua_getextraspace(co);
-  S = corio_rt_get_data(corio_task_rt(lcorio_core(lt)));
-  if (S == NULL || S->closing) return; /* lua_close: run no Lua */
-  L = S->L; /* idle here; a suspended coroutine must not run finalizers */
-  lua_checkstack(L, 8);
-  lua_checkstack(co, 4);
-  if (status == 0) {
-    lcorio_push_body(L, S, f, res);
-    lcorio_push_response(L, res, co, 1);
-  } else
-    lcorio_push_fetch_error(L, status, res->error,
-                            *res->url ? res->url : lua_tostring(co, 1));
-  lua_xmove(L, co, 1);
+  if (ud == NULL) return; /* the task stopped waiting */
+  d.co = ud;
+  lt = *(ltask **)lua_getextraspace(d.co);
+  d.S = corio_rt_get_data(corio_task_rt(lcorio_core(lt)));
+  if (d.S == NULL || d.S->closing) return; /* lua_close: run no Lua */
+  d.f = f;
+  d.status = status;
+  d.res = res;
+  /* on the scheduler's thread, idle here (a suspended coroutine must not
+     run finalizers); out of memory, the task gets Lua's memory error */
+  if (lcorio_protect(d.S->L, push_outcome, &d) != LUA_OK)
+    lua_pushliteral(d.co, "not enough memory"); /* fixed: Lua keeps it */
   corio_task_wake(lcorio_core(lt), 0);
 }
 
@@ -51,7 +73,8 @@ static int fetch_k(lua_State *L, int status, lua_KContext ctx) {
   (void)ctx;
   (void)status;
   if (lcorio_wait_status(L) == CORIO_ECANCELED) return lcorio_cancelled(L);
-  if (lua_type(L, -1) == LUA_TTABLE) return lua_error(L); /* FetchError */
+  if (lua_type(L, -1) != LUA_TUSERDATA) /* FetchError, or out of memory */
+    return lua_error(L);
   return 1;
 }
 

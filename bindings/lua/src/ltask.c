@@ -262,14 +262,22 @@ static void push_cancelled(lua_State *L, int tidx) {
   }
 }
 
-/* The driver: the runtime calls this when the task is ready. */
-static void task_resume(corio_task *t, int status) {
+/* What task_resume hands to resume_task. */
+typedef struct resume_args {
+  corio_task *t;
+  int status;
+} resume_args;
+
+/* Resume the task and store its outcome, in protected mode (see
+   task_resume). */
+static int resume_task(lua_State *L) {
+  resume_args *a = lua_touserdata(L, 1);
+  corio_task *t = a->t;
+  int status = a->status;
   ltask *lt = lcorio_ltask(t);
   lcorio_state *S = corio_rt_get_data(corio_task_rt(t));
-  lua_State *L = S->L;
   lua_State *co;
   int tidx, nargs, nres, rc;
-  lua_checkstack(L, 8);
   lcorio_push_task(L, lt);
   tidx = lua_gettop(L);
   lua_getiuservalue(L, tidx, 1);
@@ -280,8 +288,7 @@ static void task_resume(corio_task *t, int status) {
     if (status == CORIO_ECANCELED) { /* cancelled before it ever ran */
       push_cancelled(L, tidx);
       complete(L, lt, tidx, CORIO_TASK_CANCELLED, 1);
-      lua_settop(L, tidx - 1);
-      return;
+      return 0;
     }
     nargs = lua_gettop(co) - 1;
   } else if (lt->flags & LT_BAREYIELD) {
@@ -329,7 +336,29 @@ static void task_resume(corio_task *t, int status) {
       complete(L, lt, tidx, CORIO_TASK_FAILED, 1);
     }
   }
-  lua_settop(L, tidx - 1);
+  return 0;
+}
+
+/*
+** The driver: the runtime calls this when the task is ready.  It runs on
+** the loop, inside libuv's and libcurl's frames, where a Lua error must
+** not unwind (RELIABILITY.md 14): storing the outcome allocates (a table
+** of results, an error with its traceback), so it runs in protected mode.
+** Should that fail (out of memory), the task fails with the state's
+** preallocated memory error rather than stay pending forever.
+*/
+static void task_resume(corio_task *t, int status) {
+  lcorio_state *S = corio_rt_get_data(corio_task_rt(t));
+  lua_State *L = S->L;
+  resume_args a;
+  a.t = t;
+  a.status = status;
+  if (lcorio_protect(L, resume_task, &a) == LUA_OK) return;
+  if (corio_task_done(t)) return;
+  lcorio_push_task(L, lcorio_ltask(t));
+  lcorio_push_memory_error(L, S);
+  complete(L, lcorio_ltask(t), lua_gettop(L) - 1, CORIO_TASK_FAILED, 1);
+  lua_pop(L, 1);
 }
 
 /* ---------------------------------------------------------------------

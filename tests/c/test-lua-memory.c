@@ -1,0 +1,148 @@
+/*
+** test-lua-memory.c: Lua running out of memory (RELIABILITY fault 16), the
+** way Lua's own memerr tests and curl's torture runs do it.  A script that
+** serves, fetches, sleeps, waits in every way and runs a thread runs in a
+** state whose allocator refuses more memory from its Nth request on, for
+** N = 1, 2, ... until a run needs no failure.  Every run must end with the
+** script's result or an error saying memory ran out (Lua's, or a
+** FetchError's), never a crash, and lua_close must free everything (the
+** descriptors are counted here; the sanitizer and valgrind runs check the
+** memory).  The failures land everywhere: in the script, in tasks, and in
+** the binding's loop callbacks (a fetch completing, a task to resume),
+** which must hand the error to the task concerned instead of raising it
+** through libuv's and libcurl's frames.
+*/
+#include <dirent.h>
+
+#include <lauxlib.h>
+#include <lua.h>
+#include <lualib.h>
+
+#include "corio_lua.h"
+#include "task.h"
+
+static long countdown = -1; /* fail from when it reaches 0; -1: never */
+static long failures;
+
+/* Only growth fails: Lua assumes freeing and shrinking cannot.  Once the
+   countdown has run out every growth fails, as at a memory limit (a single
+   failure would not do: Lua collects and tries again). */
+static void *failing_alloc(void *ud, void *ptr, size_t osize, size_t nsize) {
+  (void)ud;
+  if (nsize == 0) {
+    free(ptr);
+    return NULL;
+  }
+  if (ptr != NULL && nsize <= osize) return realloc(ptr, nsize);
+  if (countdown == 0) {
+    failures++;
+    return NULL;
+  }
+  if (countdown > 0) countdown--;
+  return realloc(ptr, nsize);
+}
+
+static const char script[] =
+    "local corio = require 'corio'\n"
+    "local srv = corio.serve{port = 0, handler = function(req)\n"
+    "  return {status = 200, body = ('x'):rep(3000) .. req.path}\n"
+    "end}\n"
+    "local tasks = {}\n"
+    "for i = 1, 3 do\n"
+    "  tasks[i] = corio.spawn(function()\n"
+    "    local r = corio.get(srv.url .. '/' .. i)\n"
+    "    if r.status == 500 then return '500' end -- its handler failed\n"
+    "    assert(r.status == 200 and #r.body == 3002, 'bad response')\n"
+    "    return r.body:sub(-2)\n"
+    "  end)\n"
+    "end\n"
+    "tasks[4] = corio.spawn(corio.sleep, 0.005, 'slept')\n"
+    "local called = 0\n"
+    "tasks[4]:add_done_callback(function() called = called + 1 end)\n"
+    "local done = corio.wait({tasks[4]}, {timeout = 0.001})\n"
+    "assert(#done == 0, 'done too soon')\n"
+    "local res = corio.gather(tasks)\n"
+    "for t in corio.as_completed(tasks) do assert(t:done()) end\n"
+    "assert(corio.wait_for(corio.spawn(corio.sleep, 0, 7), 1) == 7)\n"
+    "assert(corio.to_thread(function(x) return x * 2 end, 21) == 42)\n"
+    "assert(called == 1, 'done callback')\n"
+    "srv:close()\n"
+    "return table.concat(res, ',')\n";
+
+static int count_fds(void) {
+  DIR *d = opendir("/proc/self/fd");
+  struct dirent *e;
+  int n = 0;
+  ASSERT_NOT_NULL(d);
+  while ((e = readdir(d)) != NULL)
+    if (e->d_name[0] != '.') n++;
+  closedir(d);
+  return n;
+}
+
+/* One run with the Nth allocation failing (-1: none).  Returns 1 when the
+   script completed, 0 when it failed for lack of memory.  Either way
+   lua_close gives back every descriptor (the loop's, the server's, the
+   connections'): an error that unwound through the loop left its runtime
+   impossible to free.  (The first run, with no failure, also makes what
+   libuv keeps for the process: it is not counted.) */
+static int run_once(long n) {
+  int fds = count_fds();
+  lua_State *L = lua_newstate(failing_alloc, NULL);
+  int rc, ok;
+  ASSERT_NOT_NULL(L);
+  luaL_openlibs(L);
+  luaL_requiref(L, "corio", luaopen_corio, 0);
+  lua_pop(L, 1);
+  ASSERT_OK(luaL_loadbuffer(L, script, sizeof script - 1, "=torture"));
+  countdown = n;
+  rc = lua_pcall(L, 0, 1, 0);
+  if (rc == LUA_OK) {
+    const char *res = lua_tostring(L, -1);
+    int i;
+    ASSERT_NOT_NULL(res);
+    if (n < 0) ASSERT_STR_EQ(res, "/1,/2,/3,slept");
+    for (i = 1; i <= 3; i++, res = strchr(res, ',') + 1) /* or "500" */
+      ASSERT((res[0] == '/' && res[1] == '0' + i) ||
+             strncmp(res, "500", 3) == 0);
+    ASSERT_STR_EQ(res, "slept");
+    ok = 1;
+  } else {
+    const char *msg = lua_tostring(L, -1);
+    if (msg == NULL) { /* an error value: a FetchError, a task's error */
+      lua_getfield(L, -1, "message");
+      msg = lua_tostring(L, -1);
+    }
+    if (msg == NULL || (strstr(msg, "not enough memory") == NULL &&
+                        strstr(msg, "out of memory") == NULL)) {
+      fprintf(stderr, "allocation %ld: %s\n", n, msg ? msg : "(no message)");
+      ASSERT(0 && "failed for another reason than memory");
+    }
+    ok = 0;
+  }
+  countdown = -1;
+  lua_close(L);
+  if (n >= 0 && count_fds() != fds)
+    fprintf(stderr, "allocation %ld: descriptors leaked\n", n);
+  if (n >= 0) ASSERT_EQ(count_fds(), fds);
+  return ok;
+}
+
+TEST_IMPL(out_of_memory) {
+  long n, step = 1, ran = 0;
+  const char *s = getenv("CORIO_TORTURE_STEP"); /* valgrind: sample */
+  if (s != NULL && atol(s) > 0) step = atol(s);
+  ASSERT_EQ(run_once(-1), 1);
+  for (n = 0;; n += step) {
+    long before = failures;
+    int ok = run_once(n);
+    ran++;
+    if (failures == before) { /* nothing failed: past the last allocation */
+      ASSERT_EQ(ok, 1);
+      break;
+    }
+  }
+  printf("  %ld runs, one allocation failed in each\n", ran - 1);
+}
+
+TEST_MAIN(TEST_ENTRY(out_of_memory))
