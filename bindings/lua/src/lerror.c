@@ -97,11 +97,22 @@ int lcorio_traceback_handler(lua_State *L) {
   return 1;
 }
 
+static int describe(lua_State *L) {
+  luaL_tolstring(L, 1, NULL);
+  return 1;
+}
+
 /* Print the error at the top of the stack (a message with traceback) and
-   pop it: the loop goes on. */
+   pop it: the loop goes on.  Called from the loop, so describing the error
+   (which allocates, and may call __tostring) runs in protected mode. */
 void lcorio_report(lua_State *L, const char *context) {
-  const char *msg = luaL_tolstring(L, -1, NULL);
-  fprintf(stderr, "corio: %s: %s\n", context, msg);
+  const char *msg;
+  lua_checkstack(L, 4);
+  lua_pushcfunction(L, describe);
+  lua_pushvalue(L, -2);
+  msg = lua_pcall(L, 1, 1, 0) == LUA_OK ? lua_tostring(L, -1) : NULL;
+  fprintf(stderr, "corio: %s: %s\n", context,
+          msg != NULL ? msg : "(an error that could not be described)");
   fflush(stderr);
   lua_pop(L, 2);
 }
