@@ -120,9 +120,12 @@ int corio__fetch_check(const corio_request *req, CURLU *urlh) {
       req->http_version > CORIO_HTTP_2_ONLY)
     return CORIO_EINVAL;
   if (req->proxy != NULL && !is_clean(req->proxy, 0)) return CORIO_EINVAL;
-  if (urlh != NULL && curl_url_set(urlh, CURLUPART_URL, req->url,
-                                   CURLU_NON_SUPPORT_SCHEME) != CURLUE_OK)
-    return CORIO_EURL;
+  if (urlh != NULL) {
+    CURLUcode uc =
+        curl_url_set(urlh, CURLUPART_URL, req->url, CURLU_NON_SUPPORT_SCHEME);
+    if (uc == CURLUE_OUT_OF_MEMORY) return CORIO_ENOMEM;
+    if (uc != CURLUE_OK) return CORIO_EURL;
+  }
   colon = strchr(req->url, ':');
   if (colon == NULL) return CORIO_EURL;
   if (!((colon - req->url == 4 && strncasecmp(req->url, "http", 4) == 0) ||
