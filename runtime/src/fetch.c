@@ -8,6 +8,7 @@
 #include <errno.h>
 #include <limits.h>
 #include <math.h>
+#include <stdlib.h>
 #include <string.h>
 #include <strings.h>
 
@@ -578,6 +579,24 @@ static int socket_failed(const corio_fetch *f) {
   return strncmp(f->errbuf, "Recv failure", 12) == 0;
 }
 
+/* libcurl 7.88 caps a response's header fields at 300 KiB in all: "Too
+   large response headers: N > 307200", a CURLE_RECV_ERROR. */
+static int headers_capped(const corio_fetch *f) {
+  return strncmp(f->errbuf, "Too large response headers", 26) == 0;
+}
+
+/*
+** libcurl 7.88 also caps one header line at CURL_MAX_HTTP_HEADER (100 KiB)
+** and says CURLE_OUT_OF_MEMORY of a longer one, with no message (8.6 says
+** CURLE_TOO_LARGE).  Memory that is really exhausted cannot give a block
+** twice that size either; so when it can, the line was too long.
+*/
+static int header_line_capped(void) {
+  void *p = malloc(2 * CURL_MAX_HTTP_HEADER);
+  free(p);
+  return p != NULL;
+}
+
 /* libcurl 7.88 says CURLE_UNSUPPORTED_PROTOCOL of an answer that is not
    HTTP ("Received HTTP/0.9 when not allowed") as well as of a redirect to
    file://: the scheme is to blame only when the URL it failed on has
@@ -621,6 +640,7 @@ int corio__fetch_code(const corio_fetch *f, CURLcode code) {
   case CURLE_USE_SSL_FAILED:
     return CORIO_ETLS;
   case CURLE_RECV_ERROR:
+    if (headers_capped(f)) return CORIO_ETOOLARGE;
     return socket_failed(f) ? CORIO_ERESET : CORIO_EPROTO;
   case CURLE_PARTIAL_FILE:
   case CURLE_SEND_ERROR:
@@ -643,7 +663,7 @@ int corio__fetch_code(const corio_fetch *f, CURLcode code) {
   case CURLE_ABORTED_BY_CALLBACK:
     return CORIO_ECANCELED;
   case CURLE_OUT_OF_MEMORY:
-    return CORIO_ENOMEM;
+    return header_line_capped() ? CORIO_ETOOLARGE : CORIO_ENOMEM;
   case CURLE_WRITE_ERROR:
     return f->err != 0 ? f->err : CORIO_EIO;
   default:

@@ -36,7 +36,9 @@ describe("fetch", function()
     -- a server of broken answers, by path: /short promises 100 bytes,
     -- sends 10 and closes; /rst does the same with a TCP reset;
     -- /badchunk sends a chunk size that is not hex; /garbage answers with
-    -- no status line at all, /badstatus with a bad one
+    -- no status line at all, /badstatus with a bad one; /hugeheaders sends
+    -- 1.1 MB of header fields, /hugeline one field of 200 KB; /closeupload
+    -- closes as soon as the request begins (a reset under the upload)
     raw_port = free_port()
     local py = ([[
 import socket, struct, time
@@ -45,15 +47,22 @@ answers = {
     b"/badchunk": b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\nzz\r\nworld\r\n0\r\n\r\n",
     b"/garbage": b"SSH-2.0-OpenSSH_9.2\r\n\r\n",
     b"/badstatus": b"HTTP/1.1 abc OK\r\n\r\n",
+    b"/hugeheaders": b"HTTP/1.1 200 OK\r\n" + b"".join(
+        b"X-Filler-%%04d: %%s\r\n" %% (i, b"f" * 980) for i in range(1100)),
+    b"/hugeline": b"HTTP/1.1 200 OK\r\nX-Big: " + b"f" * 200000 + b"\r\n\r\n",
 }
 s = socket.socket(); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
 s.bind(("127.0.0.1", %d)); s.listen(16); s.settimeout(60)
-for _ in range(40):
+for _ in range(60):
     try: c, _ = s.accept()
     except Exception: break
     req = c.recv(65536).split(b" ")
     path = req[1] if len(req) > 1 else b""
-    c.sendall(answers.get(path, answers[b"/short"]))
+    if path == b"/closeupload":
+        c.close()
+        continue
+    try: c.sendall(answers.get(path, answers[b"/short"]))
+    except OSError: pass
     if path == b"/rst":
         time.sleep(0.1)  # the client reads the part first, then the reset
         c.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
@@ -349,6 +358,30 @@ print(corio.get(srv.url).body)
         local err = fetch_error(corio.fetch, "http://127.0.0.1:" .. raw_port .. path)
         assert.equal("reset", err.kind, path .. ": " .. err.message)
       end
+    end)
+
+    it("too_large: response header fields over libcurl's caps (in all, in one line)", function()
+      for _, path in ipairs {"/hugeheaders", "/hugeline"} do
+        local err = fetch_error(corio.fetch, "http://127.0.0.1:" .. raw_port .. path)
+        assert.equal("too_large", err.kind, path)
+      end
+      assert.equal(200, corio.get(base .. "/hello").status) -- nothing else hurt
+    end)
+
+    it("reset: the server closes during the upload; SIGPIPE kills nobody (plain lua5.4)", function()
+      local script = dir .. "/upload.lua"
+      local f = assert(io.open(script, "w"))
+      f:write(([[
+        package.cpath = %q .. "/?.so;" .. package.cpath
+        local corio = require "corio"
+        local ok, err = pcall(corio.post, %q, {body = ("x"):rep(8 * 1024 * 1024)})
+        io.write(ok and "no error" or err.kind)
+      ]]):format(bin:match("^(.*)/[^/]*$") or ".",
+                 "http://127.0.0.1:" .. raw_port .. "/closeupload"))
+      f:close()
+      local out, rc = sh(lua .. " " .. script)
+      assert.equal("reset", out)
+      assert.equal(0, rc)
     end)
 
     it("protocol: a chunk size that is not hex, an answer that is not HTTP", function()
