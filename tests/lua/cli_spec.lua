@@ -93,10 +93,12 @@ error("script failed")
     os.remove(s)
   end)
 
-  it("Ctrl-C stops a busy loop, at top level or in a task, as lua.c does", function()
+  it("Ctrl-C stops a busy loop, at top level, in a task or in a done callback, as lua.c does", function()
     for _, code in ipairs({
       "print('ready') io.stdout:flush() while true do end",
       "corio.spawn(function() print('ready') io.stdout:flush() while true do end end) corio.sleep(30)",
+      "corio.spawn(function() end):add_done_callback(function() print('ready') io.stdout:flush() " ..
+        "while true do end end) corio.sleep(30)",
     }) do
       local s = script(code)
       -- one SIGINT to corio itself (timeout(1) would pass a second one on

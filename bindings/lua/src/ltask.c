@@ -180,14 +180,18 @@ static void run_done_callbacks(lua_State *L, int tidx) {
   set_side(L, CALLBACKS_KEY, tidx);
 }
 
-/* The runtime's done callback: one per task that has Lua callbacks. */
+/* The runtime's done callback: one per task that has Lua callbacks.  They
+   run on the scheduler's thread, published as the running one so that
+   Ctrl-C stops a busy loop in them too (corio_lua_running). */
 static void on_done(corio_task *t, void *ud) {
   lcorio_state *S = ud;
-  lua_State *L = S->L;
+  lua_State *L = S->L, *outer = S->running;
   if (S->closing) return;
   lua_checkstack(L, 8);
   lcorio_push_task(L, lcorio_ltask(t));
+  S->running = L;
   run_done_callbacks(L, lua_gettop(L));
+  S->running = outer;
   lua_pop(L, 1);
 }
 
@@ -199,15 +203,17 @@ typedef struct late_cb {
 
 static void on_late_done(corio_task *t, void *ud) {
   late_cb *c = ud;
-  lua_State *L = c->S->L;
+  lua_State *L = c->S->L, *outer = c->S->running;
   (void)t;
   if (!c->S->closing) {
     lua_checkstack(L, 8);
     lua_pushcfunction(L, lcorio_traceback_handler);
     lua_rawgeti(L, LUA_REGISTRYINDEX, c->fn_ref);
     lua_rawgeti(L, LUA_REGISTRYINDEX, c->task_ref);
+    c->S->running = L; /* as on_done */
     if (lua_pcall(L, 1, 0, -3) != LUA_OK)
       lcorio_report(L, "error in a done callback");
+    c->S->running = outer;
     lua_pop(L, 1);
   }
   luaL_unref(L, LUA_REGISTRYINDEX, c->fn_ref);
