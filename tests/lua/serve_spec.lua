@@ -106,7 +106,8 @@ describe("corio.serve", function()
   end)
 
   it("answers a request from curl, with the fields of req", function()
-    local out, rc = run(curl("-i -H 'X-Mixed-Case: Yes' -H 'Accept: a' -H 'Accept: b' '"
+    local out, rc = run(curl("-i -H 'X-Mixed-Case: Yes' -H 'Accept: a' -H 'Accept: b' " ..
+      "-H 'Cookie: x=1' -H 'Cookie: y=2' '"
       .. s.url .. "/p%20q/x?a=1&b=two+words&c=%41%zz&a=2&flag&e=&%C3%A9=%E2%82%AC'"))
     assert.equal(0, rc)
     assert.equal(200, status_of(out))
@@ -125,6 +126,7 @@ describe("corio.serve", function()
     assert.equal("Yes", last.headers["X-MIXED-CASE"])
     assert.equal("Yes", last.headers["X-Mixed-Case"])
     assert.equal("a, b", last.headers.accept)
+    assert.equal("x=1; y=2", last.headers.cookie) -- as one Cookie line
     assert.equal("1.1", last.version)
     assert.matches("^127%.0%.0%.1:%d+$", last.remote)
     assert.equal("", last.body)

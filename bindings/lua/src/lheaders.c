@@ -1,8 +1,10 @@
 /*
 ** lheaders.c: HTTP header tables, as responses (lfetch_response.c) and
 ** server requests (lserve_req.c) show them: lowercase names, lookup in any
-** case, repeated fields joined with ", " (RFC 9110 5.3) except set-cookie,
-** whose values may hold commas: it is always a list of strings.
+** case, repeated fields joined with ", " (RFC 9110 5.3) except cookie,
+** joined with "; " as one Cookie line reads (RFC 6265 5.4; HTTP/2 clients
+** split it), and set-cookie, whose values may hold commas: it is always a
+** list of strings.
 */
 #include <string.h>
 
@@ -42,7 +44,10 @@ void lcorio_headers_add(lua_State *L, int t, const char *name, size_t nlen,
   }
   lua_pushvalue(L, -1);
   if (lua_rawget(L, t) == LUA_TSTRING) {
-    lua_pushliteral(L, ", ");
+    if (nlen == 6 && memcmp(lua_tostring(L, -2), "cookie", 6) == 0)
+      lua_pushliteral(L, "; ");
+    else
+      lua_pushliteral(L, ", ");
     lua_pushlstring(L, value, vlen);
     lua_concat(L, 3);
   } else {
