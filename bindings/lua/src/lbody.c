@@ -111,28 +111,28 @@ void lcorio_push_body(lua_State *L, lcorio_state *S, corio_fetch *f,
                       const corio_response *res) {
   lcorio_bodies *b = S->bodies;
   size_t size, exact, len = res->body_len;
-  char *block = f != NULL && b != NULL ? corio_fetch_take_body(f, &size) : NULL;
-  int adopt;
-  if (block == NULL) {
+  char *block;
+  if (f == NULL || b == NULL || len < ADOPT_MIN ||
+      (block = corio_fetch_take_body(f, &size)) == NULL) {
+    /* a copy: the block stays the transfer's, which frees it */
     lua_pushlstring(L, res->body, len);
     return;
   }
   exact = b->offset + len + 1;
-  if (len >= ADOPT_MIN && size != exact) { /* unknown length: trim */
+  if (size != exact) { /* unknown length: trim */
     char *p = b->f(b->ud, block, size, exact);
-    if (p != NULL) {
-      block = p;
-      size = exact;
+    if (p == NULL) { /* memory is short: a copy would fail as well */
+      (void)b->f(b->ud, block, size, 0);
+      lua_pushliteral(L, "not enough memory"); /* Lua keeps this one */
+      lua_error(L);
     }
+    block = p;
   }
-  adopt = len >= ADOPT_MIN && size == exact;
-  if (adopt) {
-    b->armed = block;
-    b->armed_size = exact;
-  }
+  b->armed = block;
+  b->armed_size = exact;
   lua_pushlstring(L, block + b->offset, len);
-  if (!adopt || b->armed != NULL) { /* copied after all */
+  if (b->armed != NULL) { /* not taken after all: Lua made a copy */
     b->armed = NULL;
-    (void)b->f(b->ud, block, size, 0);
+    (void)b->f(b->ud, block, exact, 0);
   }
 }

@@ -181,7 +181,8 @@ void lcorio_push_response(lua_State *L, const corio_response *res,
 /* lbody.c: bodies as strings without a copy.  open wraps the state's
    allocator, close unwraps it (after the last transfer); request asks for
    the body in a block that push_body can hand to Lua as the string (from
-   the transfer's callback; it copies when it cannot). */
+   the transfer's callback, in protected mode: it may raise out of memory;
+   small bodies are copied). */
 typedef struct lcorio_bodies lcorio_bodies;
 void lcorio_bodies_open(lua_State *L, lcorio_state *S);
 void lcorio_bodies_close(lua_State *L, lcorio_state *S);
