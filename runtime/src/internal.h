@@ -341,11 +341,11 @@ struct corio_fetch {
   uint8_t h1;     /* HTTP/1 only: may skip libcurl's reuse search */
   int err;        /* corio code set by a callback of ours (ETOOLARGE...) */
   int sock_errno; /* why our socket() failed, 0 if it did not */
-  curl_socket_t opened[2]; /* the last sockets made for it, or -1 */
-  size_t max_body;         /* 0: no limit */
-  size_t hbytes;           /* header bytes of the current response */
-  corio__fbuf arena;       /* request: curl_slist nodes, header lines, body */
-  corio__fbuf body;        /* p: the body, body_off into its block */
+  curl_socket_t opened[2];   /* the last sockets made for it, or -1 */
+  size_t max_body;           /* 0: no limit */
+  size_t hbytes;             /* header bytes of the current response */
+  corio__fbuf arena;         /* request: curl_slist nodes, header lines, body */
+  corio__fbuf body;          /* p: the body, body_off into its block */
   corio_alloc_fn body_alloc; /* the block's allocator; NULL: ours */
   void *body_ud;
   size_t body_off;

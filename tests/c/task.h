@@ -6,6 +6,7 @@
 #ifndef CORIO_TEST_TASK_H
 #define CORIO_TEST_TASK_H
 
+#include <dirent.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -38,6 +39,18 @@
 /* Free the runtime and assert nothing was left alive (libuv's
    MAKE_VALGRIND_HAPPY). */
 #define RT_FREE_CLEAN(rt) ASSERT_OK(corio_rt_free(rt))
+
+/* Open file descriptors of the process (what a test gives back). */
+static inline int count_fds(void) {
+  DIR *d = opendir("/proc/self/fd");
+  struct dirent *e;
+  int n = 0;
+  ASSERT_NOT_NULL(d);
+  while ((e = readdir(d)) != NULL)
+    if (e->d_name[0] != '.') n++;
+  closedir(d);
+  return n;
+}
 
 #define TEST_IMPL(name)  static void test_##name(void)
 #define TEST_ENTRY(name) {#name, test_##name},

@@ -206,17 +206,6 @@ static int get(const char *path, result *r) {
   return fetch1(&req, r);
 }
 
-static int count_fds(void) {
-  DIR *d = opendir("/proc/self/fd");
-  struct dirent *e;
-  int n = 0;
-  ASSERT_NOT_NULL(d);
-  while ((e = readdir(d)) != NULL)
-    if (e->d_name[0] != '.') n++;
-  closedir(d);
-  return n;
-}
-
 /* }================================================================== */
 
 /*

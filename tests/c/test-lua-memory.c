@@ -12,8 +12,6 @@
 ** which must hand the error to the task concerned instead of raising it
 ** through libuv's and libcurl's frames.
 */
-#include <dirent.h>
-
 #include <lauxlib.h>
 #include <lua.h>
 #include <lualib.h>
@@ -69,17 +67,6 @@ static const char script[] =
     "assert(called == 1, 'done callback')\n"
     "srv:close()\n"
     "return table.concat(res, ',')\n";
-
-static int count_fds(void) {
-  DIR *d = opendir("/proc/self/fd");
-  struct dirent *e;
-  int n = 0;
-  ASSERT_NOT_NULL(d);
-  while ((e = readdir(d)) != NULL)
-    if (e->d_name[0] != '.') n++;
-  closedir(d);
-  return n;
-}
 
 /*
 ** The script runs in a coroutine, not under lua_pcall: the main thread
