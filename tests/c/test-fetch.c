@@ -59,12 +59,30 @@ static void ngx_stop(void) {
   if (system(cmd) != 0) fprintf(stderr, "could not remove %s\n", ngx_dir);
 }
 
-/* A failed ASSERT aborts, a timeout terminates, a user interrupts: stop
-   nginx by PID on the way out. */
+/* A failed ASSERT aborts, a timeout terminates, a user interrupts, a bug
+   crashes: stop nginx by PID on the way out, then let the signal do what
+   it did before (the sanitizer's report of a crash, say). */
+static const int fatal_signals[] = {SIGABRT, SIGSEGV, SIGFPE,
+                                    SIGBUS,  SIGTERM, SIGINT};
+#define NFATAL (sizeof fatal_signals / sizeof fatal_signals[0])
+static struct sigaction fatal_before[NFATAL];
+
 static void on_abort(int sig) {
+  size_t i;
   if (ngx_pid > 0) kill(ngx_pid, SIGQUIT);
-  signal(sig, SIG_DFL);
+  for (i = 0; i < NFATAL; i++)
+    if (fatal_signals[i] == sig) sigaction(sig, &fatal_before[i], NULL);
   raise(sig);
+}
+
+static void stop_nginx_on_fatal_signals(void) {
+  struct sigaction sa;
+  size_t i;
+  memset(&sa, 0, sizeof sa);
+  sa.sa_handler = on_abort;
+  sigemptyset(&sa.sa_mask);
+  for (i = 0; i < NFATAL; i++)
+    sigaction(fatal_signals[i], &sa, &fatal_before[i]);
 }
 
 static const char *base(void) {
@@ -96,9 +114,7 @@ static const char *base(void) {
   }
   ASSERT(pid > 0);
   ngx_pid = pid;
-  signal(SIGABRT, on_abort);
-  signal(SIGTERM, on_abort);
-  signal(SIGINT, on_abort);
+  stop_nginx_on_fatal_signals();
   atexit(ngx_stop);
   snprintf(ngx_base, sizeof ngx_base, "http://127.0.0.1:%d", ngx_port);
   return ngx_base;
