@@ -61,10 +61,10 @@ static void *bodies_alloc(void *ud, void *ptr, size_t osize, size_t nsize) {
 
 /* Where a long string's bytes sit in its block, or 0 if unsure. */
 static size_t probe_offset(lua_State *L, lcorio_bodies *b) {
-  char bytes[ADOPT_MIN / 16];
+  char bytes[64]; /* over LUAI_MAXSHORTLEN (40): not interned, a block */
   const char *s;
   size_t off;
-  memset(bytes, 'x', sizeof bytes); /* long: not interned, always a block */
+  memset(bytes, 'x', sizeof bytes);
   b->probing = 1;
   s = lua_pushlstring(L, bytes, sizeof bytes);
   b->probing = 0;
