@@ -147,4 +147,105 @@ TEST_IMPL(out_of_memory) {
   printf("  %ld runs, one allocation failed in each\n", ran - 1);
 }
 
-TEST_MAIN(TEST_ENTRY(out_of_memory))
+/*
+** {==================================================================
+** A memory limit: the heap fills up with tasks
+** ===================================================================
+*/
+
+static size_t limit, used;
+static long refused;
+
+/* Refuses growth past `limit` live bytes, as a ulimit does. */
+static void *limited_alloc(void *ud, void *ptr, size_t osize, size_t nsize) {
+  size_t old = ptr != NULL ? osize : 0;
+  void *p;
+  (void)ud;
+  if (nsize == 0) {
+    free(ptr);
+    used -= old;
+    return NULL;
+  }
+  if (nsize > old && used - old + nsize > limit) {
+    refused++;
+    return NULL;
+  }
+  p = realloc(ptr, nsize);
+  if (p != NULL) used = used - old + nsize;
+  return p;
+}
+
+/*
+** Run `code` as the corio executable runs a script: unprotected from the
+** loop's point of view (a panic aborts), then cancel what it left if it
+** failed, then run the loop until no task is left, then close.  Returns
+** the allocations refused after the script's own part.
+*/
+static long run_limited(const char *code, int expect_ok) {
+  lua_State *L, *co;
+  int rc, nres;
+  long before;
+  limit = 32u << 20;
+  used = 0;
+  refused = 0;
+  L = lua_newstate(limited_alloc, NULL);
+  ASSERT_NOT_NULL(L);
+  lua_atpanic(L, unprotected);
+  luaL_openlibs(L);
+  luaL_requiref(L, "corio", luaopen_corio, 0);
+  lua_setglobal(L, "corio");
+  co = lua_newthread(L);
+  ASSERT_OK(luaL_loadstring(co, code));
+  rc = lua_resume(co, L, 0, &nres);
+  if (expect_ok) {
+    ASSERT_EQ(rc, LUA_OK);
+  } else {
+    ASSERT_EQ(rc, LUA_ERRMEM);
+    ASSERT_STR_EQ(lua_tostring(co, -1), "not enough memory");
+    ASSERT(corio_lua_cancel_all(L) > 1000); /* before: a panic */
+  }
+  before = refused;
+  ASSERT_OK(corio_lua_run_pending(L));
+  lua_close(L);
+  ASSERT_EQ(used, 0);
+  return refused - before;
+}
+
+/* The script fails for lack of memory with its tasks pending: cancelling
+   them must not need memory (it panicked, SIGABRT in the executable). */
+TEST_IMPL(memory_limit_script_fails) {
+  run_limited("while true do corio.spawn(corio.sleep, 1000) end", 0);
+  run_limited("local ts = {}\n"
+              "for i = 1, 1e7 do ts[i] = corio.spawn(corio.sleep, 1) end",
+              0);
+  run_limited("local f = {}\n"
+              "for i = 1, 1e7 do f[i] = corio.future() end",
+              0);
+}
+
+/*
+** The script goes on after running out of memory, leaving thousands of
+** tasks that cannot start: each would fail only after Lua's full
+** collection of the whole heap (a second each with 600,000 tasks: the
+** process spun for hours).  Now the first one that cannot start makes the
+** rest fail at once: a few refused allocations, not one per task.
+*/
+TEST_IMPL(memory_limit_tasks_cannot_start) {
+  long after =
+      run_limited("local n = 0\n"
+                  "assert(not pcall(function()\n"
+                  "  while true do\n"
+                  "    corio.spawn(function() corio.sleep(0.001) end)\n"
+                  "    n = n + 1\n"
+                  "  end\n"
+                  "end))\n"
+                  "assert(n > 10000, n)\n",
+                  1);
+  printf("  %ld allocations refused while the tasks ran\n", after);
+  ASSERT(after < 100);
+}
+
+/* }================================================================== */
+
+TEST_MAIN(TEST_ENTRY(out_of_memory) TEST_ENTRY(memory_limit_script_fails)
+              TEST_ENTRY(memory_limit_tasks_cannot_start))

@@ -357,12 +357,8 @@ static void laction(int signum) {
   uv_async_send(&h->sigint); /* async-signal-safe */
 }
 
-static void on_sigint(uv_async_t *a) {
-  host *h = a->data;
-  lua_State *L = h->L;
+static int list_pending(lua_State *L) {
   lua_Integer i, n;
-  fprintf(stderr, "\n%s: interrupted; cancelling the pending tasks:\n",
-          progname);
   lcorio_push_pending(L, 0);
   n = luaL_len(L, -1);
   for (i = 1; i <= n; i++) {
@@ -370,8 +366,22 @@ static void on_sigint(uv_async_t *a) {
     fprintf(stderr, "  %s\n", luaL_tolstring(L, -1, NULL));
     lua_pop(L, 2);
   }
-  lua_pop(L, 1);
-  /* every task, including the script's own top-level wait */
+  return 0;
+}
+
+static void on_sigint(uv_async_t *a) {
+  host *h = a->data;
+  lua_State *L = h->L;
+  fprintf(stderr, "\n%s: interrupted; cancelling the pending tasks:\n",
+          progname);
+  /* on the loop: an error (out of memory) must not unwind through libuv */
+  lua_pushcfunction(L, list_pending);
+  if (lua_pcall(L, 0, 0, 0) != LUA_OK) {
+    fprintf(stderr, "  (cannot list them: %s)\n", lua_tostring(L, -1));
+    lua_pop(L, 1);
+  }
+  /* every task, including the script's own top-level wait; allocates
+     nothing */
   corio_lua_cancel_all(L);
 }
 

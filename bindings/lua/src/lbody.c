@@ -38,19 +38,28 @@ struct lcorio_bodies {
   int probing; /* record the next string block in seen, seen_size */
   char *seen;
   size_t seen_size;
+  unsigned small_failed; /* refused requests of SMALL_BLOCK bytes or less */
 };
+
+/* A refused request this small means the heap is exhausted, not that one
+   huge string or table was asked for (see lcorio_small_alloc_failures). */
+#define SMALL_BLOCK 1024
 
 static void *bodies_alloc(void *ud, void *ptr, size_t osize, size_t nsize) {
   lcorio_bodies *b = ud;
   void *p;
-  if (ptr != NULL || osize != LUA_TSTRING)
-    return b->f(b->ud, ptr, osize, nsize);
+  if (ptr != NULL || osize != LUA_TSTRING) {
+    p = b->f(b->ud, ptr, osize, nsize);
+    if (p == NULL && nsize > 0 && nsize <= SMALL_BLOCK) b->small_failed++;
+    return p;
+  }
   if (b->armed != NULL && nsize == b->armed_size) {
     p = b->armed;
     b->armed = NULL;
     return p;
   }
   p = b->f(b->ud, ptr, osize, nsize);
+  if (p == NULL && nsize <= SMALL_BLOCK) b->small_failed++;
   if (b->probing) {
     b->probing = 0;
     b->seen = p;
@@ -97,6 +106,10 @@ void lcorio_bodies_close(lua_State *L, lcorio_state *S) {
     (void)b->f(b->ud, b, sizeof *b, 0);
   }
   /* else someone wrapped ours since: it stays, a plain pass-through */
+}
+
+unsigned lcorio_small_alloc_failures(const lcorio_state *S) {
+  return S->bodies != NULL ? S->bodies->small_failed : 0;
 }
 
 void lcorio_bodies_request(const lcorio_state *S, corio_request *req) {

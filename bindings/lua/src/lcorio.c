@@ -99,6 +99,11 @@ static void on_keep_closed(uv_handle_t *h) {
 static int state_gc(lua_State *L) {
   lcorio_state *S = lua_touserdata(L, 1);
   if (S->rt == NULL) return 0;
+  if (S->nomem_unretrieved > 0)
+    fprintf(stderr,
+            "corio: %zu tasks failed for lack of memory; their exceptions "
+            "were never retrieved\n",
+            S->nomem_unretrieved);
   lcorio_task_shutdown(L, S);
   if (S->keepalive) {
     uv_close((uv_handle_t *)&S->keep, on_keep_closed);

@@ -28,7 +28,9 @@ typedef struct lcorio_state {
   uv_prepare_t keep;
   lua_State *volatile running;  /* the task being resumed (Ctrl-C reads it) */
   struct lcorio_bodies *bodies; /* lbody.c; NULL: bodies are copied */
-  int nomem_ref; /* a task's error when even storing its error failed */
+  int nomem_ref;  /* a task's error when even storing its error failed */
+  int starved_kb; /* heap size when a task could not start; 0: not starved */
+  size_t nomem_unretrieved; /* failed for lack of memory, never looked at */
 } lcorio_state;
 
 /* ltask.c: a task or future as a Lua value. */
@@ -80,6 +82,7 @@ int lcorio_push_results(lua_State *L, ltask *lt); /* returns nresults or
 void lcorio_push_task(lua_State *L, ltask *lt);
 /* Push an array of the tasks not done yet (hidden ones too if asked). */
 void lcorio_push_pending(lua_State *L, int hidden);
+int lcorio_cancel_all(lua_State *L);
 void lcorio_task_open(lua_State *L);
 void lcorio_task_shutdown(lua_State *L, lcorio_state *S); /* lua_close */
 
@@ -186,6 +189,7 @@ void lcorio_push_response(lua_State *L, const corio_response *res,
 typedef struct lcorio_bodies lcorio_bodies;
 void lcorio_bodies_open(lua_State *L, lcorio_state *S);
 void lcorio_bodies_close(lua_State *L, lcorio_state *S);
+unsigned lcorio_small_alloc_failures(const lcorio_state *S);
 void lcorio_bodies_request(const lcorio_state *S, corio_request *req);
 void lcorio_push_body(lua_State *L, lcorio_state *S, corio_fetch *f,
                       const corio_response *res);

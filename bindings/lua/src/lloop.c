@@ -110,17 +110,7 @@ static int l_stats(lua_State *L) {
 }
 
 int corio_lua_cancel_all(lua_State *L) {
-  lua_Integer i, n;
-  lcorio_push_pending(L, 1);
-  n = luaL_len(L, -1);
-  for (i = 1; i <= n; i++) {
-    lua_rawgeti(L, -1, i);
-    lua_getfield(L, -1, "cancel");
-    lua_insert(L, -2);
-    lua_call(L, 1, 0);
-  }
-  lua_pop(L, 1);
-  return (int)n;
+  return lcorio_cancel_all(L);
 }
 
 int corio_lua_run_pending(lua_State *L) {

@@ -248,15 +248,6 @@ static void complete(lua_State *L, ltask *lt, int tidx, corio_task_state st,
   lt->ref = LUA_NOREF;
 }
 
-/* The task's stored error value, pushed (for failed and cancelled). */
-static void push_error(lua_State *L, ltask *lt, int tidx) {
-  lua_getiuservalue(L, tidx, 1);
-  if (corio_task_get_state(lcorio_core(lt)) == CORIO_TASK_FAILED) {
-    lua_rawgeti(L, -1, 1);
-    lua_remove(L, -2);
-  }
-}
-
 static void push_cancelled(lua_State *L, int tidx) {
   if (get_side(L, CANCELMSG_KEY, tidx) == LUA_TSTRING) {
     lcorio_pusherror(L, "CancelledError", "cancelled", "%s",
@@ -266,6 +257,53 @@ static void push_cancelled(lua_State *L, int tidx) {
     lua_pop(L, 1);
     lcorio_pusherror(L, "CancelledError", "cancelled", "task cancelled");
   }
+}
+
+/*
+** The task's stored error value, pushed (for failed and cancelled).  A task
+** cancelled before it ran, and a cancelled future, are completed with no
+** value (see cancel_unstarted): their CancelledError is made here, on
+** first use, and kept.
+*/
+static void push_error(lua_State *L, ltask *lt, int tidx) {
+  tidx = lua_absindex(L, tidx);
+  lua_getiuservalue(L, tidx, 1);
+  if (corio_task_get_state(lcorio_core(lt)) == CORIO_TASK_FAILED) {
+    lua_rawgeti(L, -1, 1);
+    lua_remove(L, -2);
+  } else if (lua_isnil(L, -1)) {
+    lua_pop(L, 1);
+    push_cancelled(L, tidx);
+    lua_pushvalue(L, -1);
+    lua_setiuservalue(L, tidx, 1);
+  }
+}
+
+/*
+** Complete a cancelled task whose coroutine holds no frame to unwind (it
+** never ran, or it is a future) without allocating: when the state is out
+** of memory, cancelling is what frees it, so cancelling must not need
+** memory itself.  push_error makes the CancelledError when it is asked for.
+*/
+static void cancel_unstarted(lua_State *L, ltask *lt, int tidx) {
+  lua_pushnil(L);
+  complete(L, lt, tidx, CORIO_TASK_CANCELLED, 1);
+}
+
+/*
+** Out of memory, Lua collects all garbage before it gives up on an
+** allocation: with 600,000 tasks in the heap that is a second per failed
+** allocation.  Once a task could not even start for lack of memory, the
+** tasks that have not started yet fail at once with the memory error,
+** without touching the heap, until it has shrunk by an eighth: 600,000
+** tasks that would each have failed after a full collection fail in a
+** moment, and the memory they free lets the program go on.
+*/
+static int still_starved(lua_State *L, lcorio_state *S) {
+  if (S->starved_kb == 0) return 0;
+  if (lua_gc(L, LUA_GCCOUNT) > S->starved_kb - S->starved_kb / 8) return 1;
+  S->starved_kb = 0;
+  return 0;
 }
 
 /* What task_resume hands to resume_task. */
@@ -283,17 +321,21 @@ static int resume_task(lua_State *L) {
   ltask *lt = lcorio_ltask(t);
   lcorio_state *S = corio_rt_get_data(corio_task_rt(t));
   lua_State *co;
-  int tidx, nargs, nres, rc;
+  int tidx, nargs, nres, rc, starting = !(lt->flags & LT_STARTED);
   lcorio_push_task(L, lt);
   tidx = lua_gettop(L);
   lua_getiuservalue(L, tidx, 1);
   co = lua_tothread(L, -1);
   lua_pop(L, 1); /* the user value still anchors it */
-  if (!(lt->flags & LT_STARTED)) {
+  if (starting) {
     lt->flags |= LT_STARTED;
     if (status == CORIO_ECANCELED) { /* cancelled before it ever ran */
-      push_cancelled(L, tidx);
-      complete(L, lt, tidx, CORIO_TASK_CANCELLED, 1);
+      cancel_unstarted(L, lt, tidx);
+      return 0;
+    }
+    if (still_starved(L, S)) {
+      lcorio_push_memory_error(L, S);
+      complete(L, lt, tidx, CORIO_TASK_FAILED, 1);
       return 0;
     }
     nargs = lua_gettop(co) - 1;
@@ -308,9 +350,13 @@ static int resume_task(lua_State *L) {
   }
   {
     lua_State *outer = S->running; /* a task resumed from a task's C call */
+    unsigned failed = lcorio_small_alloc_failures(S);
     S->running = co;
     rc = lua_resume(co, L, nargs, &nres);
     S->running = outer;
+    if (rc == LUA_ERRMEM && starting && S->starved_kb == 0 &&
+        lcorio_small_alloc_failures(S) != failed)
+      S->starved_kb = lua_gc(L, LUA_GCCOUNT); /* see still_starved */
   }
   if (rc == LUA_YIELD) {
     if (corio_task_get_state(t) == CORIO_TASK_RUNNING) {
@@ -640,8 +686,7 @@ static int t_cancel(lua_State *L) {
   }
   if (lt->flags & LT_FUTURE) {
     /* finish it here: the error value and the anchor are ours to manage */
-    push_cancelled(L, 1);
-    complete(L, lt, 1, CORIO_TASK_CANCELLED, 1);
+    cancel_unstarted(L, lt, 1);
   } else {
     corio_task_cancel(t);
   }
@@ -935,18 +980,94 @@ static int coro_gc(lua_State *L) {
 ** Lua runs; the runtime's waits are released so the runtime can be freed.
 */
 void lcorio_task_shutdown(lua_State *L, lcorio_state *S) {
-  lua_Integer i, n;
   if (S->closing || S->rt == NULL) return;
   S->closing = 1;
   lua_checkstack(L, 4);
-  lcorio_push_pending(L, 1);
-  n = luaL_len(L, -1);
-  for (i = 1; i <= n; i++) {
-    lua_rawgeti(L, -1, i);
-    corio_task_finish(lcorio_core(lua_touserdata(L, -1)), CORIO_TASK_CANCELLED);
+  lua_pushnil(L); /* finishing runs no Lua now (closing): the walk holds */
+  while (lua_next(L, LUA_REGISTRYINDEX) != 0) {
+    ltask *lt = lcorio_totask(L, -1);
+    if (lt != NULL && !corio_task_done(lcorio_core(lt)))
+      corio_task_finish(lcorio_core(lt), CORIO_TASK_CANCELLED);
     lua_pop(L, 1);
   }
+}
+
+/*
+** Cancel every pending task, allocating nothing: a script that failed for
+** lack of memory is cancelled this way (corio_lua_cancel_all).  A task is
+** only flagged and queued.  A future finishes at once and runs its done
+** callbacks, which may add keys to the registry, where a walk with
+** lua_next may then skip entries (it stays valid from a key still
+** present, and ours stay: luaL_unref never clears one).  So futures are
+** noted by ref, FUTURE_BATCH at a time, and finished between steps of the
+** walk; a walk that finished any is followed by another.
+*/
+#define FUTURE_BATCH 256
+
+static int is_task(lua_State *L, int mt) {
+  int yes;
+  if (lua_type(L, -1) != LUA_TUSERDATA || !lua_getmetatable(L, -1)) return 0;
+  yes = lua_rawequal(L, -1, mt);
   lua_pop(L, 1);
+  return yes;
+}
+
+static int cancel_futures(lua_State *L, const int *refs, int k) {
+  int i, n = 0;
+  for (i = 0; i < k; i++) {
+    ltask *lt;
+    lua_rawgeti(L, LUA_REGISTRYINDEX, refs[i]);
+    lt = lcorio_totask(L, -1);
+    /* a callback of an earlier one may have finished it */
+    if (lt != NULL && lt->ref == refs[i] && !corio_task_done(lcorio_core(lt))) {
+      cancel_unstarted(L, lt, lua_gettop(L));
+      n++;
+    }
+    lua_pop(L, 1);
+  }
+  return n;
+}
+
+int lcorio_cancel_all(lua_State *L) {
+  int refs[FUTURE_BATCH], n = 0, k = 0, first = 1, walked_futures, mt;
+  lua_checkstack(L, 6);
+  lua_getfield(L, LUA_REGISTRYINDEX, LCORIO_TASK_MT);
+  mt = lua_gettop(L);
+  do {
+    walked_futures = 0;
+    lua_pushnil(L);
+    while (lua_next(L, LUA_REGISTRYINDEX) != 0) {
+      ltask *lt = is_task(L, mt) ? lua_touserdata(L, -1) : NULL;
+      lua_pop(L, 1);
+      if (lt == NULL || corio_task_done(lcorio_core(lt))) continue;
+      if (!(lt->flags & LT_FUTURE)) {
+        n += corio_task_cancel(lcorio_core(lt)) && first;
+        continue;
+      }
+      refs[k++] = lt->ref;
+      walked_futures = 1;
+      if (k == FUTURE_BATCH) { /* the key stays on the stack meanwhile */
+        n += cancel_futures(L, refs, k);
+        k = 0;
+      }
+    }
+    n += cancel_futures(L, refs, k);
+    k = 0;
+    first = 0;
+  } while (walked_futures);
+  lua_pop(L, 1); /* mt */
+  return n;
+}
+
+/* Is the failed task at 1 failed with the preallocated memory error?  A
+   heap so full that tasks failed this way has no room to describe each. */
+static int is_memory_error(lua_State *L, lcorio_state *S) {
+  int same;
+  lua_getiuservalue(L, 1, 1);
+  lcorio_push_memory_error(L, S);
+  same = lua_rawequal(L, -1, -2);
+  lua_pop(L, 2);
+  return same;
 }
 
 static int t_gc(lua_State *L) {
@@ -960,6 +1081,10 @@ static int t_gc(lua_State *L) {
   }
   if (corio_task_get_state(lcorio_core(lt)) == CORIO_TASK_FAILED &&
       !(lt->flags & LT_RETRIEVED)) {
+    if (is_memory_error(L, S)) { /* told once, by the state (lcorio.c) */
+      S->nomem_unretrieved++;
+      return 0;
+    }
     lua_pushcfunction(L, t_tostring);
     lua_pushvalue(L, 1);
     if (lua_pcall(L, 1, 1, 0) != LUA_OK) lua_pushliteral(L, "<Task>");
