@@ -324,9 +324,8 @@ enum {
 /*
 ** One transfer.  Pooled with its buffers, not its easy handle (fetch.c,
 ** corio__fetch_obj_recycle): a transfer that reuses a pooled object makes
-** no allocation of its own but libcurl's unless a buffer must grow.  `res` is
-*what the callback (or corio_fetch_blocking's caller)
-** sees.
+** no allocation of its own, libcurl's aside, unless a buffer must grow.
+** `res` is what the callback (or corio_fetch_blocking's caller) sees.
 */
 struct corio_fetch {
   CURL *easy;
