@@ -656,12 +656,17 @@ CORIO_EXTERN void corio_session_set_data(corio_session *s, void *data);
 /* Live counts for corio.stats(). */
 typedef struct corio_fetch_stats {
   size_t active;       /* transfers started and not yet completed */
-  size_t sockets;      /* sockets libcurl has open and we poll */
+  size_t sockets;      /* connection sockets open: busy, and idle keep-alive
+                          ones (libcurl's caches keep them open while no
+                          transfer uses them); a connection being made
+                          can have two for a while (IPv6 and IPv4) */
   size_t sessions;     /* sessions, the default one included */
-  size_t pooled;       /* idle easy handles kept for reuse */
+  size_t pooled;       /* idle transfer objects (buffers) kept for reuse */
   size_t pooled_bytes; /* of big body buffers they keep (corio_set_body_pool) */
-  size_t idle;         /* idle keep-alive connections of all sessions (not
-                          counted in `sockets`) */
+  size_t idle;         /* idle keep-alive connections of all sessions
+                          (counted in `sockets`) */
+  size_t watched;      /* sockets polled for transfers in flight: busy
+                          connections and resolver wakeups (not idle ones) */
 } corio_fetch_stats;
 CORIO_EXTERN void corio_fetch_get_stats(const corio_rt *rt,
                                         corio_fetch_stats *out);

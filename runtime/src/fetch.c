@@ -231,11 +231,29 @@ corio_fetch *corio__fetch_obj_new(void) {
   return f;
 }
 
-/* Ready `f` for its next transfer: options back to libcurl's defaults
-   (connections, DNS and share stay), big buffers released; the body
-   buffer is kept if it is ours and holds at most `keep_body` bytes. */
+/*
+** Ready `f` for its next transfer: the easy handle goes (the next
+** transfer gets a new one, corio__fetch_obj_easy), big buffers are
+** released; the body buffer is kept if it is ours and holds at most
+** `keep_body` bytes.
+**
+** Why not keep the easy handle (curl_easy_reset): libcurl 7.88 keeps a
+** pointer to the last header field it stored for a handle (for obs-fold
+** continuation lines) when it frees those fields at the handle's next
+** transfer.  A response whose first field line is folded then extends a
+** freed block: any server could crash the process on its second fetch
+** (upstream fixed it in 8.1, "headers: clear (possibly) lingering pointer
+** in init"; Debian 12 ships 7.88).  curl_easy_reset does not clear it; a
+** new handle starts clean.  The cost is small: connections, DNS and TLS
+** sessions live in the multi and the share, not in the handle; init and
+** cleanup take about 1.5 us more than a reset (S1: a few % more CPU, the
+** same requests per second).  Not made to depend on the libcurl version:
+** a distribution may backport the fix without changing the number, or
+** not, and the fast path would be the one never tested here.
+*/
 void corio__fetch_obj_recycle(corio_fetch *f, size_t keep_body) {
-  curl_easy_reset(f->easy);
+  curl_easy_cleanup(f->easy);
+  f->easy = NULL;
   buf_trim(&f->arena, KEEP_ARENA);
   if (f->body_alloc != NULL) {
     corio__fetch_body_free(f);
@@ -272,6 +290,12 @@ void corio__fetch_obj_recycle(corio_fetch *f, size_t keep_body) {
   f->state = CORIO__F_IDLE;
   f->errbuf[0] = '\0';
   memset(&f->res, 0, sizeof f->res);
+}
+
+/* Give a recycled `f` its new easy handle (see corio__fetch_obj_recycle). */
+int corio__fetch_obj_easy(corio_fetch *f) {
+  if (f->easy == NULL) f->easy = curl_easy_init();
+  return f->easy != NULL ? 0 : CORIO_ENOMEM;
 }
 
 void corio__fetch_obj_free(corio_fetch *f) {
@@ -551,9 +575,8 @@ int corio__fetch_setup(corio_fetch *f, const corio_request *req) {
 
 /*
 ** The receive buffer, as libcurl is about to start the transfer (see
-** MANY_ACTIVE).  Only a hint: libcurl 7.88 refuses a new size while the
-** handle still holds the buffer of its last transfer (it keeps it after
-** some failures); the transfer then goes on with the old size.
+** MANY_ACTIVE).  (libcurl 7.88 refuses a new size while a handle still
+** holds the buffer of its last transfer; each transfer has a new handle.)
 */
 void corio__fetch_pick_buffer(corio_fetch *f) {
   size_t n = f->fetcher->nactive + f->fetcher->rt->nready;
@@ -573,8 +596,8 @@ void corio__fetch_pick_buffer(corio_fetch *f) {
 
 /* libcurl 7.88 says CURLE_RECV_ERROR of a malformed chunked body too,
    where no socket failed; a failed recv() is "Recv failure: <strerror>".
-   (CURLINFO_OS_ERRNO cannot tell them apart: a pooled handle keeps the
-   errno of an earlier transfer.) */
+   (CURLINFO_OS_ERRNO cannot tell them apart: it may be the errno of an
+   earlier connect attempt.) */
 static int socket_failed(const corio_fetch *f) {
   return strncmp(f->errbuf, "Recv failure", 12) == 0;
 }
@@ -647,6 +670,10 @@ int corio__fetch_code(const corio_fetch *f, CURLcode code) {
   case CURLE_GOT_NOTHING:
   case CURLE_HTTP2_STREAM:
     return CORIO_ERESET;
+  case CURLE_BAD_FUNCTION_ARGUMENT:
+    /* libcurl 7.88 says so of a header line it cannot store (no colon, or
+       a fold with no field before it); our own options were checked when
+       they were set (corio__fetch_setup) */
   case CURLE_WEIRD_SERVER_REPLY:
   case CURLE_HTTP2:
   case CURLE_HTTP3:

@@ -89,6 +89,8 @@ static void pool_put(corio__fetcher *ft, corio_fetch *f) {
   ft->npool++;
 }
 
+/* A pooled object with a new easy handle (corio__fetch_obj_recycle says
+   why it is new), or a new object. */
 static corio_fetch *pool_get(corio__fetcher *ft) {
   corio_fetch *f = ft->pool;
   if (f != NULL) {
@@ -97,11 +99,15 @@ static corio_fetch *pool_get(corio__fetcher *ft) {
     ft->pool_big -= f->pool_big;
     f->pool_big = 0;
     f->next = NULL;
+    if (corio__fetch_obj_easy(f) != 0) {
+      corio__fetch_obj_free(f);
+      return NULL;
+    }
   } else {
     f = corio__fetch_obj_new();
     if (f == NULL) return NULL;
-    if (ft->share != NULL) curl_easy_setopt(f->easy, CURLOPT_SHARE, ft->share);
   }
+  if (ft->share != NULL) curl_easy_setopt(f->easy, CURLOPT_SHARE, ft->share);
   f->fetcher = ft;
   return f;
 }
@@ -709,7 +715,8 @@ void corio_fetch_get_stats(const corio_rt *rt, corio_fetch_stats *out) {
   memset(out, 0, sizeof *out);
   if (ft == NULL) return;
   out->active = ft->nactive;
-  out->sockets = ft->nsockets;
+  out->sockets = ft->nconn;
+  out->watched = ft->nsockets;
   out->sessions = ft->nsessions;
   out->pooled = ft->npool;
   out->pooled_bytes = ft->pool_big;

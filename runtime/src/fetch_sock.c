@@ -57,6 +57,17 @@ void corio__fsock_close(corio__fetcher *ft, corio__fsock *k) {
   uv_close((uv_handle_t *)&k->poll, on_sock_closed);
 }
 
+/* Mark ft->fds[fd] (which exists) as a connection socket or not, and
+   count the marked ones: the sockets the runtime has open, busy or idle. */
+static void set_conn(corio__fetcher *ft, curl_socket_t fd, int conn) {
+  if (ft->fds[fd].conn == conn) return;
+  ft->fds[fd].conn = conn;
+  if (conn)
+    ft->nconn++;
+  else
+    ft->nconn--;
+}
+
 /* Make ft->fds[fd] exist. */
 static int fd_slot(corio__fetcher *ft, curl_socket_t fd) {
   if ((size_t)fd >= ft->nfds) {
@@ -197,7 +208,7 @@ curl_socket_t corio__fsock_open(void *clientp, curlsocktype purpose,
     return CURL_SOCKET_BAD;
   }
   if (ft->fds[fd].k != NULL) corio__fsock_close(ft, ft->fds[fd].k);
-  ft->fds[fd].conn = 1;
+  set_conn(ft, fd, 1); /* counted once if the old one closed unseen */
   f->opened[1] = f->opened[0];
   f->opened[0] = fd;
   return fd;
@@ -221,7 +232,7 @@ void corio__fsock_forget_closed(corio_fetch *f) {
     if (fd < 0 || (size_t)fd >= ft->nfds || !ft->fds[fd].conn) continue;
     if (fcntl(fd, F_GETFD) != -1 || errno != EBADF) continue;
     if (ft->fds[fd].k != NULL) corio__fsock_close(ft, ft->fds[fd].k);
-    ft->fds[fd].conn = 0;
+    set_conn(ft, fd, 0);
   }
 }
 
@@ -230,7 +241,7 @@ int corio__fsock_closesocket(void *clientp, curl_socket_t fd) {
   corio__fetcher *ft = clientp;
   if (fd >= 0 && (size_t)fd < ft->nfds) {
     if (ft->fds[fd].k != NULL) corio__fsock_close(ft, ft->fds[fd].k);
-    ft->fds[fd].conn = 0;
+    set_conn(ft, fd, 0);
   }
   return close(fd);
 }

@@ -322,10 +322,10 @@ enum {
 };
 
 /*
-** One transfer.  Pooled with its easy handle and buffers: a transfer that
-** reuses a pooled object makes no allocation of its own unless a buffer
-** must grow.  `res` is what the callback (or corio_fetch_blocking's caller)
-** sees.
+** One transfer.  Pooled with its buffers, not its easy handle (fetch.c,
+** corio__fetch_obj_recycle): a transfer that reuses a pooled object makes
+** no allocation of its own, libcurl's aside, unless a buffer must grow.
+** `res` is what the callback (or corio_fetch_blocking's caller) sees.
 */
 struct corio_fetch {
   CURL *easy;
@@ -441,7 +441,9 @@ typedef struct corio__fetcher {
   size_t nsessions;
   corio__fslot *fds; /* indexed by fd */
   size_t nfds;
-  size_t nsockets, nactive;
+  size_t nsockets; /* contexts polling for a transfer (not parked) */
+  size_t nconn;    /* fds marked `conn`: connection sockets open */
+  size_t nactive;
   int closing;
 } corio__fetcher;
 
@@ -454,6 +456,7 @@ extern size_t corio__body_pool_bytes;
 int corio__fetch_check(const corio_request *req, CURLU *urlh);
 corio_fetch *corio__fetch_obj_new(void);
 void corio__fetch_obj_recycle(corio_fetch *f, size_t keep_body);
+int corio__fetch_obj_easy(corio_fetch *f);
 void corio__fetch_obj_free(corio_fetch *f);
 void corio__fetch_body_free(corio_fetch *f);
 int corio__fetch_setup(corio_fetch *f, const corio_request *req);

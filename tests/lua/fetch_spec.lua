@@ -36,7 +36,8 @@ describe("fetch", function()
     -- a server of broken answers, by path: /short promises 100 bytes,
     -- sends 10 and closes; /rst does the same with a TCP reset;
     -- /badchunk sends a chunk size that is not hex; /garbage answers with
-    -- no status line at all, /badstatus with a bad one; /hugeheaders sends
+    -- no status line at all, /badstatus with a bad one; /fold has a folded
+    -- line where its first field should be; /hugeheaders sends
     -- 1.1 MB of header fields, /hugeline one field of 200 KB; /closeupload
     -- closes as soon as the request begins (a reset under the upload)
     raw_port = free_port()
@@ -47,6 +48,7 @@ answers = {
     b"/badchunk": b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\nzz\r\nworld\r\n0\r\n\r\n",
     b"/garbage": b"SSH-2.0-OpenSSH_9.2\r\n\r\n",
     b"/badstatus": b"HTTP/1.1 abc OK\r\n\r\n",
+    b"/fold": b"HTTP/1.1 302 Found\r\n Location: /r\r\nContent-Length: 0\r\n\r\n",
     b"/hugeheaders": b"HTTP/1.1 200 OK\r\n" + b"".join(
         b"X-Filler-%%04d: %%s\r\n" %% (i, b"f" * 980) for i in range(1100)),
     b"/hugeline": b"HTTP/1.1 200 OK\r\nX-Big: " + b"f" * 200000 + b"\r\n\r\n",
@@ -395,6 +397,19 @@ print(corio.get(srv.url).body)
       assert.equal("hello world\n", corio.get(base .. "/hello").body)
     end)
 
+    it("protocol: a folded first field line, after any response, from any host", function()
+      -- libcurl 7.88 would extend a freed field of the handle's transfer
+      -- before: a crash if corio reused easy handles
+      for _, host in ipairs({"127.0.0.1", "localhost"}) do
+        assert.equal("hello world\n", corio.get(base .. "/hello").body)
+        local err = fetch_error(corio.fetch, "http://" .. host .. ":" .. raw_port .. "/fold")
+        assert.equal("protocol", err.kind, err.message)
+      end
+      local err = fetch_error(corio.blocking.get, "http://127.0.0.1:" .. raw_port .. "/fold")
+      assert.equal("protocol", err.kind, err.message) -- the same word for the same answer
+      assert.equal("hello world\n", corio.get(base .. "/hello").body)
+    end)
+
     it("tls: a self-signed certificate is refused unless verify_tls = false", function()
       local err = fetch_error(corio.fetch, tls_base .. "/hello")
       assert.equal("tls", err.kind)
@@ -524,6 +539,18 @@ print(corio.get(srv.url).body)
       assert.is_false(ok)
       assert.matches("closed", err)
       outer:close() -- twice is fine
+    end)
+
+    it("corio.stats().sockets counts idle keep-alive sockets, gone with their session", function()
+      assert.equal(200, corio.get(base .. "/hello").status)
+      local before = corio.stats().sockets
+      assert.is_true(before >= 1, before) -- the default session's, idle
+      local s = corio.session{}
+      assert.equal(200, s:get(base .. "/hello").status)
+      assert.equal(0, corio.stats().fetches)
+      assert.equal(before + 1, corio.stats().sockets)
+      s:close()
+      assert.equal(before, corio.stats().sockets)
     end)
 
     it("closing a session cancels its transfers", function()

@@ -104,7 +104,7 @@ static int l_stats(lua_State *L) {
   setcount(L, "ready", st.ready);
   setcount(L, "sleeping", st.sleeping);
   setcount(L, "fetches", fs.active);
-  setcount(L, "sockets", fs.sockets);
+  setcount(L, "sockets", fs.sockets); /* open, idle keep-alive included */
   setcount(L, "sessions", fs.sessions);
   return 1;
 }
