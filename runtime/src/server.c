@@ -36,18 +36,29 @@ static void on_timer(uv_timer_t *t);
 static void server_maybe_done(corio_server *s);
 static void cut_all(corio_server *s);
 
-int corio__srv_buf_reserve(corio__srv_buf *b, size_t extra) {
-  size_t cap;
+/*
+** Make room for `extra` more bytes, doubling the capacity (amortized
+** copies) but not past `bound` unless `extra` needs more: a body of known
+** length grows up to that length, not to twice it.
+*/
+int corio__srv_buf_grow(corio__srv_buf *b, size_t extra, size_t bound) {
+  size_t cap, need;
   char *p;
   if (b->cap - b->len >= extra) return 0;
-  if (extra > SIZE_MAX / 2 - b->len) return -1;
+  if (extra > SIZE_MAX / 2 - b->len) return CORIO_ENOMEM;
+  need = b->len + extra;
   cap = b->cap ? b->cap : 512;
-  while (cap - b->len < extra) cap *= 2;
+  while (cap < need) cap *= 2;
+  if (cap > bound) cap = bound > need ? bound : need;
   p = corio__realloc(b->base, cap);
-  if (p == NULL) return -1;
+  if (p == NULL) return CORIO_ENOMEM;
   b->base = p;
   b->cap = cap;
   return 0;
+}
+
+int corio__srv_buf_reserve(corio__srv_buf *b, size_t extra) {
+  return corio__srv_buf_grow(b, extra, SIZE_MAX);
 }
 
 /*
