@@ -22,7 +22,11 @@
 **
 ** Disconnects.  A host that holds a request (a task computing the answer)
 ** wants to know when nobody waits for it any more: corio__srv_gone tells
-** it once, when the peer's EOF arrives or when the connection closes.
+** it once, when the connection closes (a reset, a failed write, a
+** timeout).  The peer's EOF is not that: a client may send its request,
+** shut down its writing side and wait for the answer (shutdown(SHUT_WR)),
+** so after a FIN the requests already received are still answered, and
+** the connection closes after the last of them.
 */
 #include <string.h>
 
@@ -369,8 +373,7 @@ static void on_read(uv_stream_t *st, ssize_t nread, const uv_buf_t *buf) {
       corio__srv_conn_close(c);
       return;
     }
-    c->flags |= CORIO__SRV_EOF;
-    corio__srv_gone(c); /* a request in the host's hands: nobody waits */
+    c->flags |= CORIO__SRV_EOF; /* a half-close: answers still go out */
     if (!(c->flags & CORIO__SRV_IN_PROCESS)) settle(c);
     return;
   }
