@@ -815,9 +815,12 @@ CORIO_EXTERN int corio_server_close(corio_server *s, uint64_t deadline_ms,
 ** Name: corio_server_on_disconnect
 ** Desc: Call `cb(s, req, ud)` (ud: the server's data slot) when the client
 **       of a request the host holds (handed out, not answered yet) goes
-**       away: it closed its side (a half-close counts, as in Go's
-**       net/http: the answer is still sent if the host gives one), the
-**       connection was reset, or a timeout or the close deadline cut it.
+**       away: the connection was reset, a write to it failed, or a
+**       timeout or the close deadline cut it.  A FIN alone is not that:
+**       a client may shut down its writing side after its request and
+**       wait for the answer, which is then sent (with "Connection:
+**       close"); a client that closed entirely is noticed only once a
+**       write to it fails.
 **       At most once per request, on the loop, never from inside a corio
 **       call of the host's.  The request stays valid and must still be
 **       answered (corio_srv_respond or corio_srv_abort), typically after

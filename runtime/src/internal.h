@@ -168,6 +168,7 @@ struct corio_srv_req {
   size_t nhdrs, hdrs_cap;
   size_t target, target_len, path, path_len, query, query_len;
   size_t body, body_len;
+  size_t body_max;   /* its declared length, or max_body_bytes (chunked) */
   size_t head_bytes; /* counted against max_header_bytes */
   uint8_t method, major, minor, keep_alive;
   uint8_t last;     /* the element being received: SRV_EL_* (server_parse.c) */
@@ -275,7 +276,9 @@ void corio__srv_after_response(corio__srv_conn *c);
 void corio__srv_conn_close(corio__srv_conn *c);
 void corio__srv_conn_release(corio__srv_conn *c);
 void corio__srv_gone(corio__srv_conn *c);
+/* 0 or CORIO_ENOMEM */
 int corio__srv_buf_reserve(corio__srv_buf *b, size_t extra);
+int corio__srv_buf_grow(corio__srv_buf *b, size_t extra, size_t bound);
 
 /* server_parse.c */
 extern const http_parser_settings corio__srv_settings;

@@ -22,7 +22,11 @@
 **
 ** Disconnects.  A host that holds a request (a task computing the answer)
 ** wants to know when nobody waits for it any more: corio__srv_gone tells
-** it once, when the peer's EOF arrives or when the connection closes.
+** it once, when the connection closes (a reset, a failed write, a
+** timeout).  The peer's EOF is not that: a client may send its request,
+** shut down its writing side and wait for the answer (shutdown(SHUT_WR)),
+** so after a FIN the requests already received are still answered, and
+** the connection closes after the last of them.
 */
 #include <string.h>
 
@@ -36,18 +40,29 @@ static void on_timer(uv_timer_t *t);
 static void server_maybe_done(corio_server *s);
 static void cut_all(corio_server *s);
 
-int corio__srv_buf_reserve(corio__srv_buf *b, size_t extra) {
-  size_t cap;
+/*
+** Make room for `extra` more bytes, doubling the capacity (amortized
+** copies) but not past `bound` unless `extra` needs more: a body of known
+** length grows up to that length, not to twice it.
+*/
+int corio__srv_buf_grow(corio__srv_buf *b, size_t extra, size_t bound) {
+  size_t cap, need;
   char *p;
   if (b->cap - b->len >= extra) return 0;
-  if (extra > SIZE_MAX / 2 - b->len) return -1;
+  if (extra > SIZE_MAX / 2 - b->len) return CORIO_ENOMEM;
+  need = b->len + extra;
   cap = b->cap ? b->cap : 512;
-  while (cap - b->len < extra) cap *= 2;
+  while (cap < need) cap *= 2;
+  if (cap > bound) cap = bound > need ? bound : need;
   p = corio__realloc(b->base, cap);
-  if (p == NULL) return -1;
+  if (p == NULL) return CORIO_ENOMEM;
   b->base = p;
   b->cap = cap;
   return 0;
+}
+
+int corio__srv_buf_reserve(corio__srv_buf *b, size_t extra) {
+  return corio__srv_buf_grow(b, extra, SIZE_MAX);
 }
 
 /*
@@ -358,8 +373,7 @@ static void on_read(uv_stream_t *st, ssize_t nread, const uv_buf_t *buf) {
       corio__srv_conn_close(c);
       return;
     }
-    c->flags |= CORIO__SRV_EOF;
-    corio__srv_gone(c); /* a request in the host's hands: nobody waits */
+    c->flags |= CORIO__SRV_EOF; /* a half-close: answers still go out */
     if (!(c->flags & CORIO__SRV_IN_PROCESS)) settle(c);
     return;
   }

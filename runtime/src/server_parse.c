@@ -213,11 +213,11 @@ static int on_headers_complete(http_parser *p) {
   if (s->o.max_inflight > 0 && s->inflight >= s->o.max_inflight)
     req->rejected = 1; /* the body is read and dropped, then answered */
   req->body = req->buf.len;
+  /* nothing is reserved for the body yet: a client's Content-Length is
+     a claim, and memory follows the bytes that arrive (on_body) */
+  req->body_max = p->content_length != ULLONG_MAX ? (size_t)p->content_length
+                                                  : s->o.max_body_bytes;
   if (has_body) {
-    /* a known length is reserved once, not grown by doubling */
-    if (!req->rejected && p->content_length != ULLONG_MAX &&
-        corio__srv_buf_reserve(&req->buf, (size_t)p->content_length + 1) != 0)
-      return fail(c, 500);
     c->rstate = CORIO__SRV_BODY;
     corio__srv_timer_set(c, CORIO__SRV_T_BODY);
     if (req->major == 1 && req->minor >= 1 && wants_continue(c))
@@ -229,10 +229,17 @@ static int on_headers_complete(http_parser *p) {
 static int on_body(http_parser *p, const char *at, size_t len) {
   corio__srv_conn *c = conn_of(p);
   corio_srv_req *req = &c->req;
+  size_t bound;
   if (len > c->srv->o.max_body_bytes - req->body_len) return fail(c, 413);
   req->body_len += len;
   corio__srv_timer_set(c, CORIO__SRV_T_BODY); /* silence is timed */
   if (req->rejected) return 0;
+  /* grown by doubling as the body arrives, up to its declared length (or
+     the limit) and its NUL; append then finds the room */
+  bound = req->body_max < SIZE_MAX - req->body - 1
+              ? req->body + req->body_max + 1
+              : SIZE_MAX;
+  if (corio__srv_buf_grow(&req->buf, len, bound) != 0) return fail(c, 500);
   return append(req, at, len) == 0 ? 0 : fail(c, 500);
 }
 

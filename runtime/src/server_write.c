@@ -245,12 +245,16 @@ static void send_out(corio__srv_conn *c) {
   corio__srv_timer_set(c, CORIO__SRV_T_WRITE);
 }
 
-/* Whether the connection stays open after answering the current request. */
+/*
+** Whether the connection stays open after answering the current request.
+** After the peer's FIN only input already received can follow: pipelined
+** requests behind this one keep it open, and the last answer closes it.
+*/
 int corio__srv_keep_open(corio__srv_conn *c) {
   corio_server *s = c->srv;
-  if (!c->req.keep_alive || s->closing ||
-      (c->flags & (CORIO__SRV_CLOSE_AFTER | CORIO__SRV_EOF)))
+  if (!c->req.keep_alive || s->closing || (c->flags & CORIO__SRV_CLOSE_AFTER))
     return 0;
+  if ((c->flags & CORIO__SRV_EOF) && c->ilen == c->ioff) return 0;
   return s->o.max_requests_per_conn == 0 ||
          c->nreq < s->o.max_requests_per_conn;
 }

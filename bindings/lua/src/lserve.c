@@ -30,10 +30,12 @@
 ** A handler that raises gets a 500; its error is reported once on stderr
 ** with its traceback, and the server goes on.  Past max_inflight requests
 ** in flight, the server answers overload_status at once, without a task.
-** When the client goes away (closes, resets, a timeout or the close
-** deadline cuts it), the handler task is cancelled ("connection closed
-** before the handler answered") and the connection is dropped without an
-** answer; a handler cancelled otherwise (Ctrl-C) answers 503.
+** When the client goes away (resets the connection, a write to it fails,
+** a timeout or the close deadline cuts it), the handler task is cancelled
+** ("connection closed before the handler answered") and the connection is
+** dropped without an answer; a client that only shut down its writing
+** side (FIN) still gets its answer.  A handler cancelled otherwise
+** (Ctrl-C) answers 503.
 **
 ** Server object: port, url, closed (boolean), close([deadline]) (stop
 ** accepting now, let requests in flight finish for up to `deadline`
