@@ -210,6 +210,28 @@ describe("corio.threads.map", function()
     assert.has_error(function() corio.threads.map(function() end, {1}, {threads = 0}) end)
     assert.has_error(function() corio.threads.map(function() end, 5) end)
   end)
+
+  -- os.exit would end the whole program from any thread: in a worker
+  -- thread it raises instead, so the item fails, as a worker process's
+  -- exit fails its item
+  it("os.exit in a worker thread fails its item; the program goes on", function()
+    local out, rc = sh(bin .. [[ -e '
+      local ok, err = pcall(corio.threads.map, function(x)
+        if x == 2 then os.exit(7) end
+        return x
+      end, {1, 2, 3})
+      print(ok, err.name, err.index, err.cause, err.results[3])
+      ok, err = pcall(corio.threads.map, function() os.exit(true, true) end, {1})
+      print(ok, err.cause)
+      print(pcall(corio.to_thread, function() os.exit(false) end))
+      print("still here")']])
+    assert.equal(0, rc, out)
+    assert.equal(
+      "false\tWorkerError\t2\t(command line):3: corio: os.exit is not allowed in a worker thread\t3\n" ..
+      "false\t(command line):7: corio: os.exit is not allowed in a worker thread\n" ..
+      "false\t(command line):9: corio: os.exit is not allowed in a worker thread\n" ..
+      "still here\n", out)
+  end)
 end)
 
 describe("corio.processes.map", function()
