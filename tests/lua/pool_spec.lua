@@ -211,6 +211,24 @@ describe("corio.threads.map", function()
     assert.has_error(function() corio.threads.map(function() end, 5) end)
   end)
 
+  it("refuses unknown options and bad values, naming them", function()
+    local function err_of(opts)
+      local ok, err = pcall(corio.threads.map, function() end, {1}, opts)
+      assert.is_false(ok)
+      return err
+    end
+    assert.matches("corio.threads.map: unknown option 'bogus'", err_of{bogus = 1}, 1, true)
+    assert.matches("corio.threads.map: option names are strings (got a number key)", err_of{1}, 1, true)
+    assert.matches("corio.threads.map: option 'threads' must be an integer from 1 to 10000 (got 1.5)",
+      err_of{threads = 1.5}, 1, true)
+    assert.matches("corio.threads.map: option 'threads' must be an integer from 1 to 10000 (got 2)",
+      err_of{threads = "2"}, 1, true)
+    -- a thread cannot be killed: a timeout it could not keep is refused
+    assert.matches("corio.threads.map: option 'timeout' is only supported by corio.processes.map",
+      err_of{timeout = 1}, 1, true)
+    assert.matches("corio.threads.map: options must be a table, not a number", err_of(5), 1, true)
+  end)
+
   -- os.exit would end the whole program from any thread: in a worker
   -- thread it raises instead, so the item fails, as a worker process's
   -- exit fails its item
@@ -313,6 +331,55 @@ describe("corio.processes.map", function()
     assert.is_true(corio.time() - t0 < 4 * 0.3 / 2)
   end)
 
+  -- a worker that never answers (stopped, or looping) would hang map
+  -- forever: past its timeout it is killed and its item fails
+  it("kills a worker running an item past its timeout; a fresh one runs the rest", function()
+    local ok, err = pcall(corio.wait_for, function()
+      return corio.processes.map(function(x)
+        if x == 2 then os.execute("kill -STOP $PPID") end
+        if x == 4 then while true do end end
+        return x * 10
+      end, {1, 2, 3, 4, 5}, {processes = 1, timeout = 0.5})
+    end, 60) -- bounds the test when the timeout does not work
+    assert.is_false(ok)
+    assert.equal("WorkerError", err.name, tostring(err))
+    assert.equal(2, err.index)
+    assert.is_true(err.cause == corio.TimeoutError, tostring(err.cause))
+    assert.matches("corio.processes.map: item 2 failed: TimeoutError: corio: item 2 ran past its " ..
+      "timeout (0.5 s); its worker process was killed", tostring(err), 1, true)
+    assert.is_true(err.errors[4] == corio.TimeoutError)
+    assert.same({10, nil, 30, nil, 50, n = 5}, err.results)
+  end)
+
+  it("lets items that end in time finish under a timeout", function()
+    local r = corio.processes.map(function(x)
+      corio.sleep(0.05)
+      return x + 1
+    end, {1, 2, 3, 4}, {processes = 2, timeout = 30})
+    assert.same({2, 3, 4, 5, n = 4}, r)
+  end)
+
+  it("refuses unknown options and bad values, naming them", function()
+    local function err_of(opts)
+      local ok, err = pcall(corio.processes.map, function() end, {1}, opts)
+      assert.is_false(ok)
+      return err
+    end
+    assert.matches("corio.processes.map: unknown option 'bogus'", err_of{bogus = 1}, 1, true)
+    assert.matches("corio.processes.map: unknown option 'threads'", err_of{threads = 1}, 1, true)
+    assert.matches("corio.processes.map: option 'processes' must be an integer from 1 to 1000 (got 0)",
+      err_of{processes = 0}, 1, true)
+    assert.matches("corio.processes.map: option 'timeout' must be a number of seconds > 0 (got 0)",
+      err_of{timeout = 0}, 1, true)
+    assert.matches("corio.processes.map: option 'timeout' must be a number of seconds > 0 (got 1)",
+      err_of{timeout = "1"}, 1, true)
+    assert.matches("corio.processes.map: option 'timeout' must be a number of seconds > 0 (got",
+      err_of{timeout = 0 / 0}, 1, true)
+    assert.matches("corio.processes.map: option 'executable' must be a string, not a number",
+      err_of{executable = 5}, 1, true)
+    assert.matches("corio.processes.map: options must be a table, not a string", err_of("x"), 1, true)
+  end)
+
   it("tells when the worker executable cannot start", function()
     local ok, err = pcall(corio.processes.map, function() end, {1}, {executable = "/nonexistent/lua"})
     assert.is_false(ok)
@@ -354,6 +421,9 @@ describe("workers and the end of the program", function()
         if x == 1 then os.exit(3) end
         if x == 2 then os.execute("kill -9 $PPID") end
       end, {1, 2, 3}, {processes = 2})
+      pcall(corio.processes.map, function(x)
+        if x == 1 then os.execute("kill -STOP $PPID") end
+      end, {1, 2}, {processes = 1, timeout = 0.2})
       local a = corio.spawn(function() corio.to_thread(function() os.execute("sleep 0.2") end) end)
       local b = corio.spawn(function() corio.processes.map(function() os.execute("sleep 5") end, {1, 2}) end)
       corio.sleep(0.1)
