@@ -5,6 +5,40 @@ local corio = require "corio"
 local shell = require "tests.lua.support.shell"
 local bin, lua, sh = shell.bin, shell.lua, shell.sh
 
+-- A map function that proves its items run at once, with no clock to
+-- flake on a loaded machine: item x marks its start in a directory, then
+-- waits (at most 5 s) until all the items have started.  Run one after
+-- another, the first would give up.
+local function all_at_once(x)
+  io.open(x.dir .. "/" .. x.i, "w"):close()
+  for _ = 1, 100 do
+    local started = 0
+    for i = 1, x.n do
+      local f = io.open(x.dir .. "/" .. i)
+      if f then
+        f:close()
+        started = started + 1
+      end
+    end
+    if started == x.n then return true end
+    os.execute("sleep 0.05")
+  end
+  return false
+end
+
+-- The inputs of all_at_once for n items, and the result expected.
+local function at_once_items(n)
+  local dir = os.tmpname()
+  os.remove(dir)
+  assert(os.execute("mkdir " .. dir))
+  local items, expected = {}, {n = n}
+  for i = 1, n do
+    items[i] = {dir = dir, i = i, n = n}
+    expected[i] = true
+  end
+  return items, expected, function() os.execute("rm -rf '" .. dir .. "'") end
+end
+
 local function my_pid()
   local f = assert(io.open("/proc/self/stat"))
   local pid = f:read("a"):match("^(%d+)")
@@ -176,9 +210,10 @@ describe("corio.threads.map", function()
   end)
 
   it("uses n threads at once", function()
-    local t0 = corio.time()
-    corio.threads.map(function() os.execute("sleep 0.2") end, {1, 2, 3, 4, 5, 6, 7, 8}, {threads = 8})
-    assert.is_true(corio.time() - t0 < 8 * 0.2 / 2)
+    local items, expected, clean = at_once_items(8)
+    local r = corio.threads.map(all_at_once, items, {threads = 8})
+    clean()
+    assert.same(expected, r)
   end)
 
   it("returns an empty array for no items", function()
@@ -326,9 +361,10 @@ describe("corio.processes.map", function()
   end)
 
   it("runs the workers in parallel", function()
-    local t0 = corio.time()
-    corio.processes.map(function() os.execute("sleep 0.3") end, {1, 2, 3, 4}, {processes = 4})
-    assert.is_true(corio.time() - t0 < 4 * 0.3 / 2)
+    local items, expected, clean = at_once_items(4)
+    local r = corio.processes.map(all_at_once, items, {processes = 4})
+    clean()
+    assert.same(expected, r)
   end)
 
   -- a worker that never answers (stopped, or looping) would hang map
