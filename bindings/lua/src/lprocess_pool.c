@@ -11,10 +11,10 @@
 ** input fails with a TimeoutError; a new worker takes its place too.  The
 ** clock starts when the input is sent, or for a new worker's first input
 ** when the worker is ready, so its start-up does not count.  When every
-** input has an outcome, the workers
-** see the end of their input and exit; the caller is woken once all have
-** been reaped.  Cancelling the caller kills the workers (SIGKILL); they
-** are reaped and their handles closed as the loop goes on.
+** input has an outcome, the workers see the end of their input and exit;
+** the caller is woken once all have been reaped.  Cancelling the caller
+** kills the workers (SIGKILL); they are reaped and their handles closed as
+** the loop goes on.
 */
 #include <signal.h>
 #include <stdio.h>
@@ -88,13 +88,13 @@ static void send_frame(pworker *w, char type, size_t index, const char *p,
     free(req);
 }
 
+static void check_gone(pworker *w);
+
 /*
 ** The worker held its input past the timeout: kill it, and stop reading
 ** from it, so that an outcome that comes now is not taken (the input has
 ** failed) and it is given no other input.  Its exit fails the input.
 */
-static void check_gone(pworker *w);
-
 static void on_timeout(uv_timer_t *t) {
   pworker *w = t->data;
   if (w->held == NONE || w->pipe_closed) return;
