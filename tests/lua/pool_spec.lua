@@ -5,6 +5,40 @@ local corio = require "corio"
 local shell = require "tests.lua.support.shell"
 local bin, lua, sh = shell.bin, shell.lua, shell.sh
 
+-- A map function that proves its items run at once, with no clock to
+-- flake on a loaded machine: item x marks its start in a directory, then
+-- waits (at most 5 s) until all the items have started.  Run one after
+-- another, the first would give up.
+local function all_at_once(x)
+  io.open(x.dir .. "/" .. x.i, "w"):close()
+  for _ = 1, 100 do
+    local started = 0
+    for i = 1, x.n do
+      local f = io.open(x.dir .. "/" .. i)
+      if f then
+        f:close()
+        started = started + 1
+      end
+    end
+    if started == x.n then return true end
+    os.execute("sleep 0.05")
+  end
+  return false
+end
+
+-- The inputs of all_at_once for n items, and the result expected.
+local function at_once_items(n)
+  local dir = os.tmpname()
+  os.remove(dir)
+  assert(os.execute("mkdir " .. dir))
+  local items, expected = {}, {n = n}
+  for i = 1, n do
+    items[i] = {dir = dir, i = i, n = n}
+    expected[i] = true
+  end
+  return items, expected, function() os.execute("rm -rf '" .. dir .. "'") end
+end
+
 local function my_pid()
   local f = assert(io.open("/proc/self/stat"))
   local pid = f:read("a"):match("^(%d+)")
@@ -176,9 +210,10 @@ describe("corio.threads.map", function()
   end)
 
   it("uses n threads at once", function()
-    local t0 = corio.time()
-    corio.threads.map(function() os.execute("sleep 0.2") end, {1, 2, 3, 4, 5, 6, 7, 8}, {threads = 8})
-    assert.is_true(corio.time() - t0 < 8 * 0.2 / 2)
+    local items, expected, clean = at_once_items(8)
+    local r = corio.threads.map(all_at_once, items, {threads = 8})
+    clean()
+    assert.same(expected, r)
   end)
 
   it("returns an empty array for no items", function()
@@ -209,6 +244,46 @@ describe("corio.threads.map", function()
   it("checks its options", function()
     assert.has_error(function() corio.threads.map(function() end, {1}, {threads = 0}) end)
     assert.has_error(function() corio.threads.map(function() end, 5) end)
+  end)
+
+  it("refuses unknown options and bad values, naming them", function()
+    local function err_of(opts)
+      local ok, err = pcall(corio.threads.map, function() end, {1}, opts)
+      assert.is_false(ok)
+      return err
+    end
+    assert.matches("corio.threads.map: unknown option 'bogus'", err_of{bogus = 1}, 1, true)
+    assert.matches("corio.threads.map: option names are strings (got a number key)", err_of{1}, 1, true)
+    assert.matches("corio.threads.map: option 'threads' must be an integer from 1 to 10000 (got 1.5)",
+      err_of{threads = 1.5}, 1, true)
+    assert.matches("corio.threads.map: option 'threads' must be an integer from 1 to 10000 (got 2)",
+      err_of{threads = "2"}, 1, true)
+    -- a thread cannot be killed: a timeout it could not keep is refused
+    assert.matches("corio.threads.map: option 'timeout' is only supported by corio.processes.map",
+      err_of{timeout = 1}, 1, true)
+    assert.matches("corio.threads.map: options must be a table, not a number", err_of(5), 1, true)
+  end)
+
+  -- os.exit would end the whole program from any thread: in a worker
+  -- thread it raises instead, so the item fails, as a worker process's
+  -- exit fails its item
+  it("os.exit in a worker thread fails its item; the program goes on", function()
+    local out, rc = sh(bin .. [[ -e '
+      local ok, err = pcall(corio.threads.map, function(x)
+        if x == 2 then os.exit(7) end
+        return x
+      end, {1, 2, 3})
+      print(ok, err.name, err.index, err.cause, err.results[3])
+      ok, err = pcall(corio.threads.map, function() os.exit(true, true) end, {1})
+      print(ok, err.cause)
+      print(pcall(corio.to_thread, function() os.exit(false) end))
+      print("still here")']])
+    assert.equal(0, rc, out)
+    assert.equal(
+      "false\tWorkerError\t2\t(command line):3: corio: os.exit is not allowed in a worker thread\t3\n" ..
+      "false\t(command line):7: corio: os.exit is not allowed in a worker thread\n" ..
+      "false\t(command line):9: corio: os.exit is not allowed in a worker thread\n" ..
+      "still here\n", out)
   end)
 end)
 
@@ -286,9 +361,59 @@ describe("corio.processes.map", function()
   end)
 
   it("runs the workers in parallel", function()
-    local t0 = corio.time()
-    corio.processes.map(function() os.execute("sleep 0.3") end, {1, 2, 3, 4}, {processes = 4})
-    assert.is_true(corio.time() - t0 < 4 * 0.3 / 2)
+    local items, expected, clean = at_once_items(4)
+    local r = corio.processes.map(all_at_once, items, {processes = 4})
+    clean()
+    assert.same(expected, r)
+  end)
+
+  -- a worker that never answers (stopped, or looping) would hang map
+  -- forever: past its timeout it is killed and its item fails
+  it("kills a worker running an item past its timeout; a fresh one runs the rest", function()
+    local ok, err = pcall(corio.wait_for, function()
+      return corio.processes.map(function(x)
+        if x == 2 then os.execute("kill -STOP $PPID") end
+        if x == 4 then while true do end end
+        return x * 10
+      end, {1, 2, 3, 4, 5}, {processes = 1, timeout = 0.5})
+    end, 60) -- bounds the test when the timeout does not work
+    assert.is_false(ok)
+    assert.equal("WorkerError", err.name, tostring(err))
+    assert.equal(2, err.index)
+    assert.is_true(err.cause == corio.TimeoutError, tostring(err.cause))
+    assert.matches("corio.processes.map: item 2 failed: TimeoutError: corio: item 2 ran past its " ..
+      "timeout (0.5 s); its worker process was killed", tostring(err), 1, true)
+    assert.is_true(err.errors[4] == corio.TimeoutError)
+    assert.same({10, nil, 30, nil, 50, n = 5}, err.results)
+  end)
+
+  it("lets items that end in time finish under a timeout", function()
+    local r = corio.processes.map(function(x)
+      corio.sleep(0.05)
+      return x + 1
+    end, {1, 2, 3, 4}, {processes = 2, timeout = 30})
+    assert.same({2, 3, 4, 5, n = 4}, r)
+  end)
+
+  it("refuses unknown options and bad values, naming them", function()
+    local function err_of(opts)
+      local ok, err = pcall(corio.processes.map, function() end, {1}, opts)
+      assert.is_false(ok)
+      return err
+    end
+    assert.matches("corio.processes.map: unknown option 'bogus'", err_of{bogus = 1}, 1, true)
+    assert.matches("corio.processes.map: unknown option 'threads'", err_of{threads = 1}, 1, true)
+    assert.matches("corio.processes.map: option 'processes' must be an integer from 1 to 1000 (got 0)",
+      err_of{processes = 0}, 1, true)
+    assert.matches("corio.processes.map: option 'timeout' must be a number of seconds > 0 (got 0)",
+      err_of{timeout = 0}, 1, true)
+    assert.matches("corio.processes.map: option 'timeout' must be a number of seconds > 0 (got 1)",
+      err_of{timeout = "1"}, 1, true)
+    assert.matches("corio.processes.map: option 'timeout' must be a number of seconds > 0 (got",
+      err_of{timeout = 0 / 0}, 1, true)
+    assert.matches("corio.processes.map: option 'executable' must be a string, not a number",
+      err_of{executable = 5}, 1, true)
+    assert.matches("corio.processes.map: options must be a table, not a string", err_of("x"), 1, true)
   end)
 
   it("tells when the worker executable cannot start", function()
@@ -332,6 +457,9 @@ describe("workers and the end of the program", function()
         if x == 1 then os.exit(3) end
         if x == 2 then os.execute("kill -9 $PPID") end
       end, {1, 2, 3}, {processes = 2})
+      pcall(corio.processes.map, function(x)
+        if x == 1 then os.execute("kill -STOP $PPID") end
+      end, {1, 2}, {processes = 1, timeout = 0.2})
       local a = corio.spawn(function() corio.to_thread(function() os.execute("sleep 0.2") end) end)
       local b = corio.spawn(function() corio.processes.map(function() os.execute("sleep 5") end, {1, 2}) end)
       corio.sleep(0.1)

@@ -391,24 +391,56 @@ int lcopy_decode_tuple(lua_State *L, const char *p, size_t len) {
 /* }}} */
 
 /* {{{ outcomes built in C */
-lcopy_out lcopy_error_outcome(const char *msg) {
+static char *put_string(char *p, const char *s) {
+  size_t n = strlen(s);
+  *p++ = 's';
+  memcpy(p, &n, sizeof n);
+  memcpy(p + sizeof n, s, n);
+  return p + sizeof n + n;
+}
+
+static size_t string_size(const char *s) {
+  return 1 + sizeof(size_t) + strlen(s);
+}
+
+/* An error outcome whose error value is the message, or, with a name, the
+   corio error {name=, kind=, message=}; and an empty traceback. */
+static lcopy_out error_outcome(const char *name, const char *kind,
+                               const char *msg) {
   lcopy_out o;
-  size_t mlen = strlen(msg), zero = 0;
+  size_t pairs = 3, hint = 0;
   uint32_t count = 2;
   char *p;
-  o.len = 1 + sizeof count + 2 * (1 + sizeof(size_t)) + mlen;
+  o.len = 1 + sizeof count + string_size(msg) + string_size("");
+  if (name != NULL)
+    o.len += 1 + sizeof pairs + sizeof hint + string_size("name") +
+             string_size(name) + string_size("kind") + string_size(kind) +
+             string_size("message");
   o.data = p = malloc(o.len);
   if (p == NULL) return o;
   *p++ = 'e';
   memcpy(p, &count, sizeof count);
   p += sizeof count;
-  *p++ = 's'; /* the error: the message */
-  memcpy(p, &mlen, sizeof mlen);
-  p += sizeof mlen;
-  memcpy(p, msg, mlen);
-  p += mlen;
-  *p++ = 's'; /* no traceback */
-  memcpy(p, &zero, sizeof zero);
+  if (name != NULL) { /* {name=, kind=, message=msg} */
+    *p++ = 'T';
+    memcpy(p, &pairs, sizeof pairs);
+    memcpy(p + sizeof pairs, &hint, sizeof hint);
+    p += sizeof pairs + sizeof hint;
+    p = put_string(put_string(p, "name"), name);
+    p = put_string(put_string(p, "kind"), kind);
+    p = put_string(p, "message");
+  }
+  p = put_string(p, msg);
+  put_string(p, ""); /* no traceback */
   return o;
+}
+
+lcopy_out lcopy_error_outcome(const char *msg) {
+  return error_outcome(NULL, NULL, msg);
+}
+
+lcopy_out lcopy_error_value_outcome(const char *name, const char *kind,
+                                    const char *msg) {
+  return error_outcome(name, kind, msg);
 }
 /* }}} */

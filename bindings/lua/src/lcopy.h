@@ -79,6 +79,10 @@ lcopy_out lcopy_run(lua_State *L, int fidx, const char *p, size_t len,
 /* An error outcome with this message, built without Lua (a worker that
    died); data NULL when out of memory. */
 lcopy_out lcopy_error_outcome(const char *msg);
+/* The same with a corio error value {name=, kind=, message=} (it gets the
+   error metatable back in the caller, so it compares by kind). */
+lcopy_out lcopy_error_value_outcome(const char *name, const char *kind,
+                                    const char *msg);
 
 /* to_thread's end: push the results of the outcome and return how many,
    or raise its error value (a missing outcome raises too). */

@@ -1,8 +1,8 @@
 /*
-** lprocess.c: corio.processes.map(fn, items, {processes=n, executable=})
-** on worker processes, like multiprocessing.Pool.map: the Lua API (the
-** workers are driven by lprocess_pool.c; the protocol and the worker's
-** side are in lprocess.h and lprocess_worker.c).
+** lprocess.c: corio.processes.map(fn, items, {processes=n, timeout=s,
+** executable=}) on worker processes, like multiprocessing.Pool.map: the
+** Lua API (the workers are driven by lprocess_pool.c; the protocol and the
+** worker's side are in lprocess.h and lprocess_worker.c).
 **
 ** map runs every item, then returns the array of first results in input
 ** order, or raises a WorkerError for the first item that failed.
@@ -67,34 +67,70 @@ static int map_k(lua_State *L, int status, lua_KContext ctx) {
   return lcopy_push_map(L, j->outs, j->nitems, "corio.processes.map");
 }
 
-static size_t opt_processes(lua_State *L, size_t dflt) {
-  lua_Integer n;
-  if (lua_isnoneornil(L, 3)) return dflt;
-  luaL_checktype(L, 3, LUA_TTABLE);
-  if (lua_getfield(L, 3, "processes") == LUA_TNIL) {
+/* map's options, read from the table at 3 (or none). */
+typedef struct popts {
+  size_t nprocs;
+  const char *exe; /* NULL: this program; else held by the table */
+  double timeout;  /* 0: none */
+} popts;
+
+/* Read the options into *o.  An unknown key or a bad value raises, naming
+   the option, before any wait. */
+static void parse_opts(lua_State *L, popts *o) {
+  if (lua_isnoneornil(L, 3)) return;
+  if (!lua_istable(L, 3))
+    luaL_error(L, "corio.processes.map: options must be a table, not a %s",
+               luaL_typename(L, 3));
+  lua_pushnil(L);
+  while (lua_next(L, 3) != 0) {
+    const char *k;
+    if (lua_type(L, -2) != LUA_TSTRING)
+      luaL_error(L,
+                 "corio.processes.map: option names are strings (got a %s "
+                 "key)",
+                 luaL_typename(L, -2));
+    k = lua_tostring(L, -2);
+    if (strcmp(k, "processes") == 0) {
+      int isint;
+      lua_Integer v = lua_tointegerx(L, -1, &isint);
+      if (lua_type(L, -1) != LUA_TNUMBER || !isint || v < 1 || v > 1000)
+        luaL_error(L,
+                   "corio.processes.map: option 'processes' must be an "
+                   "integer from 1 to 1000 (got %s)",
+                   luaL_tolstring(L, -1, NULL));
+      o->nprocs = (size_t)v;
+    } else if (strcmp(k, "timeout") == 0) {
+      lua_Number v = lua_tonumber(L, -1);
+      if (lua_type(L, -1) != LUA_TNUMBER || !(v > 0))
+        luaL_error(L,
+                   "corio.processes.map: option 'timeout' must be a number "
+                   "of seconds > 0 (got %s)",
+                   luaL_tolstring(L, -1, NULL));
+      o->timeout = (double)v;
+    } else if (strcmp(k, "executable") == 0) {
+      if (lua_type(L, -1) != LUA_TSTRING)
+        luaL_error(L,
+                   "corio.processes.map: option 'executable' must be a "
+                   "string, not a %s",
+                   luaL_typename(L, -1));
+      o->exe = lua_tostring(L, -1);
+    } else {
+      luaL_error(L, "corio.processes.map: unknown option '%s'", k);
+    }
     lua_pop(L, 1);
-    return dflt;
   }
-  n = lua_tointeger(L, -1);
-  if (!lua_isinteger(L, -1) || n < 1 || n > 1000)
-    luaL_error(L, "corio: processes must be an integer from 1 to 1000");
-  lua_pop(L, 1);
-  return (size_t)n;
 }
 
 /* The job's executable: opts.executable, or this program. */
-static void set_exe(lua_State *L, pjob *j) {
+static void set_exe(lua_State *L, pjob *j, const char *exe) {
   char path[4096];
   size_t size = sizeof path;
-  if (!lua_isnoneornil(L, 3) && lua_getfield(L, 3, "executable") != LUA_TNIL) {
-    j->exe = dup_string(L, luaL_checkstring(L, -1));
-    lua_pop(L, 1);
-    return;
+  if (exe == NULL) {
+    if (uv_exepath(path, &size) != 0)
+      luaL_error(L, "corio: cannot find this program's path");
+    exe = path;
   }
-  if (!lua_isnoneornil(L, 3)) lua_pop(L, 1);
-  if (uv_exepath(path, &size) != 0)
-    luaL_error(L, "corio: cannot find this program's path");
-  j->exe = dup_string(L, path);
+  j->exe = dup_string(L, exe);
 }
 
 static pjob *push_job(lua_State *L, size_t nitems) {
@@ -114,16 +150,20 @@ static pjob *push_job(lua_State *L, size_t nitems) {
 static int l_map(lua_State *L) {
   luaL_checktype(L, 1, LUA_TFUNCTION);
   luaL_checktype(L, 2, LUA_TTABLE);
-  opt_processes(L, 1); /* bad options raise before any wait */
+  popts o = {0, NULL, 0};
+  parse_opts(L, &o); /* bad options raise before any wait */
   {
     LCORIO_WAIT_PROLOGUE(L, lt, l_map);
-    size_t len, i, nprocs = opt_processes(L, uv_available_parallelism());
+    size_t len, i, nprocs;
     lua_Integer n = luaL_len(L, 2);
     lcopy_buf *fnb, *inb, *offb;
     pjob *j;
     phub *h;
     int rc;
     lua_settop(L, 3);
+    o.nprocs = uv_available_parallelism();
+    parse_opts(L, &o); /* again: the hidden task's own arguments */
+    nprocs = o.nprocs;
     if (n <= 0 || n >= (lua_Integer)UINT32_MAX) {
       luaL_argcheck(L, n <= 0, 2, "too many items");
       lua_createtable(L, 0, 1);
@@ -140,7 +180,8 @@ static int l_map(lua_State *L) {
     lcopy_encode_items(L, 2, n, inb, offb, LPROC_MAX_FRAME);
     h = get_hub(L);
     j = push_job(L, (size_t)n);
-    set_exe(L, j);
+    set_exe(L, j, o.exe);
+    j->timeout = o.timeout;
     lprocess_push_bootstrap(L);
     j->bootstrap = dup_string(L, lua_tostring(L, -1));
     lua_pop(L, 1);

@@ -10,7 +10,8 @@
 ** of what follows it, a type byte, a uint32 item index) and a payload:
 **   parent -> worker: 'F' the function's bytecode, once;
 **                     'I' an input (a tuple, lcopy.h), one at a time;
-**   worker -> parent: 'O' the outcome of that input.
+**   worker -> parent: 'R' ready (the function is loaded), once;
+**                     'O' the outcome of that input.
 ** End of input (the parent closes its end) makes the worker exit.
 */
 #ifndef LPROCESS_H
@@ -27,6 +28,7 @@
 #define LPROC_FN        'F'
 #define LPROC_ITEM      'I'
 #define LPROC_OUT       'O'
+#define LPROC_READY     'R'
 #define LPROC_HEADER    9
 #define LPROC_MAX_FRAME ((size_t)1 << 30)
 #define LPROC_FD        3
@@ -34,8 +36,8 @@
 /*
 ** A job is one processes.map call.  It is freed when its last reference
 ** goes, all on the loop thread: the caller's box (a userdata on the waiting
-** task's stack), the armed wait, and one per open libuv handle (a pipe and
-** a process per worker).
+** task's stack), the armed wait, and one per open libuv handle (a pipe, a
+** process, and with a timeout a timer, per worker).
 */
 typedef struct pjob pjob;
 
@@ -47,13 +49,15 @@ typedef struct phub {
 typedef struct pworker {
   uv_process_t proc;
   uv_pipe_t pipe;
+  uv_timer_t timer; /* the held input's timeout (has_timer) */
   pjob *job;
   struct pworker *next; /* the job's workers */
   size_t held;          /* the input it runs, or (size_t)-1 */
   char *rbuf;           /* bytes read and not yet parsed */
   size_t rlen, rcap;
-  int handles; /* open (2 after spawn, 0 when it can be freed) */
+  int handles; /* open (2 or 3 after spawn, 0 when it can be freed) */
   int exited, pipe_closed, gone;
+  int has_timer, ready, timed_out;
   int64_t status;
   int signal;
 } pworker;
@@ -71,9 +75,10 @@ struct pjob {
   size_t *in_off; /* input i is in[in_off[i] .. in_off[i + 1]) */
   size_t nitems, next, ndone;
   lcopy_out *outs;
-  size_t nprocs; /* spawned and not reaped yet */
-  int stopping;  /* cancelled: no more inputs, no new workers */
-  int spawn_err; /* why the last spawn failed */
+  size_t nprocs;  /* spawned and not reaped yet */
+  int stopping;   /* cancelled: no more inputs, no new workers */
+  int spawn_err;  /* why the last spawn failed */
+  double timeout; /* seconds an input may run; 0: no limit */
   pworker *workers;
 };
 

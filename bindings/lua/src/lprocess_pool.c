@@ -6,10 +6,15 @@
 ** Each worker holds one input at a time; when it answers it gets the next.
 ** A worker that dies holding an input (os.exit, a signal, a crash) makes
 ** that input fail with its exit status, and a new worker takes its place
-** while inputs are left.  When every input has an outcome, the workers
-** see the end of their input and exit; the caller is woken once all have
-** been reaped.  Cancelling the caller kills the workers (SIGKILL); they
-** are reaped and their handles closed as the loop goes on.
+** while inputs are left.  With a timeout, a worker that holds an input
+** longer than that (stopped, looping, blocked) is killed (SIGKILL) and the
+** input fails with a TimeoutError; a new worker takes its place too.  The
+** clock starts when the input is sent, or for a new worker's first input
+** when the worker is ready, so its start-up does not count.  When every
+** input has an outcome, the workers see the end of their input and exit;
+** the caller is woken once all have been reaped.  Cancelling the caller
+** kills the workers (SIGKILL); they are reaped and their handles closed as
+** the loop goes on.
 */
 #include <signal.h>
 #include <stdio.h>
@@ -82,6 +87,35 @@ static void send_frame(pworker *w, char type, size_t index, const char *p,
                on_written) != 0)
     free(req);
 }
+
+static void check_gone(pworker *w);
+
+/*
+** The worker held its input past the timeout: kill it, and stop reading
+** from it, so that an outcome that comes now is not taken (the input has
+** failed) and it is given no other input.  Its exit fails the input.
+*/
+static void on_timeout(uv_timer_t *t) {
+  pworker *w = t->data;
+  if (w->held == NONE || w->pipe_closed) return;
+  w->timed_out = 1;
+  uv_process_kill(&w->proc, SIGKILL);
+  close_pipe(w);
+  check_gone(w); /* it may have exited already */
+}
+
+/* The held input's clock: started when it is sent to a ready worker, or
+   when the worker it was sent to becomes ready. */
+static void start_clock(pworker *w) {
+  double ms = w->job->timeout * 1000;
+  if (!w->has_timer || w->exited || !w->ready || w->held == NONE) return;
+  /* at least 1 ms; a huge timeout is as good as none */
+  uv_timer_start(&w->timer, on_timeout,
+                 ms < 1      ? 1
+                 : ms > 1e15 ? (uint64_t)1e15
+                             : (uint64_t)ms,
+                 0);
+}
 /* }}} */
 
 /* {{{ the job's progress */
@@ -102,6 +136,7 @@ static void dispatch(pworker *w) {
   w->held = j->next++;
   send_frame(w, LPROC_ITEM, w->held, j->in + j->in_off[w->held],
              j->in_off[w->held + 1] - j->in_off[w->held]);
+  start_clock(w);
 }
 
 static void set_outcome(pjob *j, size_t i, lcopy_out o) {
@@ -125,17 +160,27 @@ static void check_gone(pworker *w) {
   if (!w->exited || !w->pipe_closed || w->gone) return;
   w->gone = 1;
   if (w->held != NONE) {
-    if (w->signal != 0)
+    lcopy_out o;
+    if (w->timed_out) {
       snprintf(msg, sizeof msg,
-               "corio: worker process was killed by signal %d while "
-               "running item %zu",
-               w->signal, w->held + 1);
-    else
-      snprintf(msg, sizeof msg,
-               "corio: worker process exited with status %d while running "
-               "item %zu",
-               (int)w->status, w->held + 1);
-    set_outcome(j, w->held, lcopy_error_outcome(msg));
+               "corio: item %zu ran past its timeout (%g s); its worker "
+               "process was killed",
+               w->held + 1, j->timeout);
+      o = lcopy_error_value_outcome("TimeoutError", "timeout", msg);
+    } else {
+      if (w->signal != 0)
+        snprintf(msg, sizeof msg,
+                 "corio: worker process was killed by signal %d while "
+                 "running item %zu",
+                 w->signal, w->held + 1);
+      else
+        snprintf(msg, sizeof msg,
+                 "corio: worker process exited with status %d while "
+                 "running item %zu",
+                 (int)w->status, w->held + 1);
+      o = lcopy_error_outcome(msg);
+    }
+    set_outcome(j, w->held, o);
     w->held = NONE;
     if (!j->stopping && j->next < j->nitems && lprocess_spawn_worker(j) != 0 &&
         j->nprocs == 0)
@@ -151,6 +196,7 @@ static void on_proc_exit(uv_process_t *p, int64_t status, int signal) {
   w->signal = signal;
   w->job->nprocs--;
   uv_close((uv_handle_t *)p, on_handle_closed);
+  if (w->has_timer) uv_close((uv_handle_t *)&w->timer, on_handle_closed);
   check_gone(w);
 }
 
@@ -178,8 +224,16 @@ static int parse_frames(pworker *w) {
     uint32_t index;
     size_t len = lprocess_parse_header(w->rbuf + used, &type, &index);
     lcopy_out o;
-    if (len == (size_t)-1 || type != LPROC_OUT || w->held != index) return 0;
+    if (len == (size_t)-1) return 0;
+    if (type == LPROC_READY && !w->ready && len == 0) {
+      used += LPROC_HEADER;
+      w->ready = 1;
+      start_clock(w);
+      continue;
+    }
+    if (type != LPROC_OUT || w->held != index) return 0;
     if (w->rlen - used - LPROC_HEADER < len) break;
+    if (w->has_timer) uv_timer_stop(&w->timer);
     o.len = len;
     o.data = malloc(len ? len : 1);
     if (o.data != NULL) memcpy(o.data, w->rbuf + used + LPROC_HEADER, len);
@@ -248,10 +302,18 @@ int lprocess_spawn_worker(pjob *j) {
   w->proc.data = w;
   w->handles = 2;
   j->refs++;
+  if (j->timeout > 0) {
+    uv_timer_init(j->loop, &w->timer);
+    w->timer.data = w;
+    w->has_timer = 1;
+    w->handles++;
+    j->refs++;
+  }
   if (rc != 0) {
     w->exited = w->gone = 1;
     close_pipe(w);
     uv_close((uv_handle_t *)&w->proc, on_handle_closed);
+    if (w->has_timer) uv_close((uv_handle_t *)&w->timer, on_handle_closed);
     return j->spawn_err = rc;
   }
   j->nprocs++;

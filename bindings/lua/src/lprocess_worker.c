@@ -116,6 +116,9 @@ int lprocess_worker(lua_State *L) {
   /* the function at 2, or why it did not load (kept there: anchored) */
   loaded = lcopy_load_fn(L, buf, len) == LUA_OK;
   if (!loaded) failed = lua_tostring(L, 2);
+  /* the parent's timeouts count from here: starting is not running */
+  lprocess_header(h, LPROC_READY, 0, 0);
+  if (write_all(fd, h, sizeof h) != 0) leave(1);
   while (read_frame(fd, &buf, &cap, &type, &index, &len) == 0) {
     lcopy_out o;
     if (type != LPROC_ITEM) leave(2);

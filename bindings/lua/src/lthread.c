@@ -111,30 +111,54 @@ static size_t default_threads(void) {
   return n < 32 ? n : 32;
 }
 
-static size_t opt_count(lua_State *L, int opts, const char *field,
-                        size_t dflt) {
-  lua_Integer n;
-  if (lua_isnoneornil(L, opts)) return dflt;
-  luaL_checktype(L, opts, LUA_TTABLE);
-  if (lua_getfield(L, opts, field) == LUA_TNIL) {
+/*
+** map's options, the table at 3 (or none): {threads=n}.  An unknown key or
+** a bad value raises, naming the option, before any wait.  There is no
+** timeout: a thread cannot be killed, so an item past it would run on,
+** and be joined, anyway; processes.map kills its workers and has one.
+*/
+static size_t opt_threads(lua_State *L, size_t dflt) {
+  size_t n = dflt;
+  if (lua_isnoneornil(L, 3)) return dflt;
+  if (!lua_istable(L, 3))
+    luaL_error(L, "corio.threads.map: options must be a table, not a %s",
+               luaL_typename(L, 3));
+  lua_pushnil(L);
+  while (lua_next(L, 3) != 0) {
+    const char *k;
+    if (lua_type(L, -2) != LUA_TSTRING)
+      luaL_error(L,
+                 "corio.threads.map: option names are strings (got a %s "
+                 "key)",
+                 luaL_typename(L, -2));
+    k = lua_tostring(L, -2);
+    if (strcmp(k, "threads") == 0) {
+      int isint;
+      lua_Integer v = lua_tointegerx(L, -1, &isint);
+      if (lua_type(L, -1) != LUA_TNUMBER || !isint || v < 1 || v > MAX_THREADS)
+        luaL_error(L,
+                   "corio.threads.map: option 'threads' must be an integer "
+                   "from 1 to %d (got %s)",
+                   MAX_THREADS, luaL_tolstring(L, -1, NULL));
+      n = (size_t)v;
+    } else if (strcmp(k, "timeout") == 0) {
+      luaL_error(L, "corio.threads.map: option 'timeout' is only supported "
+                    "by corio.processes.map (a thread cannot be killed)");
+    } else {
+      luaL_error(L, "corio.threads.map: unknown option '%s'", k);
+    }
     lua_pop(L, 1);
-    return dflt;
   }
-  n = lua_tointeger(L, -1);
-  if (!lua_isinteger(L, -1) || n < 1 || n > MAX_THREADS)
-    luaL_error(L, "corio: %s must be an integer from 1 to %d", field,
-               MAX_THREADS);
-  lua_pop(L, 1);
-  return (size_t)n;
+  return n;
 }
 
 static int l_map(lua_State *L) {
   luaL_checktype(L, 1, LUA_TFUNCTION);
   luaL_checktype(L, 2, LUA_TTABLE);
-  opt_count(L, 3, "threads", 1); /* bad options raise before any wait */
+  opt_threads(L, 1); /* bad options raise before any wait */
   {
     LCORIO_WAIT_PROLOGUE(L, lt, l_map);
-    size_t nthreads = opt_count(L, 3, "threads", default_threads());
+    size_t nthreads = opt_threads(L, default_threads());
     lua_Integer n = luaL_len(L, 2);
     lcopy_buf *fnb, *inb, *offb;
     lua_settop(L, 3);

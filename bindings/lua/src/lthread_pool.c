@@ -66,10 +66,25 @@ void lthread_job_cancel(corio_task *task, void *job) {
 
 /* {{{ a worker thread */
 
+/*
+** os.exit would end the whole program, the caller's state and every
+** other thread included, from under them: in a worker it raises, so the
+** item fails as a worker process's exit fails its item.  Any argument
+** (a status, true, false, close) gets the same error.
+*/
+static int no_exit(lua_State *L) {
+  return luaL_error(L, "corio: os.exit is not allowed in a worker thread");
+}
+
 /* (job): the worker's globals, then the function on top */
 static int setup_p(lua_State *L) {
   tjob *j = lua_touserdata(L, 1);
   luaL_openlibs(L);
+  /* package.loaded.os is this table too: no way back to the original */
+  lua_getglobal(L, "os");
+  lua_pushcfunction(L, no_exit);
+  lua_setfield(L, -2, "exit");
+  lua_pop(L, 1);
   luaL_requiref(L, "corio", luaopen_corio, 1); /* a global, as in corio */
   lua_pop(L, 1);
   if (lcopy_load_fn(L, j->fn, j->fn_len) != LUA_OK) return lua_error(L);
