@@ -140,9 +140,12 @@ static ltask *new_task(lua_State *L, int fidx, int nargs, int hidden) {
   } else {
     fidx = lua_absindex(L, fidx);
     co = lua_newthread(L);
-    lua_pushvalue(L, fidx);
-    for (i = 1; i <= nargs; i++) lua_pushvalue(L, fidx + i);
-    lua_xmove(L, co, nargs + 1);
+    if (!lua_checkstack(co, nargs + 1))
+      luaL_error(L, "corio: too many arguments");
+    for (i = 0; i <= nargs; i++) { /* one at a time: L may have no room */
+      lua_pushvalue(L, fidx + i);
+      lua_xmove(L, co, 1);
+    }
   }
   lt = push_new(L, S, hidden ? 0 : S->next_id++, 0, task_resume);
   lua_rotate(L, -2, 1); /* task, thread */
@@ -320,6 +323,7 @@ static int resume_task(lua_State *L) {
     }
     lua_pop(co, nres);
   } else if (rc == LUA_OK) {
+    luaL_checkstack(L, nres + 2, "too many results");
     lua_xmove(co, L, nres);
     complete(L, lt, tidx, CORIO_TASK_FINISHED, nres);
   } else {
@@ -477,6 +481,7 @@ static int async_call(lua_State *L) {
   c->consumed = 0;
   luaL_setmetatable(L, LCORIO_CORO_MT);
   co = lua_newthread(L);
+  if (!lua_checkstack(co, n + 1)) luaL_error(L, "corio: too many arguments");
   lua_pushvalue(L, lua_upvalueindex(1));
   lua_xmove(L, co, 1);
   lua_setiuservalue(L, -2, 1);
