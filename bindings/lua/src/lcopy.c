@@ -24,7 +24,8 @@
 
 /* {{{ buffer */
 static int buf_gc(lua_State *L) {
-  lcopy_buf *b = lua_touserdata(L, 1);
+  lcopy_buf *b = luaL_testudata(L, 1, BUF_MT);
+  if (b == NULL) return 0;
   free(b->data);
   memset(b, 0, sizeof *b);
   return 0;
