@@ -202,7 +202,9 @@ describe("finalizers", function()
       assert.is_nil(o.__name, name)
     end
     assert.has_error(function() return t:__gc() end)
-    assert.has_error(function() return corio.future().__gc() end)
+    local g = corio.future()
+    assert.has_error(function() return g.__gc() end)
+    g:cancel() -- no task left behind for the specs that count them
     -- objects that are not indexable stay so
     local c = corio.async(function() end)()
     local _, st = corio.as_completed({t})
