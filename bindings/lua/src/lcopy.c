@@ -11,6 +11,7 @@
 ** A tuple is a uint32 count and that many values.  Decoding checks every
 ** length, since process messages come through a pipe.
 */
+#include <limits.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -23,7 +24,8 @@
 
 /* {{{ buffer */
 static int buf_gc(lua_State *L) {
-  lcopy_buf *b = lua_touserdata(L, 1);
+  lcopy_buf *b = luaL_testudata(L, 1, BUF_MT);
+  if (b == NULL) return 0;
   free(b->data);
   memset(b, 0, sizeof *b);
   return 0;
@@ -376,6 +378,7 @@ int lcopy_decode_tuple(lua_State *L, const char *p, size_t len) {
   d.end = p + len;
   memcpy(&count, take(&d, sizeof count), sizeof count);
   if (count > len) luaL_error(L, "corio: malformed message (bad count)");
+  if (count > (uint32_t)INT_MAX - 2) luaL_error(L, "corio: too many values");
   luaL_checkstack(L, (int)count + 2, "too many values");
   lua_newtable(L);
   d.tables = base = lua_gettop(L);

@@ -121,6 +121,8 @@ static int try_encode(lua_State *L, lcopy_buf *b, char tag, int n,
                       const char *root) {
   size_t len = b->len;
   int i, first = lua_gettop(L) - n + 1;
+  /* the values may fill the stack (a call with LUA_MULTRET leaves no room) */
+  luaL_checkstack(L, n + 3, "too many values to copy");
   lcopy_addbytes(L, b, &tag, 1);
   lua_pushcfunction(L, encode_p);
   lua_pushlightuserdata(L, b);

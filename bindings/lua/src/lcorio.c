@@ -36,6 +36,18 @@ int lcorio_protect(lua_State *L, lua_CFunction fn, void *ud) {
   return rc;
 }
 
+/*
+** Lua names a finalizer that the collector runs (lua_close included)
+** metamethod "__gc"; a script calling one itself calls it by another name
+** (a field, a local, ...).
+*/
+int lcorio_collecting(lua_State *L) {
+  lua_Debug ar;
+  if (!lua_getstack(L, 0, &ar) || !lua_getinfo(L, "n", &ar)) return 0;
+  return ar.namewhat != NULL && strcmp(ar.namewhat, "metamethod") == 0 &&
+         ar.name != NULL && strcmp(ar.name, "__gc") == 0;
+}
+
 void lcorio_push_memory_error(lua_State *L, lcorio_state *S) {
   lua_rawgeti(L, LUA_REGISTRYINDEX, S->nomem_ref);
 }
@@ -96,9 +108,13 @@ static void on_keep_closed(uv_handle_t *h) {
   (void)h;
 }
 
+/* Only the collector (lua_close) ends the runtime: the state is in the
+   registry, where a script can reach it with debug.getregistry. */
 static int state_gc(lua_State *L) {
   lcorio_state *S = lua_touserdata(L, 1);
-  if (S->rt == NULL) return 0;
+  if (S == NULL || S != lcorio_getstate(L) || S->rt == NULL ||
+      !lcorio_collecting(L))
+    return 0;
   if (S->nomem_unretrieved > 0)
     fprintf(stderr,
             "corio: %zu tasks failed for lack of memory; their exceptions "

@@ -17,7 +17,8 @@ typedef struct guard {
 } guard;
 
 static int guard_gc(lua_State *L) {
-  guard *g = lua_touserdata(L, 1);
+  guard *g = luaL_testudata(L, 1, GUARD_MT);
+  if (g == NULL) return 0;
   corio_response_free(g->res);
   g->res = NULL;
   return 0;

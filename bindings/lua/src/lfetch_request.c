@@ -10,7 +10,8 @@
 **
 ** Strings handed to the request are borrowed: option strings stay anchored
 ** by the options table, and strings made here (JSON, form bodies, numbers
-** turned into header values) are left on the Lua stack.  The caller keeps
+** turned into header values, these in one table) are left on the Lua stack. The
+*caller keeps
 ** the stack until the request has been started, which copies everything.
 */
 #include <ctype.h>
@@ -104,20 +105,29 @@ void lcorio_header_check(lua_State *L, int name, int value, const char *what) {
 }
 
 /*
-** The header pair at the top (key -2, value -1) as C strings; a number
-** value is turned into a string that is moved below the key (so lua_next
-** goes on) where it stays, anchored, until the request is started.
+** The header pair at the top (key -2, value -1) as C strings.  A number
+** value is turned into a string kept in the table at *anchor, made on the
+** first number and inserted below the key (so lua_next goes on), where it
+** stays until the request is started.  One table, not a string per value
+** on the stack: a header table may hold more values than the stack has
+** room for.
 */
-static void header_pair(lua_State *L, corio_header *h, const char *what) {
+static void header_pair(lua_State *L, corio_header *h, int *anchor,
+                        const char *what) {
   if (lua_type(L, -2) != LUA_TSTRING)
     luaL_error(L, "bad option '%s': names must be strings (got %s)", what,
                luaL_typename(L, -2));
   if (lua_type(L, -1) == LUA_TNUMBER) {
+    if (*anchor == 0) {
+      lua_newtable(L);
+      lua_insert(L, -3); /* below key and value */
+      *anchor = lua_gettop(L) - 2;
+    }
     lua_pushvalue(L, -1);
     lua_tostring(L, -1);
-    lua_insert(L, -3); /* below key and value: stays anchored */
-    lcorio_header_check(L, -2, -3, what);
-    h->value = lua_tostring(L, -3);
+    lcorio_header_check(L, -3, -1, what);
+    h->value = lua_tostring(L, -1);
+    lua_rawseti(L, *anchor, (lua_Integer)lua_rawlen(L, *anchor) + 1);
   } else if (lua_type(L, -1) == LUA_TSTRING) {
     lcorio_header_check(L, -2, -1, what);
     h->value = lua_tostring(L, -1); /* anchored by the table */
@@ -146,7 +156,7 @@ static int count_pairs(lua_State *L, int t) {
 */
 static void build_headers(lua_State *L, lcorio_req *r, int hdrs,
                           const char *ctype) {
-  int nsess = r->session != NULL ? r->session->nheaders : 0, t;
+  int nsess = r->session != NULL ? r->session->nheaders : 0, t, anchor = 0;
   size_t cap, n = 0;
   corio_header *h = r->small;
   cap = (size_t)(hdrs ? count_pairs(L, hdrs) : 0) + (size_t)nsess + 1;
@@ -155,7 +165,7 @@ static void build_headers(lua_State *L, lcorio_req *r, int hdrs,
   if (hdrs) {
     lua_pushnil(L);
     while (lua_next(L, hdrs) != 0) {
-      header_pair(L, &h[n++], "headers");
+      header_pair(L, &h[n++], &anchor, "headers");
       lua_pop(L, 1);
     }
   }

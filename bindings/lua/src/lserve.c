@@ -441,11 +441,8 @@ static int s_index(lua_State *L) {
     lua_pushstring(L, ls->url);
   else if (strcmp(k, "closed") == 0)
     lua_pushboolean(L, ls->srv == NULL);
-  else {
-    lua_getmetatable(L, 1);
-    lua_getfield(L, -1, "methods");
-    lua_getfield(L, -1, k);
-  }
+  else
+    lua_getfield(L, lua_upvalueindex(2), k); /* the methods */
   return 1;
 }
 
@@ -459,11 +456,13 @@ static int s_tostring(lua_State *L) {
 }
 
 /* Collected: the server is closed (or lua_close is running, and it is cut
-   now).  Lua is not used from here on. */
+   now).  Lua is not used from here on.  An open server is anchored, so a
+   call that is not the collector's is a script's (debug library): the
+   server lives on, untouched. */
 static int s_gc(lua_State *L) {
-  lserver **box = lua_touserdata(L, 1);
-  lserver *ls = *box;
-  if (ls == NULL) return 0;
+  lserver **box = luaL_testudata(L, 1, LSERVE_MT);
+  lserver *ls = box != NULL ? *box : NULL;
+  if (ls == NULL || !lcorio_collecting(L)) return 0;
   *box = NULL;
   start_close(ls, 0);
   if (!ls->S->closing) {
@@ -491,13 +490,12 @@ void lcorio_serve_open(lua_State *L) {
   lua_getfield(L, -2, "future");
   lua_setfield(L, LUA_REGISTRYINDEX, FUTURE_KEY);
   if (luaL_newmetatable(L, LSERVE_MT)) {
-    lua_newtable(L);
-    lua_pushvalue(L, -3); /* state */
+    lua_pushvalue(L, -2); /* state */
+    lua_newtable(L);      /* the methods, apart: server.__gc is nil */
+    lua_pushvalue(L, -2);
     lcorio_setfuncs(L, methods);
     lua_pop(L, 1);
-    lua_setfield(L, -2, "methods");
-    lua_pushvalue(L, -2);
-    lua_pushcclosure(L, s_index, 1);
+    lua_pushcclosure(L, s_index, 2);
     lua_setfield(L, -2, "__index");
     lua_pushvalue(L, -2);
     lua_pushcclosure(L, s_tbc, 1);

@@ -62,8 +62,10 @@ static int s_closed(lua_State *L) {
   return 1;
 }
 
+/* A script's call (debug library) closes the session, as close() does. */
 static int s_gc(lua_State *L) {
-  session_free(L, lua_touserdata(L, 1));
+  lsession *s = luaL_testudata(L, 1, LCORIO_SESSION_MT);
+  if (s != NULL) session_free(L, s);
   return 0;
 }
 

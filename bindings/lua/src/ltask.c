@@ -140,9 +140,12 @@ static ltask *new_task(lua_State *L, int fidx, int nargs, int hidden) {
   } else {
     fidx = lua_absindex(L, fidx);
     co = lua_newthread(L);
-    lua_pushvalue(L, fidx);
-    for (i = 1; i <= nargs; i++) lua_pushvalue(L, fidx + i);
-    lua_xmove(L, co, nargs + 1);
+    if (!lua_checkstack(co, nargs + 1))
+      luaL_error(L, "corio: too many arguments");
+    for (i = 0; i <= nargs; i++) { /* one at a time: L may have no room */
+      lua_pushvalue(L, fidx + i);
+      lua_xmove(L, co, 1);
+    }
   }
   lt = push_new(L, S, hidden ? 0 : S->next_id++, 0, task_resume);
   lua_rotate(L, -2, 1); /* task, thread */
@@ -366,6 +369,7 @@ static int resume_task(lua_State *L) {
     }
     lua_pop(co, nres);
   } else if (rc == LUA_OK) {
+    luaL_checkstack(L, nres + 2, "too many results");
     lua_xmove(co, L, nres);
     complete(L, lt, tidx, CORIO_TASK_FINISHED, nres);
   } else {
@@ -514,15 +518,17 @@ int lcorio_push_results(lua_State *L, ltask *lt) {
 
 typedef struct lcoro {
   int consumed; /* turned into a task */
+  int warned;   /* "never awaited" said once */
 } lcoro;
 
 static int async_call(lua_State *L) {
   int n = lua_gettop(L);
   lua_State *co;
   lcoro *c = lua_newuserdatauv(L, sizeof *c, 1);
-  c->consumed = 0;
+  c->consumed = c->warned = 0;
   luaL_setmetatable(L, LCORIO_CORO_MT);
   co = lua_newthread(L);
+  if (!lua_checkstack(co, n + 1)) luaL_error(L, "corio: too many arguments");
   lua_pushvalue(L, lua_upvalueindex(1));
   lua_xmove(L, co, 1);
   lua_setiuservalue(L, -2, 1);
@@ -964,9 +970,12 @@ static int coro_tostring(lua_State *L) {
 }
 
 static int coro_gc(lua_State *L) {
-  lcoro *c = lua_touserdata(L, 1);
+  lcoro *c = luaL_testudata(L, 1, LCORIO_CORO_MT);
   lcorio_state *S = lcorio_upstate(L);
-  if (c->consumed || S->closing) return 0;
+  if (c == NULL || c->consumed || c->warned || S->closing ||
+      !lcorio_collecting(L))
+    return 0;
+  c->warned = 1;
   lua_getiuservalue(L, 1, 1);
   if (!push_task_function(L, lua_tothread(L, -1))) return 0;
   push_funcname(L, -1);
@@ -1070,31 +1079,38 @@ static int is_memory_error(lua_State *L, lcorio_state *S) {
   return same;
 }
 
+/* upvalues: 1 the state, 2 the task metatable (compared directly: this
+   runs for every task collected) */
 static int t_gc(lua_State *L) {
   ltask *lt = lua_touserdata(L, 1);
   lcorio_state *S = lcorio_upstate(L);
-  if (S->rt == NULL) return 0;
-  if (!corio_task_done(lcorio_core(lt))) {
+  corio_task *t;
+  if (lt == NULL || !lua_getmetatable(L, 1) ||
+      !lua_rawequal(L, -1, lua_upvalueindex(2)) || S->rt == NULL)
+    return 0;
+  t = lcorio_core(lt);
+  if (corio_task_done(t) && (corio_task_get_state(t) != CORIO_TASK_FAILED ||
+                             (lt->flags & LT_RETRIEVED)))
+    return 0;                          /* the common case: nothing to do */
+  if (!lcorio_collecting(L)) return 0; /* a script's call: the task lives */
+  if (!corio_task_done(t)) {
     /* only lua_close collects a pending task: it is anchored otherwise */
     lcorio_task_shutdown(L, S);
     return 0;
   }
-  if (corio_task_get_state(lcorio_core(lt)) == CORIO_TASK_FAILED &&
-      !(lt->flags & LT_RETRIEVED)) {
-    if (is_memory_error(L, S)) { /* told once, by the state (lcorio.c) */
-      S->nomem_unretrieved++;
-      return 0;
-    }
-    lua_pushcfunction(L, t_tostring);
-    lua_pushvalue(L, 1);
-    if (lua_pcall(L, 1, 1, 0) != LUA_OK) lua_pushliteral(L, "<Task>");
-    lua_getiuservalue(L, 1, 1);
-    lua_getfield(L, -1, "traceback");
-    fprintf(stderr,
-            "corio: Task exception was never retrieved\nfuture: %s\n%s\n",
-            lua_tostring(L, -3), lua_tostring(L, -1));
-    fflush(stderr);
+  lt->flags |= LT_RETRIEVED;   /* said once */
+  if (is_memory_error(L, S)) { /* told once, by the state (lcorio.c) */
+    S->nomem_unretrieved++;
+    return 0;
   }
+  lua_pushcfunction(L, t_tostring);
+  lua_pushvalue(L, 1);
+  if (lua_pcall(L, 1, 1, 0) != LUA_OK) lua_pushliteral(L, "<Task>");
+  lua_getiuservalue(L, 1, 1);
+  lua_getfield(L, -1, "traceback");
+  fprintf(stderr, "corio: Task exception was never retrieved\nfuture: %s\n%s\n",
+          lua_tostring(L, -3), lua_tostring(L, -1));
+  fflush(stderr);
   return 0;
 }
 
@@ -1124,19 +1140,18 @@ static const luaL_Reg funcs[] = {{"async", l_async},
 /* module table at -2, state at -1 */
 void lcorio_task_open(lua_State *L) {
   lcorio_setfuncs(L, funcs);
-  if (luaL_newmetatable(L, LCORIO_TASK_MT)) {
-    lua_pushvalue(L, -2); /* state */
+  if (luaL_newmetatable(L, LCORIO_TASK_MT)) { /* its __name names the type */
+    lua_newtable(L);      /* the methods, apart: t.__gc is nil */
+    lua_pushvalue(L, -3); /* state */
     lcorio_setfuncs(L, task_methods);
     lua_pop(L, 1);
-    lua_pushvalue(L, -1);
     lua_setfield(L, -2, "__index");
     lua_pushcfunction(L, t_tostring);
     lua_setfield(L, -2, "__tostring");
     lua_pushvalue(L, -2);
-    lua_pushcclosure(L, t_gc, 1);
+    lua_pushvalue(L, -2);
+    lua_pushcclosure(L, t_gc, 2);
     lua_setfield(L, -2, "__gc");
-    lua_pushliteral(L, "corio.Task");
-    lua_setfield(L, -2, "__name");
   }
   lua_pop(L, 1);
   if (luaL_newmetatable(L, LCORIO_CORO_MT)) {

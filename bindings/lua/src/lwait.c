@@ -313,10 +313,13 @@ static void asc_release(ascomp *a) {
   a->tasks = NULL;
 }
 
+/* A script calling this while an iteration waits must not free the
+   signal that it waits on: only the collector releases. */
 static int asc_gc(lua_State *L) {
-  ascomp *a = lua_touserdata(L, 1);
+  ascomp *a = luaL_testudata(L, 1, "corio.AsCompleted");
   lcorio_state *S = lcorio_getstate(L);
-  if (S != NULL && S->rt != NULL) asc_release(a);
+  if (a != NULL && S != NULL && S->rt != NULL && lcorio_collecting(L))
+    asc_release(a);
   return 0;
 }
 
@@ -485,8 +488,9 @@ static void on_deadline(corio_timer *tm, void *ud) {
 }
 
 static int deadline_gc(lua_State *L) {
-  deadline *d = lua_touserdata(L, 1);
+  deadline *d = luaL_testudata(L, 1, "corio.Deadline");
   lcorio_state *S = lcorio_getstate(L);
+  if (d == NULL || !lcorio_collecting(L)) return 0; /* the timeout goes on */
   if (d->timer != NULL && S != NULL && S->rt != NULL)
     corio_timer_stop(d->timer);
   d->timer = NULL;
@@ -544,11 +548,12 @@ static const luaL_Reg funcs[] = {{"sleep", l_sleep},
 /* module table at -2, state at -1 */
 void lcorio_wait_open(lua_State *L) {
   lcorio_setfuncs(L, funcs);
-  luaL_getmetatable(L, LCORIO_TASK_MT); /* task:await() */
-  lua_pushvalue(L, -2);
+  luaL_getmetatable(L, LCORIO_TASK_MT); /* task:await(), a method */
+  lua_getfield(L, -1, "__index");
+  lua_pushvalue(L, -3);
   lua_pushcclosure(L, l_await, 1);
   lua_setfield(L, -2, "await");
-  lua_pop(L, 1);
+  lua_pop(L, 2);
   if (luaL_newmetatable(L, "corio.AsCompleted")) {
     lua_pushcfunction(L, asc_gc);
     lua_setfield(L, -2, "__gc");
