@@ -19,7 +19,6 @@
 #include <lualib.h>
 
 #include "corio_lua.h"
-#include "lcorio.h"
 #include "slab.h"
 
 static const char *progname = "corio";
@@ -69,13 +68,9 @@ static int report(lua_State *L, int status) {
   return status;
 }
 
-static int msghandler(lua_State *L) {
-  return lcorio_traceback_handler(L);
-}
-
 static int docall(lua_State *L, int narg, int nres) {
   int status, base = lua_gettop(L) - narg;
-  lua_pushcfunction(L, msghandler);
+  lua_pushcfunction(L, corio_lua_traceback);
   lua_insert(L, base);
   status = lua_pcall(L, narg, nres, base);
   lua_remove(L, base);
@@ -359,7 +354,7 @@ static void laction(int signum) {
 
 static int list_pending(lua_State *L) {
   lua_Integer i, n;
-  lcorio_push_pending(L, 0);
+  corio_lua_push_pending(L);
   n = luaL_len(L, -1);
   for (i = 1; i <= n; i++) {
     lua_rawgeti(L, -1, i);

@@ -23,6 +23,14 @@ corio_rt *corio_lua_runtime(lua_State *L);
    wait, so its cleanup runs when the loop runs next.  Returns how many. */
 int corio_lua_cancel_all(lua_State *L);
 
+/* Push a sequence of the state's pending tasks, those the script made (a
+   wait's own hidden tasks aside): what Ctrl-C lists.  May raise (memory). */
+void corio_lua_push_pending(lua_State *L);
+
+/* A message handler for lua_pcall: the error as a string, with a
+   traceback (an error object is shown through its __tostring). */
+int corio_lua_traceback(lua_State *L);
+
 /* Where the module publishes the task it is resuming (NULL between tasks).
    A Ctrl-C handler reads it to stop a busy loop the way lua.c does: the
    loop cannot turn while Lua code runs, so the handler itself sets a hook

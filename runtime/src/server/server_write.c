@@ -10,7 +10,7 @@
 #include <string.h>
 #include <time.h>
 
-#include "internal.h"
+#include "server.h"
 
 static const char *reason(int status) {
   switch (status) {

@@ -4,7 +4,7 @@
 ** uv_idle handle that is active only while something is ready, so the loop
 ** never blocks in poll with work queued.
 */
-#include "internal.h"
+#include "core.h"
 
 static void drain(corio_rt *rt);
 

@@ -33,7 +33,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
-#include "internal.h"
+#include "fetch.h"
 
 static void on_sock_closed(uv_handle_t *h) {
   corio__fsock *k = corio__container_of(h, corio__fsock, poll);

@@ -6,7 +6,7 @@
 #include <string.h>
 #include <sys/resource.h>
 
-#include "internal.h"
+#include "core.h"
 
 long corio_raise_fd_limit(void) {
   struct rlimit rl;
@@ -59,10 +59,11 @@ static void close_own(corio_rt *rt, uv_handle_t *h) {
 }
 
 int corio_rt_free(corio_rt *rt) {
+  int i;
   if (rt == NULL) return 0;
   if (rt->ntasks > 0 || rt->running) return CORIO_EBUSY;
-  corio__fetch_shutdown(rt);
-  corio__server_shutdown(rt);
+  for (i = 0; i < CORIO__PART_COUNT; i++)
+    if (rt->part[i].shutdown != NULL) rt->part[i].shutdown(rt);
   corio__timers_close(rt);
   corio__sched_close(rt);
   close_own(rt, (uv_handle_t *)&rt->idle);

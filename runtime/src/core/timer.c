@@ -3,7 +3,7 @@
 ** timeouts) lives in one binary min-heap, behind one uv_timer_t.  A sleeping
 ** task costs one heap slot, not a libuv handle.
 */
-#include "internal.h"
+#include "core.h"
 
 #define TAG_TASK ((uintptr_t)1)
 

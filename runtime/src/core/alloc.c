@@ -4,7 +4,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "internal.h"
+#include "core.h"
 
 static corio_malloc_fn alloc_malloc = malloc;
 static corio_realloc_fn alloc_realloc = realloc;

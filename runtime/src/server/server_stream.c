@@ -11,7 +11,7 @@
 #include <stdio.h>
 #include <string.h>
 
-#include "internal.h"
+#include "server.h"
 
 typedef struct corio__srv_swrite swrite;
 struct corio__srv_swrite {

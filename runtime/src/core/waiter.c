@@ -5,7 +5,7 @@
 ** (tagged with bit 0) when a second waiter comes: a corio.wait over 100,000
 ** tasks allocates nothing per task.
 */
-#include "internal.h"
+#include "core.h"
 
 #define LIST_TAG ((uintptr_t)1)
 

@@ -6,7 +6,7 @@
 */
 #include <string.h>
 
-#include "internal.h"
+#include "core.h"
 
 size_t corio_task_size(void) {
   return sizeof(corio_task);

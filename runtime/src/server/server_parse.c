@@ -9,7 +9,7 @@
 #include <limits.h>
 #include <string.h>
 
-#include "internal.h"
+#include "server.h"
 
 /* req->last: the element the last data callback belonged to */
 enum { SRV_EL_NONE = 0, SRV_EL_URL, SRV_EL_FIELD, SRV_EL_VALUE };

@@ -30,7 +30,7 @@
 */
 #include <string.h>
 
-#include "internal.h"
+#include "server.h"
 
 #define SRV_SLAB      (64 * 1024) /* read buffer shared by the connections */
 #define SRV_IN_HIGH   (64 * 1024) /* pending input that stops reading */
@@ -163,6 +163,10 @@ static void on_timer(uv_timer_t *t) {
 ** ===================================================================
 */
 
+static corio__srv_home *home_of(corio_rt *rt) {
+  return rt->part[CORIO__PART_SERVER].state;
+}
+
 static void list_remove(corio__srv_conn **head, corio__srv_conn *c) {
   if (c->prev)
     c->prev->next = c->next;
@@ -224,7 +228,7 @@ void corio__srv_conn_close(corio__srv_conn *c) {
 /* The host answered a request whose connection is closing or closed. */
 void corio__srv_conn_release(corio__srv_conn *c) {
   if (!(c->flags & CORIO__SRV_CLOSED)) return; /* on_conn_closed frees it */
-  list_remove(c->srv != NULL ? &c->srv->orphans : &c->rt->srv_orphans, c);
+  list_remove(c->srv != NULL ? &c->srv->orphans : &home_of(c->rt)->orphans, c);
   conn_free(c);
 }
 
@@ -575,7 +579,7 @@ static void server_free(corio_server *s) {
   while ((c = s->orphans) != NULL) { /* the runtime keeps them */
     list_remove(&s->orphans, c);
     c->srv = NULL;
-    list_push(&s->rt->srv_orphans, c);
+    list_push(&home_of(s->rt)->orphans, c);
   }
   corio__free(s->slab);
   corio__free(s);
@@ -587,7 +591,7 @@ static void on_timer_closed(uv_handle_t *h) {
   if (s->prev)
     s->prev->next = s->next;
   else
-    rt->servers = s->next;
+    home_of(rt)->servers = s->next;
   if (s->next) s->next->prev = s->prev;
   if (s->on_closed != NULL) s->on_closed(s, s->closed_ud);
   server_free(s);
@@ -604,21 +608,39 @@ static void cut_all(corio_server *s) {
   }
 }
 
-void corio__server_shutdown(corio_rt *rt) {
+/*
+** corio_rt_free: close the servers still open, run the loop until they
+** are gone, and free the requests nobody answered.
+*/
+static void server_shutdown(corio_rt *rt) {
+  corio__srv_home *home = home_of(rt);
   corio_server *s;
   corio__srv_conn *c;
-  if (rt->servers == NULL && rt->srv_orphans == NULL) return;
-  for (s = rt->servers; s != NULL; s = s->next) {
+  if (home == NULL) return;
+  for (s = home->servers; s != NULL; s = s->next) {
     if (!s->closing)
       corio_server_close(s, 0, NULL, NULL);
     else
       cut_all(s); /* a graceful close's deadline is not waited for */
   }
-  while (rt->servers != NULL) uv_run(rt->loop, UV_RUN_ONCE);
-  while ((c = rt->srv_orphans) != NULL) { /* requests nobody answered */
-    list_remove(&rt->srv_orphans, c);
+  while (home->servers != NULL) uv_run(rt->loop, UV_RUN_ONCE);
+  while ((c = home->orphans) != NULL) { /* requests nobody answered */
+    list_remove(&home->orphans, c);
     conn_free(c);
   }
+  rt->part[CORIO__PART_SERVER].state = NULL;
+  corio__free(home);
+}
+
+/* The runtime's server part, made with its first server. */
+static corio__srv_home *home_get(corio_rt *rt) {
+  corio__srv_home *home = home_of(rt);
+  if (home != NULL) return home;
+  home = corio__calloc(1, sizeof *home);
+  if (home == NULL) return NULL;
+  rt->part[CORIO__PART_SERVER].state = home;
+  rt->part[CORIO__PART_SERVER].shutdown = server_shutdown;
+  return home;
 }
 
 static void on_listener_closed(uv_handle_t *h) {
@@ -650,11 +672,13 @@ static void on_failed_listen_closed(uv_handle_t *h) {
 int corio_server_listen(corio_rt *rt, const corio_server_opts *o,
                         corio_srv_request_fn cb, void *ud, corio_server **out) {
   corio_server *s;
+  corio__srv_home *home;
   struct sockaddr_storage ss;
   struct sockaddr_storage bound;
   int r, len = sizeof bound;
   if (out != NULL) *out = NULL;
   if (rt == NULL || cb == NULL || out == NULL) return CORIO_EINVAL;
+  if ((home = home_get(rt)) == NULL) return CORIO_ENOMEM;
   s = corio__calloc(1, sizeof *s);
   if (s == NULL) return CORIO_ENOMEM;
   if ((r = resolve_opts(&s->o, o)) != 0 ||
@@ -698,9 +722,9 @@ int corio_server_listen(corio_rt *rt, const corio_server_opts *o,
   s->port = ntohs(bound.ss_family == AF_INET6
                       ? ((struct sockaddr_in6 *)&bound)->sin6_port
                       : ((struct sockaddr_in *)&bound)->sin_port);
-  s->next = rt->servers;
-  if (rt->servers != NULL) rt->servers->prev = s;
-  rt->servers = s;
+  s->next = home->servers;
+  if (home->servers != NULL) home->servers->prev = s;
+  home->servers = s;
   *out = s;
   return 0;
 }

@@ -109,6 +109,14 @@ static int l_stats(lua_State *L) {
   return 1;
 }
 
+void corio_lua_push_pending(lua_State *L) {
+  lcorio_push_pending(L, 0);
+}
+
+int corio_lua_traceback(lua_State *L) {
+  return lcorio_traceback_handler(L);
+}
+
 int corio_lua_cancel_all(lua_State *L) {
   return lcorio_cancel_all(L);
 }

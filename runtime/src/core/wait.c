@@ -3,7 +3,7 @@
 ** One wait set per waiting task, registered as the same waiter on every
 ** target; it counts what is still needed and wakes the task once.
 */
-#include "internal.h"
+#include "core.h"
 
 typedef struct waitset {
   corio__waiter base;

@@ -12,7 +12,7 @@
 #include <string.h>
 #include <strings.h>
 
-#include "internal.h"
+#include "fetch.h"
 
 #define MAX_HEADER_BYTES (1024 * 1024)      /* per response, all fields */
 #define MAX_RESERVE      (64 * 1024 * 1024) /* trust Content-Length this far */

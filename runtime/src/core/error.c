@@ -2,7 +2,7 @@
 ** error.c: corio's error codes, their names and messages, and the mapping
 ** from libuv codes.
 */
-#include "internal.h"
+#include "core.h"
 
 const char *corio_err_name(int err) {
   switch (err) {

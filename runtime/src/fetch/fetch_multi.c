@@ -4,7 +4,7 @@
 ** cancellation.
 **
 ** Each session owns one or more shards, each a CURLM with its uv_timer_t
-** (internal.h says why there can be several); the sockets libcurl asks us
+** (fetch.h says why there can be several); the sockets libcurl asks us
 ** to watch are fetch_sock.c's.  The rules of RELIABILITY.md:
 ** - libcurl's callbacks (socket, timer, write, header) only record state:
 **   no curl_multi_* call and no user callback ever runs inside them.
@@ -19,7 +19,7 @@
 #include <strings.h>
 #include <sys/resource.h>
 
-#include "internal.h"
+#include "fetch.h"
 
 #define POOL_MAX 256 /* idle transfer objects kept for reuse */
 
@@ -517,8 +517,10 @@ static corio_session *session_make(corio__fetcher *ft,
   return s;
 }
 
+static void fetch_shutdown(corio_rt *rt);
+
 static corio__fetcher *fetcher_get(corio_rt *rt) {
-  corio__fetcher *ft = rt->fetcher;
+  corio__fetcher *ft = rt->part[CORIO__PART_FETCH].state;
   if (ft != NULL) return ft;
   if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK) return NULL;
   ft = corio__calloc(1, sizeof *ft);
@@ -534,7 +536,8 @@ static corio__fetcher *fetcher_get(corio_rt *rt) {
     curl_share_setopt(ft->share, CURLSHOPT_SHARE, CURL_LOCK_DATA_SSL_SESSION);
   }
   uv_idle_init(rt->loop, &ft->idle);
-  rt->fetcher = ft;
+  rt->part[CORIO__PART_FETCH].state = ft;
+  rt->part[CORIO__PART_FETCH].shutdown = fetch_shutdown;
   return ft;
 fail:
   if (ft != NULL) corio__free(ft);
@@ -710,7 +713,7 @@ void corio_fetch_set_data(corio_fetch *f, void *data) {
 }
 
 void corio_fetch_get_stats(const corio_rt *rt, corio_fetch_stats *out) {
-  const corio__fetcher *ft = rt->fetcher;
+  const corio__fetcher *ft = rt->part[CORIO__PART_FETCH].state;
   const corio_session *s;
   memset(out, 0, sizeof *out);
   if (ft == NULL) return;
@@ -745,8 +748,8 @@ static void on_fetcher_closed(uv_handle_t *h) {
 ** multis are cleaned up, the leftover polls and timers closed, and the
 ** fetcher freed in the idle handle's close callback.
 */
-void corio__fetch_shutdown(corio_rt *rt) {
-  corio__fetcher *ft = rt->fetcher;
+static void fetch_shutdown(corio_rt *rt) {
+  corio__fetcher *ft = rt->part[CORIO__PART_FETCH].state;
   corio_session *s;
   size_t i;
   if (ft == NULL) return;
@@ -772,7 +775,7 @@ void corio__fetch_shutdown(corio_rt *rt) {
   if (ft->share != NULL) curl_share_cleanup(ft->share);
   curl_url_cleanup(ft->urlh);
   corio__free(ft->url_ok);
-  rt->fetcher = NULL;
+  rt->part[CORIO__PART_FETCH].state = NULL;
   uv_idle_stop(&ft->idle);
   corio__closing(rt);
   uv_close((uv_handle_t *)&ft->idle, on_fetcher_closed);

@@ -1,0 +1,194 @@
+/*
+** fetch.h: the HTTP client's private structures and functions, shared by
+** the files of fetch/.  Built on the core (core/core.h).
+*/
+#ifndef CORIO_FETCH_H
+#define CORIO_FETCH_H
+
+#include <curl/curl.h>
+
+#include "core/core.h"
+
+/* A growable byte buffer. */
+typedef struct corio__fbuf {
+  char *p;
+  size_t len, cap;
+} corio__fbuf;
+
+/* corio_fetch.stage: an active transfer on its way into libcurl
+   (fetch_multi.c, admission) */
+enum {
+  CORIO__Q_NONE = 0, /* not added yet, or started by libcurl */
+  CORIO__Q_WAIT,     /* in the fetcher's wait queue, not added yet */
+  CORIO__Q_FRESH     /* added to its shard's multi, not started yet */
+};
+
+/* corio_fetch.state */
+enum {
+  CORIO__F_IDLE = 0, /* in the pool, or being set up */
+  CORIO__F_ACTIVE,   /* added to its session's multi */
+  CORIO__F_PENDING,  /* removed, its callback queued (cancelled) */
+  CORIO__F_CALLBACK  /* its callback is running */
+};
+
+/*
+** One transfer.  Pooled with its buffers, not its easy handle (fetch.c,
+** corio__fetch_obj_recycle): a transfer that reuses a pooled object makes
+** no allocation of its own, libcurl's aside, unless a buffer must grow.
+** `res` is what the callback (or corio_fetch_blocking's caller) sees.
+*/
+struct corio_fetch {
+  CURL *easy;
+  struct corio__fetcher *fetcher; /* NULL for corio_fetch_blocking */
+  corio_session *session;
+  struct corio__shard *shard; /* the multi of `session` it was added to */
+  corio_fetch_cb cb;
+  void *ud;
+  corio_fetch *prev, *next;   /* session's active list, pending queue, pool */
+  corio_fetch *qprev, *qnext; /* fetcher's wait queue or shard's fresh list */
+  int state;
+  uint8_t stage;  /* CORIO__Q_*: where qprev, qnext link it */
+  uint8_t h1;     /* HTTP/1 only: may skip libcurl's reuse search */
+  int err;        /* corio code set by a callback of ours (ETOOLARGE...) */
+  int sock_errno; /* why our socket() failed, 0 if it did not */
+  curl_socket_t opened[2];   /* the last sockets made for it, or -1 */
+  size_t max_body;           /* 0: no limit */
+  size_t hbytes;             /* header bytes of the current response */
+  corio__fbuf arena;         /* request: curl_slist nodes, header lines, body */
+  corio__fbuf body;          /* p: the body, body_off into its block */
+  corio_alloc_fn body_alloc; /* the block's allocator; NULL: ours */
+  void *body_ud;
+  size_t body_off;
+  corio__fbuf hbuf; /* response header fields: "name\0value\0"... */
+  size_t *hoff;     /* 2 offsets into hbuf per header field */
+  size_t nh, hoff_cap;
+  corio_header *harr; /* res.headers, built at completion */
+  size_t harr_cap;
+  size_t pool_big; /* in the pool: body.cap if over CORIO__KEEP_BODY */
+  corio_response res;
+  char errbuf[CURL_ERROR_SIZE];
+};
+
+/* A socket libcurl asked us to watch (curl_multi_assign'ed to it), or a
+   parked one: an idle keep-alive connection's (fetch_sock.c). */
+typedef struct corio__fsock {
+  uv_poll_t poll;
+  corio_rt *rt;
+  struct corio__shard *shard; /* whose multi the socket belongs to */
+  curl_socket_t fd;
+  int events; /* UV_READABLE|UV_WRITABLE the poll is started with */
+  int parked; /* libcurl said CURL_POLL_REMOVE; the poll is unref'ed */
+} corio__fsock;
+
+/* What the fetcher knows about one fd number. */
+typedef struct corio__fslot {
+  corio__fsock *k; /* the context on this number, or NULL */
+  int conn;        /* made by corio__fsock_open, not closed yet: its close
+                      will come through corio__fsock_closesocket */
+} corio__fslot;
+
+/*
+** Most transfers a shard takes before the next one is used, and most
+** shards per session.  libcurl 7.88's curl_multi_remove_handle walks the
+** multi's connection cache for every transfer that leaves a kept-alive
+** connection (its connect-only check), so with every connection in one
+** multi, 10,000 concurrent transfers cost 50 million steps as they
+** finish.  Spread over shards, each with its own cache, a walk only sees
+** that shard's connections.
+*/
+#define CORIO__SHARD_SPILL 512
+#define CORIO__SHARDS_MAX  16
+
+/* One curl multi of a session, with its connection cache and timer. */
+typedef struct corio__shard {
+  corio_session *session;
+  CURLM *multi;
+  uv_timer_t timer;   /* CURLMOPT_TIMERFUNCTION's timer */
+  size_t nactive;     /* transfers added to `multi` */
+  size_t nparked;     /* its parked sockets: idle keep-alive connections */
+  int in_timeout;     /* inside the timer's socket_action */
+  corio_fetch *fresh; /* added to `multi` since its last socket_action */
+  int doomed;         /* a transfer of it failed in our socket callback */
+} corio__shard;
+
+struct corio_session {
+  struct corio__fetcher *fetcher;
+  corio_rt *rt;
+  corio__shard *shards[CORIO__SHARDS_MAX]; /* [0] always exists */
+  int nshards;
+  int shardable;              /* limits divide evenly: more shards allowed */
+  int nopen;                  /* shard timers not closed yet */
+  corio_session *prev, *next; /* fetcher's list */
+  corio_fetch *active;        /* transfers added to its shards' multis */
+  size_t nactive;
+  size_t nparked;         /* parked sockets: idle keep-alive connections */
+  size_t max_connections; /* the options' limits, 0: none */
+  size_t max_per_host;
+  size_t max_idle;
+  int depth;           /* > 0 while corio__shard_check runs callbacks */
+  int closing;         /* corio_session_free was called */
+  int destroy_pending; /* free once depth drops to 0 */
+  int is_default;
+  void *data;
+};
+
+/* Per runtime: made by the first fetch, freed by corio__fetch_shutdown. */
+typedef struct corio__fetcher {
+  corio_rt *rt;
+  CURLSH *share; /* DNS + TLS session cache shared by the sessions */
+  CURLU *urlh;   /* reused to validate URLs */
+  char *url_ok;  /* the last URL urlh accepted, or NULL */
+  size_t url_ok_cap;
+  uv_idle_t idle; /* runs while cancelled callbacks are queued */
+  corio_fetch *pend_head, *pend_tail;
+  corio_fetch *wait_head, *wait_tail; /* started, not added yet */
+  size_t nwait, nfresh; /* transfers waiting; added but not started */
+  corio_fetch *pool;
+  size_t npool;
+  size_t pool_big; /* sum of the pooled objects' pool_big */
+  corio_session *sessions;
+  corio_session *dflt;
+  size_t nsessions;
+  corio__fslot *fds; /* indexed by fd */
+  size_t nfds;
+  size_t nsockets; /* contexts polling for a transfer (not parked) */
+  size_t nconn;    /* fds marked `conn`: connection sockets open */
+  size_t nactive;
+  int closing;
+} corio__fetcher;
+
+/* A pooled transfer object always keeps a body buffer this big; bigger
+   ones while they sum to at most corio__body_pool_bytes. */
+extern size_t corio__body_pool_bytes;
+#define CORIO__KEEP_BODY (64 * 1024)
+
+/* fetch.c: one transfer's request and response. */
+int corio__fetch_check(const corio_request *req, CURLU *urlh);
+corio_fetch *corio__fetch_obj_new(void);
+void corio__fetch_obj_recycle(corio_fetch *f, size_t keep_body);
+int corio__fetch_obj_easy(corio_fetch *f);
+void corio__fetch_obj_free(corio_fetch *f);
+void corio__fetch_body_free(corio_fetch *f);
+int corio__fetch_setup(corio_fetch *f, const corio_request *req);
+void corio__fetch_finish(corio_fetch *f, int status, CURLcode code);
+int corio__fetch_code(const corio_fetch *f, CURLcode code);
+void corio__fetch_pick_buffer(corio_fetch *f);
+
+/* fetch_multi.c: remove a shard's finished transfers and run their
+   callbacks; corio__shard_action is curl_multi_socket_action on the shard
+   (the transfers it starts get their receive buffers first). */
+void corio__shard_check(corio__shard *sh);
+void corio__shard_action(corio__shard *sh, curl_socket_t fd, int flags);
+
+/* fetch_sock.c: libcurl's socket callbacks (userp/clientp: the shard for
+   the first, the transfer for open, the fetcher for close), and closing a
+   context. */
+int corio__fsock_curl_cb(CURL *e, curl_socket_t fd, int what, void *userp,
+                         void *socketp);
+curl_socket_t corio__fsock_open(void *clientp, curlsocktype purpose,
+                                struct curl_sockaddr *a);
+int corio__fsock_closesocket(void *clientp, curl_socket_t fd);
+void corio__fsock_close(corio__fetcher *ft, corio__fsock *k);
+void corio__fsock_forget_closed(corio_fetch *f);
+
+#endif

@@ -1,0 +1,175 @@
+/*
+** server.h: the HTTP server's private structures and functions, shared by
+** the files of server/.  Built on the core (core/core.h).
+*/
+#ifndef CORIO_SERVER_H
+#define CORIO_SERVER_H
+
+#include <http_parser.h>
+
+#include "core/core.h"
+
+/* A growable byte buffer, reused across requests of one connection. */
+typedef struct corio__srv_buf {
+  char *base;
+  size_t len, cap;
+} corio__srv_buf;
+
+/* A received header: offsets into the request's buffer. */
+typedef struct corio__srv_hdr {
+  size_t name, name_len, value, value_len;
+} corio__srv_hdr;
+
+/*
+** The request being received or handed out.  It lives inside its
+** connection, so a request costs no allocation once the connection's
+** buffers have grown; every string is an offset into `buf` (which may move
+** while the request arrives) followed by a NUL.
+*/
+struct corio_srv_req {
+  struct corio__srv_conn *conn;
+  void *data;
+  corio__srv_buf buf; /* target, path, query, header strings, body */
+  corio__srv_hdr *hdrs;
+  size_t nhdrs, hdrs_cap;
+  size_t target, target_len, path, path_len, query, query_len;
+  size_t body, body_len;
+  size_t body_max;   /* its declared length, or max_body_bytes (chunked) */
+  size_t head_bytes; /* counted against max_header_bytes */
+  uint8_t method, major, minor, keep_alive;
+  uint8_t last;     /* the element being received: SRV_EL_* (server_parse.c) */
+  uint8_t open;     /* that element still needs its NUL */
+  uint8_t rejected; /* over max_inflight: answered by the server */
+  uint8_t in_body;  /* head complete: later header callbacks are trailers */
+};
+
+/* conn->rstate: where the connection is in its request cycle */
+enum {
+  CORIO__SRV_IDLE = 0, /* between requests */
+  CORIO__SRV_HEAD,     /* a request head is arriving */
+  CORIO__SRV_BODY,     /* its body is arriving */
+  CORIO__SRV_READY,    /* complete, about to be handed out */
+  CORIO__SRV_USER,     /* handed to the callback, not answered yet */
+  CORIO__SRV_WRITE,    /* answered, response being written */
+  CORIO__SRV_STREAM    /* head sent by corio_srv_stream, body to come */
+};
+
+/* conn->tkind: which deadline list the connection is on */
+enum {
+  CORIO__SRV_T_NONE = 0,
+  CORIO__SRV_T_HEADER,
+  CORIO__SRV_T_BODY,
+  CORIO__SRV_T_IDLE,
+  CORIO__SRV_T_WRITE,
+  CORIO__SRV_T_LINGER,
+  CORIO__SRV_T_COUNT
+};
+
+/* conn->flags */
+#define CORIO__SRV_CLOSING     0x001  /* uv_close called */
+#define CORIO__SRV_CLOSED      0x002  /* close callback ran: an orphan */
+#define CORIO__SRV_EOF         0x004  /* the peer sent FIN */
+#define CORIO__SRV_WRITING     0x008  /* wreq in flight */
+#define CORIO__SRV_CLOSE_AFTER 0x010  /* close once the response is out */
+#define CORIO__SRV_NO_INPUT    0x020  /* parse nothing more */
+#define CORIO__SRV_LINGER      0x040  /* shut down, draining the peer */
+#define CORIO__SRV_READ_OFF    0x080  /* reading stopped: too much pending */
+#define CORIO__SRV_IN_PROCESS  0x100  /* inside corio__srv_process */
+#define CORIO__SRV_CONTINUE    0x200  /* creq (100 Continue) in flight */
+#define CORIO__SRV_GONE        0x400  /* disconnect reported for this request */
+#define CORIO__SRV_NO_BODY     0x800  /* streamed response without a body */
+#define CORIO__SRV_CHUNKED     0x1000 /* streamed body in chunked encoding */
+
+typedef struct corio__srv_conn corio__srv_conn;
+struct corio__srv_conn {
+  uv_tcp_t tcp;
+  corio_server *srv; /* NULL for an orphan whose server is gone */
+  corio_rt *rt;
+  corio__srv_conn *prev, *next;   /* srv->conns, or srv->orphans */
+  corio__srv_conn *tprev, *tnext; /* deadline list srv->tl[tkind] */
+  uint64_t due;
+  http_parser parser;
+  corio_srv_req req;
+  /* unparsed input: [ibase + ioff, ibase + ilen), ibase being the server's
+     read slab during a read callback and `in.base` otherwise */
+  const char *ibase;
+  size_t ilen, ioff;
+  corio__srv_buf in;
+  corio__srv_buf out; /* the serialized response */
+  uv_write_t wreq, creq;
+  uv_shutdown_t sreq;
+  unsigned flags;
+  unsigned nreq;    /* requests handed out on this connection */
+  unsigned nwrites; /* stream writes in flight (server_stream.c) */
+  struct corio__srv_swrite *swrites; /* those writes, oldest first */
+  int err_status; /* status a parser callback chose for its error */
+  uint8_t rstate, tkind;
+  char remote[56]; /* "[ipv6]:port" */
+};
+
+typedef struct corio__srv_tlist {
+  corio__srv_conn *head, *tail;
+} corio__srv_tlist;
+
+/* The runtime's state of the server part: its servers, and the requests
+   of servers freed before their host answered them. */
+typedef struct corio__srv_home {
+  corio_server *servers; /* listening or closing */
+  corio__srv_conn *orphans;
+} corio__srv_home;
+
+struct corio_server {
+  corio_rt *rt;
+  uv_tcp_t listener;
+  uv_timer_t timer;    /* every deadline of the server */
+  corio_server_opts o; /* defaults filled in */
+  corio_srv_request_fn cb;
+  corio_srv_disconnect_fn on_gone;
+  void *data;
+  corio_server *prev, *next; /* rt->servers */
+  corio__srv_conn *conns, *orphans;
+  corio__srv_tlist tl[CORIO__SRV_T_COUNT];
+  uint64_t tl_ms[CORIO__SRV_T_COUNT];
+  uint64_t armed_due, close_due;
+  size_t nconns, inflight;
+  uint64_t nrequests, nrejected;
+  char *slab; /* read buffer shared by every connection */
+  int port;
+  int closing, nopen; /* handles (listener, timer) not closed yet */
+  corio_server_closed_fn on_closed;
+  void *closed_ud;
+  int64_t date_sec;
+  char date[48]; /* "Date: ...\r\n" for date_sec */
+};
+
+/* server.c */
+void corio__srv_timer_set(corio__srv_conn *c, int kind);
+void corio__srv_process(corio__srv_conn *c);
+void corio__srv_after_response(corio__srv_conn *c);
+void corio__srv_conn_close(corio__srv_conn *c);
+void corio__srv_conn_release(corio__srv_conn *c);
+void corio__srv_gone(corio__srv_conn *c);
+/* 0 or CORIO_ENOMEM */
+int corio__srv_buf_reserve(corio__srv_buf *b, size_t extra);
+int corio__srv_buf_grow(corio__srv_buf *b, size_t extra, size_t bound);
+
+/* server_parse.c */
+extern const http_parser_settings corio__srv_settings;
+void corio__srv_req_shrink(corio_srv_req *req);
+
+/* server_write.c */
+void corio__srv_reply(corio__srv_conn *c, int status, int fatal);
+int corio__srv_check_answer(corio__srv_conn *c, int status,
+                            const corio_srv_header *h, size_t nh,
+                            const char *body, size_t len);
+int corio__srv_keep_open(corio__srv_conn *c);
+
+/* server_stream.c */
+void corio__srv_stream_drop(corio__srv_conn *c);
+/* framing: 0 Content-Length, 1 chunked, 2 none (until the close) */
+int corio__srv_serialize(corio__srv_conn *c, int status,
+                         const corio_srv_header *h, size_t nh, const char *body,
+                         size_t len, int keep, int framing);
+void corio__srv_send_continue(corio__srv_conn *c);
+
+#endif
