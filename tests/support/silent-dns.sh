@@ -2,7 +2,7 @@
 # Run a command where DNS never answers: a private network namespace (only
 # loopback) and mount namespace whose /etc/resolv.conf names 127.0.0.1,
 # where a UDP socket takes every query and answers none.  Nothing outside
-# the namespaces changes.  RELIABILITY fault 3.
+# the namespaces changes.  docs/reliability.md fault 3.
 #
 # Usage: unshare -rnm bash tests/support/silent-dns.sh COMMAND [ARGS...]
 set -euo pipefail

@@ -468,13 +468,12 @@ static void warnf(void *ud, const char *msg, int tocont) {
 ** Response bodies come and go by the thousand, 100 KiB and more each.
 ** With glibc's defaults each is either mmap'ed and unmapped or trimmed
 ** back to the kernel when freed, so every response faults its pages in
-** anew (S4 in bench/anchors.sh: 0.75 s against 0.62 s for 20,000 bodies
-** of 100 KiB).  Keep freed memory for reuse instead; the peak is the same.
+** anew, which slows big bodies down (bench/NOTES.md, "Keeping freed
+** memory").  Keep freed memory for reuse instead; the peak is the same.
 ** A body normally becomes its string where it arrived (lbody.c); when it
 ** is copied instead (a Lua with another string layout), the runtime need
 ** not hold big body buffers of its own either: freed, each is reused for
-** the Lua string of the next body (50 transfers of 100 KiB at once
-** touched 2,170 fresh pages instead of 3,396, in 6.8 ms instead of 8.5).
+** the Lua string of the next body, which touches fewer fresh pages.
 */
 static void keep_freed_memory(void) {
 #ifdef __GLIBC__

@@ -94,11 +94,10 @@ int corio__call_soon(corio_rt *rt, corio_done_fn cb, corio_task *task,
 ** At most DRAIN_BUDGET tasks are resumed per drain; the rest keep their
 ** place and the loop polls I/O first, as tokio's and Go's schedulers poll
 ** every 61 tasks.  A program that spawns 10,000 fetching tasks at once
-** (S3 in bench/anchors.sh) thus has its first connections under way while
-** later tasks still start, and the server works on them meanwhile on the
-** other core: the first response came 50 ms sooner, and the whole burst
-** took 1.61 s instead of 1.66 s.  With 16 or 32, S1 and S4 (100 and 50
-** tasks) got slower.
+** thus has its first connections under way while later tasks still start,
+** and the server works on them meanwhile on the other core: the first
+** response comes sooner and the burst ends sooner.  Smaller budgets made
+** the small scenarios slower (bench/NOTES.md, "Drain budget").
 */
 #define DRAIN_BUDGET 61
 

@@ -20,22 +20,20 @@
 /*
 ** libcurl mallocs a receive buffer (CURLOPT_BUFFERSIZE, 16 KiB) for every
 ** transfer when it starts and frees it when it ends.  Waiting for a slow
-** answer, it is the biggest thing a transfer holds: with 10,000 of them in
-** flight the buffers were 160 MiB of heap (about 4.5 KiB of each resident,
-** the pages its header and the first bytes touch).  Past MANY_ACTIVE
+** answer, it is the biggest thing a transfer holds: with thousands in
+** flight the buffers dominate the heap.  Past MANY_ACTIVE
 ** transfers in flight in the runtime, tasks waiting to run counted in (each
 ** may start one), a transfer gets libcurl's smallest buffer instead, which
 ** costs more recv calls per byte: the few first transfers stay fast for
 ** big bodies, the crowd stays small.  The size is picked when libcurl is
 ** about to start the transfer, not when the caller starts it: then a burst
 ** of 10,000 is a crowd from its first transfer on (picked at the call, its
-** first 1,000 took 16 or 64 KiB each; the executable's S3 peak went from
-** 157 to 151 MB; without the waiting tasks, since the scheduler polls
-** between batches of tasks, from 142 to 148 MB).
+** first 1,000 took 16 or 64 KiB each); and since the scheduler polls
+** between batches of tasks, the tasks still waiting to run count too.
 ** Under FEW_ACTIVE, a transfer gets 64 KiB instead: a 100 KiB body then
-** takes two reads, not seven, each a wakeup and a socket_action (S4 in
-** bench/anchors.sh: 20,000 bodies in 0.55 s instead of 0.66 s; small
-** bodies measured the same).
+** takes two reads, not seven, each a wakeup and a socket_action (faster
+** for big bodies, the same for small ones).  Figures: bench/NOTES.md,
+** "Receive buffer".
 */
 #define MANY_ACTIVE       1000
 #define SMALL_RECV_BUFFER 1024L
@@ -246,8 +244,9 @@ corio_fetch *corio__fetch_obj_new(void) {
 ** in init"; Debian 12 ships 7.88).  curl_easy_reset does not clear it; a
 ** new handle starts clean.  The cost is small: connections, DNS and TLS
 ** sessions live in the multi and the share, not in the handle; init and
-** cleanup take about 1.5 us more than a reset (S1: a few % more CPU, the
-** same requests per second).  Not made to depend on the libcurl version:
+** cleanup cost slightly more than a reset, for the same requests per
+** second (bench/NOTES.md, "A new easy handle").  Not made to depend on the
+*libcurl version:
 ** a distribution may backport the fix without changing the number, or
 ** not, and the fast path would be the one never tested here.
 */
@@ -523,8 +522,8 @@ int corio__fetch_setup(corio_fetch *f, const corio_request *req) {
   SET(CURLOPT_URL, req->url);
   SET(CURLOPT_NOSIGNAL, 1L);
   /* A name that never resolves: at the timeout, libcurl would join its
-     resolver thread, blocking the loop until getaddrinfo gives up (10 s
-     with a silent DNS server, measured); detached, the thread ends on its
+     resolver thread, blocking the loop until getaddrinfo gives up (seconds
+     with a silent DNS server; bench/NOTES.md); detached, the thread ends on its
      own.  (Since 7.87: an older libcurl says no, and waits.) */
   (void)curl_easy_setopt(e, CURLOPT_QUICK_EXIT, 1L);
   SET(CURLOPT_PROTOCOLS_STR, "http,https");

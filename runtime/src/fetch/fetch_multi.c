@@ -5,7 +5,8 @@
 **
 ** Each session owns one or more shards, each a CURLM with its uv_timer_t
 ** (fetch.h says why there can be several); the sockets libcurl asks us
-** to watch are fetch_sock.c's.  The rules of RELIABILITY.md:
+** to watch are fetch_sock.c's.  The rules of docs/reliability.md (rules 1, 2,
+*5):
 ** - libcurl's callbacks (socket, timer, write, header) only record state:
 **   no curl_multi_* call and no user callback ever runs inside them.
 ** - curl_multi_socket_action runs from uv callbacks only, and every call is
@@ -158,17 +159,16 @@ static void deliver(corio_fetch *f, int status, CURLcode code) {
 
 /*
 ** libcurl starts every transfer added to a multi in the multi's next
-** socket_action, and a connecting transfer holds a 1,096-byte block that
-** it frees once connected.  10,000 transfers started in one turn had
-** 10,000 of those at once, left as holes between live blocks after: 10
-** MB of the S3 peak.  So at most ADMIT_MAX transfers are added and not
+** socket_action, and a connecting transfer holds a small block that it
+** frees once connected.  10,000 transfers started in one turn had 10,000
+** of those at once, left as holes between live blocks after, a large part
+** of a burst's peak.  So at most ADMIT_MAX transfers are added and not
 ** started yet; the others wait in the fetcher's queue, in order, and the
 ** idle handle adds more each turn as libcurl starts the added ones (the
 ** next ones reuse the blocks the last ones freed, and those of the
-** request being written).  With 256 at a time the executable's S3 peak
-** went from 151 to 142 MB (the C core's to 127 MB), for about 40 ms more
-** of its 1.6 s: the last transfers start later (1,000 or 2,500 at a time
-** measured the same).  S1's and S4's 100 and 50 transfers at once never
+** request being written).  A few hundred at a time lower a burst's peak
+** for a little more total time, since the last transfers start later
+** (bench/NOTES.md, "Admission").  A few hundred transfers at once never
 ** wait.
 */
 #define ADMIT_MAX 256
@@ -554,7 +554,7 @@ static corio_session *default_session(corio__fetcher *ft) {
     /* libcurl's default keeps 4 connections per transfer still in the
        multi: after a burst, as the last transfers leave, every one of
        them closed the oldest idle connection, found by walking all of
-       them (0.2 s of the 10,000-transfer burst).  Idle ones cost no
+       them (bench/NOTES.md).  Idle ones cost no
        system call while parked; servers close them in their own time.
        But each holds a descriptor: at most half the process's limit, so
        that idle connections never starve new sockets, servers, files. */

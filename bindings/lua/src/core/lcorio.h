@@ -57,7 +57,8 @@ lcorio_state *lcorio_getstate(lua_State *L);
 /*
 ** Binding code that runs on the loop (a transfer completing, a task to
 ** resume) runs inside libuv's and libcurl's frames, where a Lua error must
-** not unwind (RELIABILITY.md 14).  lcorio_protect runs fn(L) with `ud` as
+** not unwind (docs/reliability.md rule 14).  lcorio_protect runs fn(L) with
+*`ud` as
 ** its light userdata argument in protected mode and returns lua_pcall's
 ** status (the error is popped).  An error there is in practice Lua out of
 ** memory: lcorio_push_memory_error pushes, without allocating, the error

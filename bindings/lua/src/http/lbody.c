@@ -11,10 +11,9 @@
 ** allocator is wrapped, and the body's block is "armed" just before
 ** lua_pushlstring: Lua's request for the block of a string of exactly
 ** that size gets the body's block, and Lua's copy of the bytes becomes a
-** copy onto themselves, which glibc's memcpy skips (2 ns against 1 us for
-** 100 KiB).  S4 in bench/anchors.sh (2,000 bodies of 100 KiB, 50 at
-** once): 0.052 s instead of 0.054 s, 0.865 of raw libcurl's speed instead
-** of 0.833.
+** copy onto themselves, which glibc's memcpy skips: big bodies come
+** closer to raw libcurl's speed (bench/NOTES.md, "Bodies become
+** strings").
 **
 ** Nothing here reads Lua's private structures: the offset is measured
 ** once per state, with a probe string, and when the probe does not find

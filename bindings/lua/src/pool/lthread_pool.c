@@ -4,7 +4,8 @@
 **
 ** A worker thread touches only its own lua_State, the job's read-only
 ** inputs, its outcome slots, and the counters under hub->mu: never the
-** caller's state (RELIABILITY.md, 15).  uv_async_send coalesces, so the hub
+** caller's state (docs/reliability.md rule 15).  uv_async_send coalesces, so
+*the hub
 ** keeps a queue of ended jobs and drains all of it per callback.
 */
 #include <stdlib.h>

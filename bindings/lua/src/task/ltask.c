@@ -295,10 +295,11 @@ static void cancel_unstarted(lua_State *L, ltask *lt, int tidx) {
 
 /*
 ** Out of memory, Lua collects all garbage before it gives up on an
-** allocation: with 600,000 tasks in the heap that is a second per failed
-** allocation.  Once a task could not even start for lack of memory, the
+** allocation: with hundreds of thousands of tasks in the heap, each failed
+** allocation takes long.  Once a task could not even start for lack of memory,
+*the
 ** tasks that have not started yet fail at once with the memory error,
-** without touching the heap, until it has shrunk by an eighth: 600,000
+** without touching the heap, until it has shrunk by an eighth:
 ** tasks that would each have failed after a full collection fail in a
 ** moment, and the memory they free lets the program go on.
 */
@@ -398,7 +399,8 @@ static int resume_task(lua_State *L) {
 /*
 ** The driver: the runtime calls this when the task is ready.  It runs on
 ** the loop, inside libuv's and libcurl's frames, where a Lua error must
-** not unwind (RELIABILITY.md 14): storing the outcome allocates (a table
+** not unwind (docs/reliability.md rule 14): storing the outcome allocates (a
+*table
 ** of results, an error with its traceback), so it runs in protected mode.
 ** Should that fail (out of memory), the task fails with the state's
 ** preallocated memory error rather than stay pending forever.
