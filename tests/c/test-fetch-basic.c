@@ -235,7 +235,7 @@ TEST_IMPL(timing) {
   ASSERT_OK(get("/delay/200", &r));
   ASSERT(r.timing.ttfb >= 0.19);
   ASSERT(r.timing.total >= r.timing.ttfb);
-  ASSERT(r.timing.total < 1.0);
+  ASSERT(r.timing.total < 10.0); /* seconds, not garbage */
   ASSERT_STR_EQ(r.body, "delayed\n");
   result_clear(&r);
 }

@@ -52,7 +52,7 @@ TEST_IMPL(cancel_right_after_start) {
     ASSERT_EQ(r[i].status, CORIO_ECANCELED);
     result_clear(&r[i]);
   }
-  ASSERT(now() - t0 < 1.5);
+  ASSERT(now() - t0 < 1.9); /* before the 2 s delay ends */
   corio_fetch_get_stats(rt, &st);
   ASSERT_EQ(st.sockets, 0);
   ASSERT_OK(corio_rt_free(rt));
@@ -90,7 +90,7 @@ static void cancel_after(const char *path, uint64_t ms) {
   ASSERT_OK(c.rc);
   ASSERT_EQ(r.called, 1);
   ASSERT_EQ(r.status, CORIO_ECANCELED);
-  ASSERT(now() - t0 < 2.0);
+  ASSERT(now() - t0 < 2.9); /* before the 3 s delay (or /slow's 10 s) */
   corio_fetch_get_stats(rt, &st);
   ASSERT_EQ(st.sockets, 0); /* the connection was closed */
   ASSERT_EQ(st.active, 0);

@@ -41,7 +41,7 @@ TEST_IMPL(session_limits) {
   dt = now() - t0;
   ASSERT_EQ(t.ok, 6);
   ASSERT(dt >= 0.85); /* three waves of two */
-  ASSERT(dt < 3.0);
+  ASSERT(dt < 10.0);  /* a hang guard: the lower bound is the check */
   ASSERT_OK(corio_session_free(s));
   ASSERT_OK(corio_rt_free(rt));
 }
