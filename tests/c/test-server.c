@@ -569,7 +569,7 @@ TEST_IMPL(slowloris_cut) {
   ASSERT_EQ(slow.status[0], 408);
   ASSERT(slow.eof);
   ASSERT(slow.t_end - slow.t_start >= 290);
-  ASSERT(slow.t_end - slow.t_start < 1000);
+  ASSERT(slow.t_end - slow.t_start < 1800); /* the head needs 1.9 s */
   ASSERT(d.i < 10); /* cut off long before the head was complete */
   client_free(&slow);
   client_free(&normal);
@@ -587,17 +587,18 @@ TEST_IMPL(max_inflight_overload) {
   for (i = 0; i < 3; i++) {
     cl[i].want = 1;
     cl[i].on_response = cl[i].on_closed = NULL;
-    client_start_s(&cl[i], port, "GET /delay/200 HTTP/1.1\r\nHost: x\r\n\r\n");
+    client_start_s(&cl[i], port, "GET /delay/1000 HTTP/1.1\r\nHost: x\r\n\r\n");
   }
   run_and_free();
   for (i = 0; i < 3; i++) {
     ASSERT_EQ(cl[i].nresp, 1);
     if (cl[i].status[0] == 200) {
       ok++;
-      ASSERT(cl[i].t_end - cl[i].t_start >= 190);
+      ASSERT(cl[i].t_end - cl[i].t_start >= 990);
     } else {
       ASSERT_EQ(cl[i].status[0], 502);
-      ASSERT(cl[i].t_end - cl[i].t_start < 150); /* answered at once */
+      /* answered at once, not after the 1 s of the others */
+      ASSERT(cl[i].t_end - cl[i].t_start < 900);
       over++;
     }
     client_free(&cl[i]);
@@ -631,7 +632,7 @@ TEST_IMPL(graceful_close) {
   T.close_server_when_done = 0;
   gc[0].want = 0;
   gc[0].on_response = gc[0].on_closed = NULL;
-  client_start_s(&gc[0], port, "GET /delay/300 HTTP/1.1\r\nHost: x\r\n\r\n");
+  client_start_s(&gc[0], port, "GET /delay/1000 HTTP/1.1\r\nHost: x\r\n\r\n");
   gc[1].want = 0;
   gc[1].on_response = gc[1].on_closed = NULL;
   client_start_s(&gc[1], port, "GET /idle HTTP/1.1\r\nHost: x\r\n\r\n");
@@ -639,15 +640,15 @@ TEST_IMPL(graceful_close) {
   run_and_free();
   /* in flight: answered after the close, with Connection: close */
   ASSERT_EQ(gc[0].nresp, 1);
-  ASSERT_STR_EQ(gc[0].body[0], "late /delay/300?");
+  ASSERT_STR_EQ(gc[0].body[0], "late /delay/1000?");
   ASSERT(strstr(gc[0].raw, "\r\nConnection: close\r\n") != NULL);
   ASSERT(gc[0].eof);
-  ASSERT(gc[0].t_end - gc[0].t_start >= 290);
+  ASSERT(gc[0].t_end - gc[0].t_start >= 990);
   ASSERT_OK(T.respond_ret[1]);
   /* idle: answered before, closed at once by the close */
   ASSERT_EQ(gc[1].nresp, 1);
   ASSERT(gc[1].eof);
-  ASSERT(gc[1].t_end - gc[1].t_start < 250);
+  ASSERT(gc[1].t_end - gc[1].t_start < 900); /* not after gc[0]'s 1 s */
   /* after the close: refused */
   ASSERT_EQ(gc[2].connect_status, UV_ECONNREFUSED);
   ASSERT_EQ(gc[2].nresp, 0);
@@ -771,7 +772,7 @@ TEST_IMPL(body_timeout) {
   ASSERT_EQ(cl.status[0], 408);
   ASSERT(cl.eof);
   ASSERT(cl.t_end - cl.t_start >= 190);
-  ASSERT(cl.t_end - cl.t_start < 1000);
+  ASSERT(cl.t_end - cl.t_start < 5000); /* a hang would be the 60 s default */
   ASSERT_EQ(T.nreq, 0);
   client_free(&cl);
 }
@@ -998,7 +999,8 @@ TEST_IMPL(many_idle_connections) {
   run_and_free();
   ASSERT_EQ(busy.nresp, 1);
   ASSERT_EQ(busy.status[0], 200);
-  ASSERT(busy.t_end - busy.t_start < 100);
+  /* not behind the idle ones (their timeouts are 60 s) */
+  ASSERT(busy.t_end - busy.t_start < 2000);
   for (i = 0; i < NIDLE; i++) {
     ASSERT_EQ(idle_clients[i].connect_status, 0);
     ASSERT_EQ(idle_clients[i].nresp, i % 2);
@@ -1165,7 +1167,7 @@ TEST_IMPL(idle_timeout_and_max_connections) {
   for (i = 0; i < 3; i++) {
     if (cl[i].nresp == 1) {
       ASSERT(cl[i].t_end - cl[i].t_start >= 140);
-      ASSERT(cl[i].t_end - cl[i].t_start < 600);
+      ASSERT(cl[i].t_end - cl[i].t_start < 5000); /* the default: 60 s */
     }
     client_free(&cl[i]);
   }
@@ -1484,7 +1486,7 @@ TEST_IMPL(rt_free_closes_servers) {
   client_close(&c);
   t0 = uv_hrtime();
   RT_FREE_CLEAN(T.rt);
-  ASSERT((uv_hrtime() - t0) / 1000000 < 1000);
+  ASSERT((uv_hrtime() - t0) / 1000000 < 10000); /* not the 60 s deadline */
   ASSERT_EQ(T.server_closed, 1);
   ASSERT_EQ(ngone, 2);
   client_free(&a);

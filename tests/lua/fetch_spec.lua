@@ -321,10 +321,11 @@ print(corio.get(srv.url).body)
       local ok, kind, secs, ticks = out:match("^(%a+)\t(%a+)\t([%d.]+)\t(%d+)\n$")
       assert.equal("false", ok, out)
       assert.equal("timeout", kind, out)
-      assert.is_true(tonumber(secs) >= 0.9 and tonumber(secs) < 2, out)
-      -- 1.2 s of 10 ms ticks: at least half of them, on a loaded machine
-      assert.is_true(tonumber(ticks) >= 60, out)
-      assert.is_true(wall < 5, ("the program took %.1f s to end"):format(wall))
+      -- at the deadline (1 s), far from getaddrinfo's 10 s
+      assert.is_true(tonumber(secs) >= 0.9 and tonumber(secs) < 5, out)
+      -- 1.2 s of 10 ms ticks: at least a quarter of them, on a loaded machine
+      assert.is_true(tonumber(ticks) >= 30, out)
+      assert.is_true(wall < 8, ("the program took %.1f s to end"):format(wall))
     end)
 
     it("timeout: a delay longer than the timeout", function()
@@ -332,7 +333,7 @@ print(corio.get(srv.url).body)
       local err = fetch_error(corio.fetch, base .. "/delay/3000", {timeout = 0.2})
       assert.equal("timeout", err.kind)
       assert.is_true(err == corio.TimeoutError) -- compared by kind
-      assert.is_true(corio.time() - t0 < 2)
+      assert.is_true(corio.time() - t0 < 2.9) -- before the 3 s delay ends
       assert.equal(0, in_flight())
     end)
 
@@ -468,7 +469,7 @@ print(corio.get(srv.url).body)
       assert.is_true(t:cancelled())
       corio.sleep(0.01)
       assert.equal(0, in_flight())
-      assert.is_true(corio.time() - t0 < 2)
+      assert.is_true(corio.time() - t0 < 4.5) -- before the 5 s delay ends
     end)
 
     it("wait_for cancels a slow fetch", function()
@@ -510,9 +511,10 @@ print(corio.get(srv.url).body)
     it("the default session runs them all at once", function()
       local ts = {}
       local t0 = corio.time()
-      for i = 1, 6 do ts[i] = corio.spawn(corio.get, base .. "/delay/200") end
+      for i = 1, 6 do ts[i] = corio.spawn(corio.get, base .. "/delay/1000") end
       corio.wait(ts, {timeout = 10})
-      assert.is_true(corio.time() - t0 < 0.5)
+      -- at once: 1 s; two waves would be 2 s, one after another 6 s
+      assert.is_true(corio.time() - t0 < 1.9, corio.time() - t0)
     end)
 
     it("base_url, default headers and timeout apply; request options win", function()

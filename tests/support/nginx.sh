@@ -153,9 +153,11 @@ stop() {
   if running; then
     local pid
     pid=$(cat "$pidf")
-    kill -QUIT "$pid" # graceful stop of this master only
+    # fast stop of this master only: a graceful one (QUIT) would wait for
+    # what a test left in flight (/slow, /delay/3000), seconds per program
+    kill -TERM "$pid"
     for _ in $(seq 50); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
-    kill -0 "$pid" 2>/dev/null && kill -TERM "$pid"
+    kill -0 "$pid" 2>/dev/null && kill -KILL "$pid"
     echo "stopped pid $pid"
   else
     echo "not running (no live pid in $pidf)"
