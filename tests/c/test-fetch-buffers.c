@@ -268,7 +268,7 @@ TEST_IMPL(body_alloc) {
 }
 
 /*
-** Out of memory (RELIABILITY fault 16), as curl's torture tests do it:
+** Out of memory (docs/reliability.md fault 16), as curl's torture tests do it:
 ** corio's Nth allocation fails, for N = 1, 2, ... until a run needs no
 ** failure.  Each run either fetches the body whole or reports CORIO_ENOMEM
 ** (from corio_fetch_start or in the callback), frees its runtime, and

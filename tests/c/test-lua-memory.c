@@ -1,5 +1,5 @@
 /*
-** test-lua-memory.c: Lua running out of memory (RELIABILITY fault 16), the
+** test-lua-memory.c: Lua running out of memory (docs/reliability.md fault 16), the
 ** way Lua's own memerr tests and curl's torture runs do it.  A script that
 ** serves, fetches, sleeps, waits in every way and runs a thread runs in a
 ** state whose allocator refuses more memory from its Nth request on, for
