@@ -84,17 +84,4 @@ lcopy_out lcopy_error_outcome(const char *msg);
 lcopy_out lcopy_error_value_outcome(const char *name, const char *kind,
                                     const char *msg);
 
-/* to_thread's end: push the results of the outcome and return how many,
-   or raise its error value (a missing outcome raises too). */
-int lcopy_push_outcome(lua_State *L, const lcopy_out *o);
-/*
-** map's end: push the array of each input's first result (with n), or
-** raise a WorkerError for the first input (in order) that failed: its
-** message names the item; fields index, cause, traceback, results (what
-** the others returned) and errors ({[index] = cause}).  `what` names the
-** caller in the message ("corio.threads.map").
-*/
-int lcopy_push_map(lua_State *L, const lcopy_out *outs, size_t n,
-                   const char *what);
-
 #endif

@@ -1,7 +1,7 @@
 /*
-** lcopy_fn.c: shipping a function to a worker, running it there on one
-** input, and turning the outcomes back into results or errors in the
-** caller's state (see lcopy.h).  Shared by threads and processes.
+** lcopy_fn.c: shipping a function to a worker and running it there on
+** one input (see lcopy.h); lpool.c turns the outcomes back into results
+** or errors in the caller's state.  Shared by threads and processes.
 */
 #include <stdlib.h>
 #include <string.h>
@@ -190,92 +190,5 @@ lcopy_out lcopy_run(lua_State *L, int fidx, const char *p, size_t len,
   }
   lua_settop(L, top);
   return c.out;
-}
-/* }}} */
-
-/* {{{ back in the caller */
-
-/* A copied corio error value lost its metatable on the way: give it back,
-   so that `err == corio.TimeoutError` still works. */
-static void restore_error(lua_State *L, int idx) {
-  idx = lua_absindex(L, idx);
-  if (lua_type(L, idx) != LUA_TTABLE) return;
-  lua_getfield(L, idx, "name");
-  lua_getfield(L, idx, "kind");
-  if (lua_type(L, -1) == LUA_TSTRING && lua_type(L, -2) == LUA_TSTRING) {
-    luaL_getmetatable(L, LCORIO_ERROR_MT);
-    lua_setmetatable(L, idx);
-  }
-  lua_pop(L, 2);
-}
-
-/* Push the outcome's values; returns how many and whether it failed (then
-   the error value and the traceback are pushed). */
-static int push_decoded(lua_State *L, const lcopy_out *o, int *failed) {
-  int n;
-  if (o->data == NULL || o->len < 1) {
-    *failed = 1;
-    lua_pushliteral(L, "corio: the worker produced no result");
-    lua_pushliteral(L, "");
-    return 2;
-  }
-  *failed = o->data[0] != 'r';
-  n = lcopy_decode_tuple(L, o->data + 1, o->len - 1);
-  if (*failed) {
-    if (n != 2) luaL_error(L, "corio: malformed message (error outcome)");
-    restore_error(L, -2);
-  }
-  return n;
-}
-
-int lcopy_push_outcome(lua_State *L, const lcopy_out *o) {
-  int failed, n = push_decoded(L, o, &failed);
-  if (!failed) return n;
-  lua_pop(L, 1); /* the traceback: to_thread raises the value as it was */
-  return lua_error(L);
-}
-
-int lcopy_push_map(lua_State *L, const lcopy_out *outs, size_t n,
-                   const char *what) {
-  size_t i, first = n;
-  int results, errors, failed, k;
-  lua_createtable(L, n > INT32_MAX ? 0 : (int)n, 1);
-  results = lua_gettop(L);
-  lua_newtable(L);
-  errors = results + 1;
-  for (i = 0; i < n; i++) {
-    k = push_decoded(L, &outs[i], &failed);
-    if (failed) {
-      if (first == n) first = i; /* keep its error value and traceback */
-      lua_pushvalue(L, -2);
-      lua_rawseti(L, errors, (lua_Integer)i + 1);
-      if (first != i) lua_pop(L, 2);
-    } else {
-      if (k > 0) {
-        lua_settop(L, lua_gettop(L) - k + 1); /* only the first result */
-        lua_rawseti(L, results, (lua_Integer)i + 1);
-      }
-    }
-  }
-  lua_pushinteger(L, (lua_Integer)n);
-  lua_setfield(L, results, "n");
-  if (first == n) {
-    lua_settop(L, results);
-    return 1;
-  }
-  /* results, errors, cause, traceback */
-  lcorio_pusherror(L, "WorkerError", "worker", "%s: item %I failed: %s", what,
-                   (lua_Integer)first + 1, luaL_tolstring(L, errors + 1, NULL));
-  lua_pushinteger(L, (lua_Integer)first + 1);
-  lua_setfield(L, -2, "index");
-  lua_pushvalue(L, errors + 1);
-  lua_setfield(L, -2, "cause");
-  lua_pushvalue(L, errors + 2);
-  lua_setfield(L, -2, "traceback");
-  lua_pushvalue(L, results);
-  lua_setfield(L, -2, "results");
-  lua_pushvalue(L, errors);
-  lua_setfield(L, -2, "errors");
-  return lua_error(L);
 }
 /* }}} */
