@@ -147,7 +147,8 @@ uint64_t lcorio_checkseconds(lua_State *L, int arg);
 ** The getters take that index (0: no options, so the default) and the
 ** option's name; each returns the default when the option is absent and
 ** raises "fn: option 'name' must be ... (got ...)" on a bad value.
-** Strings are borrowed from the option table.  lcorio_opt_push pushes the
+** Strings are borrowed from the option table, and hold no NUL byte.
+*lcorio_opt_push pushes the
 ** option's value and returns 1, or pushes nothing and returns 0 when it is
 ** absent; its type must be `type` (LUA_TNONE: any).  lcorio_opt_enum
 ** returns the index of the string in `names`.  lcorio_opt_seconds returns

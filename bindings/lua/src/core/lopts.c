@@ -144,8 +144,11 @@ int lcorio_opt_boolean(lua_State *L, int opts, const char *fn, const char *name,
 const char *lcorio_opt_string(lua_State *L, int opts, const char *fn,
                               const char *name, const char *def) {
   const char *s;
+  size_t len;
   if (!lcorio_opt_push(L, opts, fn, name, LUA_TSTRING)) return def;
-  s = lua_tostring(L, -1); /* the option table holds it */
+  s = lua_tolstring(L, -1, &len); /* the option table holds it */
+  if (strlen(s) != len)           /* C would read it cut short */
+    luaL_error(L, "%s: option '%s' must not contain a NUL byte", fn, name);
   lua_pop(L, 1);
   return s;
 }
