@@ -56,9 +56,9 @@ struct pjob {
   lcorio_pool_job base;
   uv_loop_t *loop;
   char *exe, *bootstrap;
-  size_t nprocs;  /* spawned and not reaped yet */
-  int spawn_err;  /* why the last spawn failed */
-  double timeout; /* seconds an input may run; 0: no limit */
+  size_t nprocs;    /* spawned and not reaped yet */
+  int spawn_err;    /* why the last spawn failed */
+  uint64_t timeout; /* ms an input may run; 0: no limit */
   pworker *workers;
 };
 
@@ -128,14 +128,8 @@ static void on_timeout(uv_timer_t *t) {
 /* The held input's clock: started when it is sent to a ready worker, or
    when the worker it was sent to becomes ready. */
 static void start_clock(pworker *w) {
-  double ms = w->job->timeout * 1000;
   if (!w->has_timer || w->exited || !w->ready || w->held == NONE) return;
-  /* at least 1 ms; a huge timeout is as good as none */
-  uv_timer_start(&w->timer, on_timeout,
-                 ms < 1      ? 1
-                 : ms > 1e15 ? (uint64_t)1e15
-                             : (uint64_t)ms,
-                 0);
+  uv_timer_start(&w->timer, on_timeout, w->job->timeout, 0);
 }
 /* }================================================================== */
 
@@ -186,7 +180,7 @@ static void check_gone(pworker *w) {
       snprintf(msg, sizeof msg,
                "corio: item %zu ran past its timeout (%g s); its worker "
                "process was killed",
-               w->held + 1, j->timeout);
+               w->held + 1, (double)j->timeout / 1000);
       o = lcopy_error_value_outcome("TimeoutError", "timeout", msg);
     } else {
       if (w->signal != 0)
@@ -421,55 +415,23 @@ static char *dup_string(lua_State *L, const char *s) {
 /* map's options, read from the table at 3 (or none). */
 typedef struct popts {
   size_t nprocs;
-  const char *exe; /* NULL: this program; else held by the table */
-  double timeout;  /* 0: none */
+  const char *exe;  /* NULL: this program; else held by the table */
+  uint64_t timeout; /* ms; 0: none */
 } popts;
 
-/* Read the options into *o.  An unknown key or a bad value raises, naming
-   the option, before any wait. */
+static const char *const opt_names[] = {"processes", "timeout", "executable",
+                                        NULL};
+
+/* Read the options into *o (its fields are the defaults).  An unknown key
+   or a bad value raises, naming the option, before any wait. */
 static void parse_opts(lua_State *L, popts *o) {
-  if (lua_isnoneornil(L, 3)) return;
-  if (!lua_istable(L, 3))
-    luaL_error(L, "corio.processes.map: options must be a table, not a %s",
-               luaL_typename(L, 3));
-  lua_pushnil(L);
-  while (lua_next(L, 3) != 0) {
-    const char *k;
-    if (lua_type(L, -2) != LUA_TSTRING)
-      luaL_error(L,
-                 "corio.processes.map: option names are strings (got a %s "
-                 "key)",
-                 luaL_typename(L, -2));
-    k = lua_tostring(L, -2);
-    if (strcmp(k, "processes") == 0) {
-      int isint;
-      lua_Integer v = lua_tointegerx(L, -1, &isint);
-      if (lua_type(L, -1) != LUA_TNUMBER || !isint || v < 1 || v > 1000)
-        luaL_error(L,
-                   "corio.processes.map: option 'processes' must be an "
-                   "integer from 1 to 1000 (got %s)",
-                   luaL_tolstring(L, -1, NULL));
-      o->nprocs = (size_t)v;
-    } else if (strcmp(k, "timeout") == 0) {
-      lua_Number v = lua_tonumber(L, -1);
-      if (lua_type(L, -1) != LUA_TNUMBER || !(v > 0))
-        luaL_error(L,
-                   "corio.processes.map: option 'timeout' must be a number "
-                   "of seconds > 0 (got %s)",
-                   luaL_tolstring(L, -1, NULL));
-      o->timeout = (double)v;
-    } else if (strcmp(k, "executable") == 0) {
-      if (lua_type(L, -1) != LUA_TSTRING)
-        luaL_error(L,
-                   "corio.processes.map: option 'executable' must be a "
-                   "string, not a %s",
-                   luaL_typename(L, -1));
-      o->exe = lua_tostring(L, -1);
-    } else {
-      luaL_error(L, "corio.processes.map: unknown option '%s'", k);
-    }
-    lua_pop(L, 1);
-  }
+  const char *fn = "corio.processes.map";
+  int opts = lcorio_opts_check(L, 3, fn, opt_names);
+  o->nprocs = (size_t)lcorio_opt_integer(L, opts, fn, "processes",
+                                         (lua_Integer)o->nprocs, 1, 1000);
+  o->timeout = (uint64_t)lcorio_opt_seconds(L, opts, fn, "timeout", 0,
+                                            LCORIO_SECONDS_POSITIVE);
+  o->exe = lcorio_opt_string(L, opts, fn, "executable", NULL);
 }
 
 /* The job's executable: opts.executable, or this program. */
@@ -485,7 +447,7 @@ static void set_exe(lua_State *L, pjob *j, const char *exe) {
 }
 
 static int l_map(lua_State *L) {
-  popts o = {0, NULL, 0};
+  popts o = {1, NULL, 0};
   luaL_checktype(L, 1, LUA_TFUNCTION);
   luaL_checktype(L, 2, LUA_TTABLE);
   parse_opts(L, &o); /* bad options raise before any wait */

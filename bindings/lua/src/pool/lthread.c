@@ -280,6 +280,8 @@ static size_t default_threads(void) {
   return n < 32 ? n : 32;
 }
 
+static const char *const opt_names[] = {"threads", "timeout", NULL};
+
 /*
 ** map's options, the table at 3 (or none): {threads=n}.  An unknown key or
 ** a bad value raises, naming the option, before any wait.  There is no
@@ -287,38 +289,15 @@ static size_t default_threads(void) {
 ** and be joined, anyway; processes.map kills its workers and has one.
 */
 static size_t opt_threads(lua_State *L, size_t dflt) {
-  size_t n = dflt;
-  if (lua_isnoneornil(L, 3)) return dflt;
-  if (!lua_istable(L, 3))
-    luaL_error(L, "corio.threads.map: options must be a table, not a %s",
-               luaL_typename(L, 3));
-  lua_pushnil(L);
-  while (lua_next(L, 3) != 0) {
-    const char *k;
-    if (lua_type(L, -2) != LUA_TSTRING)
-      luaL_error(L,
-                 "corio.threads.map: option names are strings (got a %s "
-                 "key)",
-                 luaL_typename(L, -2));
-    k = lua_tostring(L, -2);
-    if (strcmp(k, "threads") == 0) {
-      int isint;
-      lua_Integer v = lua_tointegerx(L, -1, &isint);
-      if (lua_type(L, -1) != LUA_TNUMBER || !isint || v < 1 || v > MAX_THREADS)
-        luaL_error(L,
-                   "corio.threads.map: option 'threads' must be an integer "
-                   "from 1 to %d (got %s)",
-                   MAX_THREADS, luaL_tolstring(L, -1, NULL));
-      n = (size_t)v;
-    } else if (strcmp(k, "timeout") == 0) {
-      luaL_error(L, "corio.threads.map: option 'timeout' is only supported "
-                    "by corio.processes.map (a thread cannot be killed)");
-    } else {
-      luaL_error(L, "corio.threads.map: unknown option '%s'", k);
-    }
-    lua_pop(L, 1);
-  }
-  return n;
+  const char *fn = "corio.threads.map";
+  int opts = lcorio_opts_check(L, 3, fn, opt_names);
+  if (lcorio_opt_push(L, opts, fn, "timeout", LUA_TNONE))
+    luaL_error(L,
+               "%s: option 'timeout' is only supported by "
+               "corio.processes.map (a thread cannot be killed)",
+               fn);
+  return (size_t)lcorio_opt_integer(L, opts, fn, "threads", (lua_Integer)dflt,
+                                    1, MAX_THREADS);
 }
 
 static int l_map(lua_State *L) {
