@@ -87,14 +87,14 @@ static lcorio_pool_job *make_job(lua_State *L, const lcorio_pool_ops *ops,
                                  lcopy_buf *offb) {
   lcorio_pool_job *j = push_job(L, ops, nitems);
   size_t len;
-  j->fn = lcopy_take(fnb, &j->fn_len);
-  j->in = lcopy_take(inb, &len);
-  j->in_off = (size_t *)(void *)lcopy_take(offb, &len);
+  j->fn = lcorio_copy_take(fnb, &j->fn_len);
+  j->in = lcorio_copy_take(inb, &len);
+  j->in_off = (size_t *)(void *)lcorio_copy_take(offb, &len);
   return j;
 }
 
 static void dump_fn(lua_State *L, const lcorio_pool_ops *ops, lcopy_buf *b) {
-  lcopy_dump_fn(L, 1, b, ops->to);
+  lcorio_copy_dump_fn(L, 1, b, ops->to);
   if (b->len > ops->max_len)
     luaL_error(L, "corio: the function is too large to send");
 }
@@ -110,26 +110,26 @@ lcorio_pool_job *lcorio_pool_map_job(lua_State *L, const lcorio_pool_ops *ops) {
     return NULL;
   }
   luaL_argcheck(L, (lua_Unsigned)n <= ops->max_items, 2, "too many items");
-  fnb = lcopy_newbuf(L);
-  inb = lcopy_newbuf(L);
-  offb = lcopy_newbuf(L);
+  fnb = lcorio_copy_newbuf(L);
+  inb = lcorio_copy_newbuf(L);
+  offb = lcorio_copy_newbuf(L);
   dump_fn(L, ops, fnb);
-  lcopy_encode_items(L, 2, n, inb, offb, ops->max_len);
+  lcorio_copy_encode_items(L, 2, n, inb, offb, ops->max_len);
   return make_job(L, ops, (size_t)n, fnb, inb, offb);
 }
 
 static void add_offset(lua_State *L, lcopy_buf *offb, size_t off) {
-  lcopy_addbytes(L, offb, &off, sizeof off);
+  lcorio_copy_addbytes(L, offb, &off, sizeof off);
 }
 
 lcorio_pool_job *lcorio_pool_call_job(lua_State *L,
                                       const lcorio_pool_ops *ops) {
   int n = lua_gettop(L);
-  lcopy_buf *fnb = lcopy_newbuf(L), *inb = lcopy_newbuf(L),
-            *offb = lcopy_newbuf(L);
+  lcopy_buf *fnb = lcorio_copy_newbuf(L), *inb = lcorio_copy_newbuf(L),
+            *offb = lcorio_copy_newbuf(L);
   lcorio_pool_job *j;
   dump_fn(L, ops, fnb);
-  lcopy_encode_tuple(L, inb, 2, n - 1, "args[%I]");
+  lcorio_copy_encode_tuple(L, inb, 2, n - 1, "args[%I]");
   add_offset(L, offb, 0);
   add_offset(L, offb, inb->len);
   j = make_job(L, ops, 1, fnb, inb, offb);
@@ -242,7 +242,7 @@ static int push_decoded(lua_State *L, const lcopy_out *o, int *failed) {
     return 2;
   }
   *failed = o->data[0] != 'r';
-  n = lcopy_decode_tuple(L, o->data + 1, o->len - 1);
+  n = lcorio_copy_decode_tuple(L, o->data + 1, o->len - 1);
   if (*failed) {
     if (n != 2) luaL_error(L, "corio: malformed message (error outcome)");
     restore_error(L, -2);

@@ -1,6 +1,6 @@
 /*
 ** lpool.h: what the two pools share, the thread pool (lthread.c) and the
-** process pool (lprocess*.c): a job, its life on the caller's side, and
+** process pool (lprocess.c): a job, its life on the caller's side, and
 ** the hub that keeps a state's live jobs.
 **
 ** A job is one to_thread, threads.map or processes.map call: the function

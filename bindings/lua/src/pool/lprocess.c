@@ -2,7 +2,7 @@
 ** lprocess.c: corio.processes.map(fn, items, {processes=n, timeout=s,
 ** executable=}) on worker processes, like multiprocessing.Pool.map: the
 ** Lua function and the parent's side of the workers, on the loop (the
-** protocol and the worker's side are lprocess.h and lprocess_worker.c;
+** protocol and the worker's side are lprocess.h and lcorio_process_worker.c;
 ** the job's life on the caller's side is lpool.c's).
 **
 ** map runs every item, then returns the array of first results in input
@@ -67,6 +67,7 @@ struct pjob {
 ** A worker's handles
 ** ===================================================================
 */
+
 static void on_handle_closed(uv_handle_t *h) {
   pworker *w = h->data;
   pjob *j = w->job;
@@ -100,7 +101,7 @@ static void send_frame(pworker *w, char type, size_t index, const char *p,
     uv_process_kill(&w->proc, SIGKILL); /* it would wait forever */
     return;
   }
-  lprocess_header(h, type, (uint32_t)index, len);
+  lcorio_process_header(h, type, (uint32_t)index, len);
   bufs[0] = uv_buf_init(h, LPROC_HEADER);
   bufs[1] = uv_buf_init((char *)p, (unsigned)len);
   if (uv_write(req, (uv_stream_t *)&w->pipe, bufs, len > 0 ? 2 : 1,
@@ -138,6 +139,7 @@ static void start_clock(pworker *w) {
 ** The job's progress
 ** ===================================================================
 */
+
 /* Every input has an outcome and every worker was reaped: wake the
    caller. */
 static void maybe_finish(pjob *j) {
@@ -164,7 +166,7 @@ static void fail_rest(pjob *j) {
            uv_strerror(j->spawn_err));
   size_t i;
   while (lcorio_pool_take(&j->base, &i))
-    lcorio_pool_done(&j->base, i, lcopy_error_outcome(msg));
+    lcorio_pool_done(&j->base, i, lcorio_copy_error_outcome(msg));
 }
 
 /* Both the exit and the end of the pipe were seen: nothing more will
@@ -181,7 +183,7 @@ static void check_gone(pworker *w) {
                "corio: item %zu ran past its timeout (%g s); its worker "
                "process was killed",
                w->held + 1, (double)j->timeout / 1000);
-      o = lcopy_error_value_outcome("TimeoutError", "timeout", msg);
+      o = lcorio_copy_error_value_outcome("TimeoutError", "timeout", msg);
     } else {
       if (w->signal != 0)
         snprintf(msg, sizeof msg,
@@ -193,7 +195,7 @@ static void check_gone(pworker *w) {
                  "corio: worker process exited with status %d while "
                  "running item %zu",
                  (int)w->status, w->held + 1);
-      o = lcopy_error_outcome(msg);
+      o = lcorio_copy_error_outcome(msg);
     }
     lcorio_pool_done(&j->base, w->held, o);
     w->held = NONE;
@@ -237,7 +239,7 @@ static int parse_frames(pworker *w) {
   while (!w->pipe_closed && w->rlen - used >= LPROC_HEADER) {
     char type;
     uint32_t index;
-    size_t len = lprocess_parse_header(w->rbuf + used, &type, &index);
+    size_t len = lcorio_process_parse_header(w->rbuf + used, &type, &index);
     lcopy_out o;
     if (len == (size_t)-1) return 0;
     if (type == LPROC_READY && !w->ready && len == 0) {
@@ -460,7 +462,7 @@ static int l_map(lua_State *L) {
     if (j == NULL) return 1; /* no item: {n = 0} */
     set_exe(L, j, o.exe);
     j->timeout = o.timeout;
-    lprocess_push_bootstrap(L);
+    lcorio_process_push_bootstrap(L);
     j->bootstrap = dup_string(L, lua_tostring(L, -1));
     lua_pop(L, 1);
     j->loop = corio_rt_loop(lcorio_upstate(L)->rt);
@@ -470,7 +472,7 @@ static int l_map(lua_State *L) {
 /* }================================================================== */
 
 static const luaL_Reg funcs[] = {
-    {"map", l_map}, {"_worker", lprocess_worker}, {NULL, NULL}};
+    {"map", l_map}, {"_worker", lcorio_process_worker}, {NULL, NULL}};
 
 /* module table at -2, state at -1 */
 void lcorio_process_open(lua_State *L) {

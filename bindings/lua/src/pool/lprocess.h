@@ -1,6 +1,6 @@
 /*
 ** lprocess.h: worker processes, shared by lprocess.c (the parent: the Lua
-** API, spawning and feeding workers) and lprocess_worker.c (the child).
+** API, spawning and feeding workers) and lcorio_process_worker.c (the child).
 **
 ** A worker is this very program, started as `exe -e <bootstrap>`: the
 ** corio executable, or the Lua interpreter that loaded corio.so, which the
@@ -14,7 +14,7 @@
 **                     'O' the outcome of that input.
 ** End of input (the parent closes its end) makes the worker exit.
 **
-** The parent's side is lprocess.c, the worker's lprocess_worker.c.
+** The parent's side is lprocess.c, the worker's lcorio_process_worker.c.
 */
 #ifndef LPROCESS_H
 #define LPROCESS_H
@@ -36,16 +36,16 @@
 #define LPROC_FD        3
 
 /* Fill a header for a payload of `len` bytes. */
-void lprocess_header(char h[LPROC_HEADER], char type, uint32_t index,
-                     size_t len);
+void lcorio_process_header(char h[LPROC_HEADER], char type, uint32_t index,
+                           size_t len);
 /* Read a header: returns the payload length, or (size_t)-1 if it is
    malformed (too long). */
-size_t lprocess_parse_header(const char h[LPROC_HEADER], char *type,
-                             uint32_t *index);
+size_t lcorio_process_parse_header(const char h[LPROC_HEADER], char *type,
+                                   uint32_t *index);
 
 /* Push the `-e` chunk that makes a fresh interpreter a worker. */
-void lprocess_push_bootstrap(lua_State *L);
+void lcorio_process_push_bootstrap(lua_State *L);
 /* corio.processes._worker(fd): the worker's loop; never returns. */
-int lprocess_worker(lua_State *L);
+int lcorio_process_worker(lua_State *L);
 
 #endif

@@ -78,7 +78,7 @@ static int setup_p(lua_State *L) {
   lua_pop(L, 1);
   luaL_requiref(L, "corio", luaopen_corio, 1); /* a global, as in corio */
   lua_pop(L, 1);
-  if (lcopy_load_fn(L, j->base.fn, j->base.fn_len) != LUA_OK)
+  if (lcorio_copy_load_fn(L, j->base.fn, j->base.fn_len) != LUA_OK)
     return lua_error(L);
   return 1;
 }
@@ -125,9 +125,11 @@ static void worker(void *arg) {
   for (more = next_input(j, NULL, &i); more; more = next_input(j, &o, &i)) {
     const char *in = j->base.in + j->base.in_off[i];
     if (L != NULL && failed == NULL)
-      o = lcopy_run(L, 1, in, j->base.in_off[i + 1] - j->base.in_off[i], 0);
+      o = lcorio_copy_run(L, 1, in, j->base.in_off[i + 1] - j->base.in_off[i],
+                          0);
     else
-      o = lcopy_error_outcome(failed != NULL ? failed : "not enough memory");
+      o = lcorio_copy_error_outcome(failed != NULL ? failed
+                                                   : "not enough memory");
   }
   free(failed);
   if (L != NULL) lua_close(L);
