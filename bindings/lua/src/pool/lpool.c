@@ -93,6 +93,8 @@ static lcorio_pool_job *make_job(lua_State *L, const lcorio_pool_ops *ops,
   return j;
 }
 
+static lcorio_pool_hub *get_hub(lua_State *L, const lcorio_pool_ops *ops);
+
 static void dump_fn(lua_State *L, const lcorio_pool_ops *ops, lcopy_buf *b) {
   lcorio_copy_dump_fn(L, 1, b, ops->to);
   if (b->len > ops->max_len)
@@ -110,6 +112,7 @@ lcorio_pool_job *lcorio_pool_map_job(lua_State *L, const lcorio_pool_ops *ops) {
     return NULL;
   }
   luaL_argcheck(L, (lua_Unsigned)n <= ops->max_items, 2, "too many items");
+  get_hub(L, ops); /* raises when closing, before making a finalizer */
   fnb = lcorio_copy_newbuf(L);
   inb = lcorio_copy_newbuf(L);
   offb = lcorio_copy_newbuf(L);
@@ -125,9 +128,12 @@ static void add_offset(lua_State *L, lcopy_buf *offb, size_t off) {
 lcorio_pool_job *lcorio_pool_call_job(lua_State *L,
                                       const lcorio_pool_ops *ops) {
   int n = lua_gettop(L);
-  lcopy_buf *fnb = lcorio_copy_newbuf(L), *inb = lcorio_copy_newbuf(L),
-            *offb = lcorio_copy_newbuf(L);
+  lcopy_buf *fnb, *inb, *offb;
   lcorio_pool_job *j;
+  get_hub(L, ops); /* raises when closing, before making a finalizer */
+  fnb = lcorio_copy_newbuf(L);
+  inb = lcorio_copy_newbuf(L);
+  offb = lcorio_copy_newbuf(L);
   dump_fn(L, ops, fnb);
   lcorio_copy_encode_tuple(L, inb, 2, n - 1, "args[%I]");
   add_offset(L, offb, 0);
@@ -189,7 +195,12 @@ static int hub_gc(lua_State *L) {
   return 0;
 }
 
-/* The state's hub of this kind, made on first use. */
+/*
+** The state's hub of this kind, made on first use.  Once lua_close has
+** collected it, no job may start: a job made now would have no one to
+** stop its workers, and its box, made while the state closes, would
+** never be finalized.
+*/
 static lcorio_pool_hub *get_hub(lua_State *L, const lcorio_pool_ops *ops) {
   lcorio_pool_hub **box, *h;
   lcorio_state *S;
