@@ -120,6 +120,65 @@ int lcorio_cancelled(lua_State *L);
 /* Raise for a failed corio_* call that armed nothing. */
 int lcorio_check(lua_State *L, int rc, const char *what);
 
+/*
+** {==================================================================
+** Options and durations (lopts.c)
+** ===================================================================
+*/
+
+/*
+** The one seconds-to-milliseconds rule: round up (a timeout never fires
+** early; a positive duration is at least 1 ms), clamped to LCORIO_MS_MAX
+** (about 49.7 days, as good as forever, and it fits an unsigned field).
+** 0, negative and NaN give 0: the getters refuse negative and NaN first.
+*/
+#define LCORIO_MS_MAX ((uint64_t)0xFFFFFFFFu)
+uint64_t lcorio_seconds_to_ms(double s);
+/* A positional argument of seconds (>= 0) as milliseconds. */
+uint64_t lcorio_checkseconds(lua_State *L, int arg);
+
+/*
+** Option tables.  lcorio_opts_check(L, idx, fn, names) accepts none or nil
+** at idx (no options: returns 0) or a table whose every key is one of the
+** NULL-terminated `names` (returns its absolute index); anything else
+** raises "fn: unknown option 'x'", "fn: option names are strings (got a
+** number key)" or "fn: options must be a table, not a string".
+**
+** The getters take that index (0: no options, so the default) and the
+** option's name; each returns the default when the option is absent and
+** raises "fn: option 'name' must be ... (got ...)" on a bad value.
+** Strings are borrowed from the option table, and hold no NUL byte.
+*lcorio_opt_push pushes the
+** option's value and returns 1, or pushes nothing and returns 0 when it is
+** absent; its type must be `type` (LUA_TNONE: any).  lcorio_opt_enum
+** returns the index of the string in `names`.  lcorio_opt_seconds returns
+** milliseconds (lcorio_seconds_to_ms); flags: LCORIO_SECONDS_POSITIVE
+** refuses 0, LCORIO_SECONDS_NONE also takes false or math.huge, for "no
+** limit", returned as -1.
+*/
+#define LCORIO_SECONDS_POSITIVE 0x1
+#define LCORIO_SECONDS_NONE     0x2 /* refuses 0 too */
+int lcorio_opts_check(lua_State *L, int idx, const char *fn,
+                      const char *const names[]);
+int lcorio_opt_push(lua_State *L, int opts, const char *fn, const char *name,
+                    int type);
+lua_Number lcorio_opt_number(lua_State *L, int opts, const char *fn,
+                             const char *name, lua_Number def, lua_Number min,
+                             lua_Number max);
+lua_Integer lcorio_opt_integer(lua_State *L, int opts, const char *fn,
+                               const char *name, lua_Integer def,
+                               lua_Integer min, lua_Integer max);
+int lcorio_opt_boolean(lua_State *L, int opts, const char *fn, const char *name,
+                       int def);
+const char *lcorio_opt_string(lua_State *L, int opts, const char *fn,
+                              const char *name, const char *def);
+int lcorio_opt_enum(lua_State *L, int opts, const char *fn, const char *name,
+                    int def, const char *const names[]);
+int64_t lcorio_opt_seconds(lua_State *L, int opts, const char *fn,
+                           const char *name, int64_t def, int flags);
+
+/* }================================================================== */
+
 /* lerror.c: error values {name=, kind=, message=, ...}. */
 void lcorio_error_open(lua_State *L);
 void lcorio_pusherror(lua_State *L, const char *name, const char *kind,

@@ -195,76 +195,54 @@ static void build_headers(lua_State *L, lcorio_req *r, int hdrs,
 /* ------------------------------------------------------------------ */
 /* the other options */
 
-/* seconds > 0; math.huge or false: none (-1) */
-static double opt_seconds(lua_State *L, int idx, const char *what) {
-  double s;
-  if (lua_type(L, idx) == LUA_TBOOLEAN && !lua_toboolean(L, idx)) return -1;
-  if (lua_type(L, idx) != LUA_TNUMBER)
-    luaL_error(L, "bad option '%s': expected seconds (got %s)", what,
-               luaL_typename(L, idx));
-  s = (double)lua_tonumber(L, idx);
-  if (!(s > 0))
-    luaL_error(L, "bad option '%s': expected seconds > 0 (or false for none)",
-               what);
-  return isinf(s) ? -1 : s;
+/* seconds > 0; math.huge or false: none (-1); absent: left as it is */
+static void opt_timeout(lua_State *L, int opts, const char *fn,
+                        const char *name, double *field) {
+  int64_t ms = lcorio_opt_seconds(L, opts, fn, name, -2, LCORIO_SECONDS_NONE);
+  if (ms != -2) *field = ms < 0 ? -1 : (double)ms / 1000.0;
 }
 
-static const char *opt_string(lua_State *L, int idx, const char *what) {
-  size_t len;
-  const char *s;
-  if (lua_type(L, idx) != LUA_TSTRING)
-    luaL_error(L, "bad option '%s': expected a string (got %s)", what,
-               luaL_typename(L, idx));
-  s = lua_tolstring(L, idx, &len);
-  if (strlen(s) != len)
-    luaL_error(L, "bad option '%s': contains a NUL byte", what);
-  return s;
-}
-
-/* a body may hold any bytes, NULs included */
-static void opt_string_or_bytes(lua_State *L, int idx, const char *what) {
-  if (lua_type(L, idx) != LUA_TSTRING)
-    luaL_error(L, "bad option '%s': expected a string (got %s)", what,
-               luaL_typename(L, idx));
-}
-
-static void opt_redirects(lua_State *L, int idx, corio_request *req) {
-  if (lua_type(L, idx) == LUA_TBOOLEAN) {
-    req->follow_redirects = lua_toboolean(L, idx);
-  } else if (lua_isinteger(L, idx) && lua_tointeger(L, idx) >= 0 &&
-             lua_tointeger(L, idx) <= 1000) {
+static void opt_redirects(lua_State *L, int opts, const char *fn,
+                          corio_request *req) {
+  if (!lcorio_opt_push(L, opts, fn, "follow_redirects", LUA_TNONE)) return;
+  if (lua_type(L, -1) == LUA_TBOOLEAN) {
+    req->follow_redirects = lua_toboolean(L, -1);
+  } else if (lua_isinteger(L, -1) && lua_tointeger(L, -1) >= 0 &&
+             lua_tointeger(L, -1) <= 1000) {
     req->follow_redirects = 1;
-    req->max_redirects = (int)lua_tointeger(L, idx);
+    req->max_redirects = (int)lua_tointeger(L, -1);
   } else {
-    luaL_error(L, "bad option 'follow_redirects': expected a boolean or a "
-                  "redirect limit between 0 and 1000");
+    luaL_error(L,
+               "%s: option 'follow_redirects' must be a boolean or a "
+               "redirect limit from 0 to 1000 (got %s)",
+               fn, luaL_tolstring(L, -1, NULL));
   }
+  lua_pop(L, 1);
 }
 
-static void opt_max_body(lua_State *L, int idx, corio_request *req) {
-  if (lua_type(L, idx) == LUA_TBOOLEAN && !lua_toboolean(L, idx)) {
+static void opt_max_body(lua_State *L, int opts, const char *fn,
+                         corio_request *req) {
+  if (!lcorio_opt_push(L, opts, fn, "max_body", LUA_TNONE)) return;
+  if (lua_type(L, -1) == LUA_TBOOLEAN && !lua_toboolean(L, -1)) {
     req->max_body = 0;
-  } else if (lua_isinteger(L, idx) && lua_tointeger(L, idx) > 0) {
-    req->max_body = (size_t)lua_tointeger(L, idx);
+  } else if (lua_isinteger(L, -1) && lua_tointeger(L, -1) > 0) {
+    req->max_body = (size_t)lua_tointeger(L, -1);
   } else {
-    luaL_error(L, "bad option 'max_body': expected a number of bytes > 0 "
-                  "(or false for no limit)");
+    luaL_error(L,
+               "%s: option 'max_body' must be a number of bytes > 0, or "
+               "false for no limit (got %s)",
+               fn, luaL_tolstring(L, -1, NULL));
   }
+  lua_pop(L, 1);
 }
 
-static void opt_http_version(lua_State *L, int idx, corio_request *req) {
+static void opt_http_version(lua_State *L, int opts, const char *fn,
+                             corio_request *req) {
   static const char *const names[] = {"1.0", "1.1", "2", "2-only", NULL};
   static const int values[] = {CORIO_HTTP_1_0, CORIO_HTTP_1_1, CORIO_HTTP_2,
                                CORIO_HTTP_2_ONLY};
-  const char *v = lua_type(L, idx) == LUA_TSTRING ? lua_tostring(L, idx) : "";
-  int i;
-  for (i = 0; names[i] != NULL; i++)
-    if (strcmp(v, names[i]) == 0) {
-      req->http_version = values[i];
-      return;
-    }
-  luaL_error(L, "bad option 'http_version': expected \"1.0\", \"1.1\", \"2\" "
-                "or \"2-only\"");
+  int i = lcorio_opt_enum(L, opts, fn, "http_version", -1, names);
+  if (i >= 0) req->http_version = values[i];
 }
 
 enum {
@@ -297,78 +275,38 @@ static const char *const opt_names[] = {"method",
                                         "session",
                                         NULL};
 
-static int opt_index(lua_State *L, int key, const char *fn) {
-  const char *k;
-  int i;
-  if (lua_type(L, key) != LUA_TSTRING)
-    luaL_error(L, "%s: option names must be strings (got %s)", fn,
-               luaL_typename(L, key));
-  k = lua_tostring(L, key);
-  for (i = 0; opt_names[i] != NULL; i++)
-    if (strcmp(k, opt_names[i]) == 0) return i;
-  return luaL_error(L, "%s: unknown option '%s'", fn, k);
-}
-
 /*
-** One pass over the options: scalars are read at once; the options that
-** need more work are handled afterwards, in a fixed order.
+** The options, checked: scalars are read at once; the options that need
+** more work are handled afterwards, in a fixed order.  Returns the set of
+** options given.
 */
 static unsigned read_opts(lua_State *L, lcorio_req *r, int opts,
                           const char *fn) {
   corio_request *req = &r->req;
   unsigned seen = 0;
-  lua_pushnil(L);
-  while (lua_next(L, opts) != 0) {
-    int o = opt_index(L, -2, fn);
-    seen |= 1u << o;
-    switch (o) {
-    case O_METHOD: {
-      size_t len;
-      req->method = opt_string(L, -1, "method");
-      len = strlen(req->method);
-      if (!is_token(req->method, len))
-        luaL_error(L, "bad option 'method': '%s' is not an HTTP method",
-                   req->method);
-      break;
-    }
-    case O_TIMEOUT:
-      req->timeout = opt_seconds(L, -1, "timeout");
-      break;
-    case O_CONNECT_TIMEOUT:
-      req->connect_timeout = opt_seconds(L, -1, "connect_timeout");
-      break;
-    case O_FOLLOW_REDIRECTS:
-      opt_redirects(L, -1, req);
-      break;
-    case O_MAX_BODY:
-      opt_max_body(L, -1, req);
-      break;
-    case O_VERIFY_TLS:
-      if (lua_type(L, -1) != LUA_TBOOLEAN)
-        luaL_error(L, "bad option 'verify_tls': expected a boolean");
-      req->verify_tls = lua_toboolean(L, -1);
-      break;
-    case O_HTTP_VERSION:
-      opt_http_version(L, -1, req);
-      break;
-    case O_PROXY:
-      req->proxy = opt_string(L, -1, "proxy");
-      break;
-    case O_BODY:
-      opt_string_or_bytes(L, -1, "body");
-      break;
-    case O_HEADERS:
-    case O_FORM:
-      if (lua_type(L, -1) != LUA_TTABLE)
-        luaL_error(L, "bad option '%s': expected a table (got %s)",
-                   opt_names[o], luaL_typename(L, -1));
-      break;
-    default: /* json: any value cjson takes; session: checked later */
-      break;
-    }
+  int o;
+  lcorio_opts_check(L, opts, fn, opt_names);
+  for (o = 0; opt_names[o] != NULL; o++) {
+    if (lua_getfield(L, opts, opt_names[o]) != LUA_TNIL) seen |= 1u << o;
     lua_pop(L, 1);
   }
-  return seen;
+  req->method = lcorio_opt_string(L, opts, fn, "method", req->method);
+  if ((seen & (1u << O_METHOD)) && !is_token(req->method, strlen(req->method)))
+    luaL_error(L, "%s: option 'method': '%s' is not an HTTP method", fn,
+               req->method);
+  opt_timeout(L, opts, fn, "timeout", &req->timeout);
+  opt_timeout(L, opts, fn, "connect_timeout", &req->connect_timeout);
+  opt_redirects(L, opts, fn, req);
+  opt_max_body(L, opts, fn, req);
+  req->verify_tls =
+      lcorio_opt_boolean(L, opts, fn, "verify_tls", req->verify_tls);
+  opt_http_version(L, opts, fn, req);
+  req->proxy = lcorio_opt_string(L, opts, fn, "proxy", req->proxy);
+  /* pushed and popped: only their types are checked here */
+  if (lcorio_opt_push(L, opts, fn, "body", LUA_TSTRING)) lua_pop(L, 1);
+  if (lcorio_opt_push(L, opts, fn, "headers", LUA_TTABLE)) lua_pop(L, 1);
+  if (lcorio_opt_push(L, opts, fn, "form", LUA_TTABLE)) lua_pop(L, 1);
+  return seen; /* json: any value cjson takes; session: checked later */
 }
 
 /* url is relative (no "scheme:") and the session has a base_url: join */
@@ -414,10 +352,7 @@ void lcorio_request_parse(lua_State *L, lcorio_req *r, int url, int opts,
   r->session = NULL;
   r->session_idx = 0;
   if (opts != 0 && lua_isnil(L, opts)) opts = 0;
-  if (opts != 0) {
-    luaL_checktype(L, opts, LUA_TTABLE);
-    seen = read_opts(L, r, opts, fn);
-  }
+  if (opts != 0) seen = read_opts(L, r, opts, fn);
   /* the session: the argument, or opts.session */
   if (session != 0) {
     r->session = lcorio_checksession(L, session);
@@ -443,7 +378,7 @@ void lcorio_request_parse(lua_State *L, lcorio_req *r, int url, int opts,
     req->body = lua_tolstring(L, -1, &req->body_len);
   } else if (seen & (1u << O_JSON)) {
     lua_getfield(L, opts, "json");
-    cjson_call(L, "encode", -1, "bad option 'json'");
+    cjson_call(L, "encode", -1, "option 'json'");
     req->body = lua_tolstring(L, -1, &req->body_len);
     ctype = "application/json";
   } else if (seen & (1u << O_FORM)) {

@@ -65,14 +65,18 @@
 #define FUTURE_KEY             "corio.serve.future"
 #define DEFAULT_CLOSE_DEADLINE 10.0 /* seconds */
 
-/* {{{ options */
-enum { O_HOST, O_INT, O_UINT, O_SIZE, O_SECONDS, O_HANDLER };
+/*
+** {==================================================================
+** Options
+** ===================================================================
+*/
+enum { O_HOST, O_HANDLER, O_INT, O_UINT, O_SIZE, O_SECONDS };
 
 static const struct {
   const char *name;
   int kind;
   size_t off;
-  lua_Number min, max;
+  lua_Integer min, max;
 } options[] = {
 #define F(f) offsetof(corio_server_opts, f)
     {"host", O_HOST, 0, 0, 0},
@@ -80,15 +84,15 @@ static const struct {
     {"port", O_INT, F(port), 0, 65535},
     {"backlog", O_INT, F(backlog), 1, 65535},
     {"overload_status", O_INT, F(overload_status), 200, 999},
-    {"max_inflight", O_UINT, F(max_inflight), 0, 4e9},
-    {"max_connections", O_UINT, F(max_connections), 1, 4e9},
-    {"max_requests_per_conn", O_UINT, F(max_requests_per_conn), 0, 4e9},
-    {"max_header_bytes", O_SIZE, F(max_header_bytes), 256, 1e12},
-    {"max_body_bytes", O_SIZE, F(max_body_bytes), 1, 1e12},
-    {"header_timeout", O_SECONDS, F(header_timeout_ms), 0.001, 4e6},
-    {"body_timeout", O_SECONDS, F(body_timeout_ms), 0.001, 4e6},
-    {"idle_timeout", O_SECONDS, F(idle_timeout_ms), 0.001, 4e6},
-    {"write_timeout", O_SECONDS, F(write_timeout_ms), 0.001, 4e6},
+    {"max_inflight", O_UINT, F(max_inflight), 0, 4000000000},
+    {"max_connections", O_UINT, F(max_connections), 1, 4000000000},
+    {"max_requests_per_conn", O_UINT, F(max_requests_per_conn), 0, 4000000000},
+    {"max_header_bytes", O_SIZE, F(max_header_bytes), 256, 1000000000000},
+    {"max_body_bytes", O_SIZE, F(max_body_bytes), 1, 1000000000000},
+    {"header_timeout", O_SECONDS, F(header_timeout_ms), 0, 0},
+    {"body_timeout", O_SECONDS, F(body_timeout_ms), 0, 0},
+    {"idle_timeout", O_SECONDS, F(idle_timeout_ms), 0, 0},
+    {"write_timeout", O_SECONDS, F(write_timeout_ms), 0, 0},
 #undef F
 };
 #define NOPTIONS (sizeof options / sizeof options[0])
@@ -96,66 +100,42 @@ static const struct {
 /* Read the option table at 1 into *o; the handler is pushed.  Raises,
    naming the option, on an unknown key or a bad value. */
 static void parse_opts(lua_State *L, corio_server_opts *o) {
+  static const char *const fn = "corio.serve";
+  const char *names[NOPTIONS + 1];
   size_t i;
-  int have_handler = 0;
-  luaL_checktype(L, 1, LUA_TTABLE);
-  lua_pushnil(L);
-  while (lua_next(L, 1) != 0) {
-    const char *k = lua_type(L, -2) == LUA_TSTRING ? lua_tostring(L, -2) : "";
-    for (i = 0; i < NOPTIONS && strcmp(options[i].name, k) != 0; i++)
-      ;
-    if (i == NOPTIONS) {
-      if (lua_type(L, -2) == LUA_TSTRING)
-        luaL_error(L, "corio.serve: unknown option '%s'", k);
-      luaL_error(L, "corio.serve: option names are strings (got a %s key)",
-                 luaL_typename(L, -2));
-    }
+  for (i = 0; i < NOPTIONS; i++) names[i] = options[i].name;
+  names[NOPTIONS] = NULL;
+  if (lua_type(L, 1) != LUA_TTABLE)
+    luaL_error(L, "%s: options must be a table, not a %s", fn,
+               luaL_typename(L, 1));
+  lcorio_opts_check(L, 1, fn, names);
+  for (i = 0; i < NOPTIONS; i++) {
+    void *field = (char *)o + options[i].off;
+    const char *name = options[i].name;
     if (options[i].kind == O_HOST) {
-      if (lua_type(L, -1) != LUA_TSTRING)
-        luaL_error(L, "corio.serve: option 'host' must be a string, not a %s",
-                   luaL_typename(L, -1));
-      o->host = lua_tostring(L, -1); /* held by the option table */
-    } else if (options[i].kind == O_HANDLER) {
-      if (lua_type(L, -1) != LUA_TFUNCTION)
-        luaL_error(L,
-                   "corio.serve: option 'handler' must be a function, not "
-                   "a %s",
-                   luaL_typename(L, -1));
-      have_handler = 1;
-    } else {
-      int isnum;
-      lua_Number v = lua_tonumberx(L, -1, &isnum);
-      int integral = options[i].kind != O_SECONDS;
-      if (lua_type(L, -1) != LUA_TNUMBER || !isnum || v != v ||
-          v < options[i].min || v > options[i].max ||
-          (integral && v != floor(v)))
-        luaL_error(L,
-                   "corio.serve: option '%s' must be %s from %f to %f (got %s)",
-                   k, integral ? "an integer" : "a number of seconds",
-                   options[i].min, options[i].max, luaL_tolstring(L, -1, NULL));
-      switch (options[i].kind) {
-      case O_INT:
-        *(int *)((char *)o + options[i].off) = (int)v;
-        break;
-      case O_UINT:
-        *(unsigned *)((char *)o + options[i].off) = (unsigned)v;
-        break;
-      case O_SIZE:
-        *(size_t *)((char *)o + options[i].off) = (size_t)v;
-        break;
-      default: /* seconds -> ms, at least 1 */
-        *(unsigned *)((char *)o + options[i].off) =
-            (unsigned)(ceil(v * 1000.0) < 1 ? 1 : ceil(v * 1000.0));
-        break;
-      }
+      o->host = lcorio_opt_string(L, 1, fn, name, o->host);
+    } else if (options[i].kind == O_SECONDS) {
+      int64_t ms =
+          lcorio_opt_seconds(L, 1, fn, name, -1, LCORIO_SECONDS_POSITIVE);
+      if (ms >= 0) *(unsigned *)field = (unsigned)ms; /* <= LCORIO_MS_MAX */
+    } else if (options[i].kind != O_HANDLER &&
+               lcorio_opt_push(L, 1, fn, name, LUA_TNONE)) {
+      lua_Integer v;
+      lua_pop(L, 1);
+      v = lcorio_opt_integer(L, 1, fn, name, 0, options[i].min, options[i].max);
+      if (options[i].kind == O_INT)
+        *(int *)field = (int)v;
+      else if (options[i].kind == O_UINT)
+        *(unsigned *)field = (unsigned)v;
+      else
+        *(size_t *)field = (size_t)v;
     }
-    lua_pop(L, 1);
   }
-  if (!have_handler)
-    luaL_error(L, "corio.serve: option 'handler' (a function) is required");
-  lua_getfield(L, 1, "handler");
+  if (!lcorio_opt_push(L, 1, fn, "handler", LUA_TFUNCTION))
+    luaL_error(L, "%s: option 'handler' (a function) is required", fn);
 }
-/* }}} */
+
+/* }================================================================== */
 
 /* {{{ callbacks from the C server */
 
@@ -394,9 +374,10 @@ static int wait_closed(lua_State *L, lserver *ls, lua_CFunction self) {
 */
 static int s_close(lua_State *L) {
   lserver *ls = check_server(L, 1);
-  lua_Number d = luaL_optnumber(L, 2, DEFAULT_CLOSE_DEADLINE);
-  luaL_argcheck(L, d >= 0 && d < 1e9, 2, "expected a number of seconds >= 0");
-  start_close(ls, (uint64_t)ceil(d * 1000.0));
+  uint64_t d = lua_isnoneornil(L, 2)
+                   ? lcorio_seconds_to_ms(DEFAULT_CLOSE_DEADLINE)
+                   : lcorio_checkseconds(L, 2);
+  start_close(ls, d);
   lua_settop(L, 2);
   return wait_closed(L, ls, s_close);
 }

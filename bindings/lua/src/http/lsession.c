@@ -79,37 +79,24 @@ static int s_tostring(lua_State *L) {
 /* ------------------------------------------------------------------ */
 /* corio.session{...} */
 
+#define FN "corio.session"
+
 static size_t opt_count(lua_State *L, int opts, const char *name) {
-  lua_Integer n = 0;
-  if (lua_getfield(L, opts, name) == LUA_TNIL) {
-    lua_pop(L, 1);
-    return 0;
-  }
-  if (lua_isinteger(L, -1)) n = lua_tointeger(L, -1);
-  if (!lua_isinteger(L, -1) || n < 0)
-    luaL_error(L, "bad option '%s': expected an integer >= 0 (0: no limit)",
-               name);
-  lua_pop(L, 1);
-  return (size_t)n;
+  /* 0: no limit */
+  return (size_t)lcorio_opt_integer(L, opts, FN, name, 0, 0, LUA_MAXINTEGER);
 }
 
 /* Copy and check the default headers into a new table (user value 1). */
 static int copy_headers(lua_State *L, int opts) {
   int n = 0, src;
-  if (lua_getfield(L, opts, "headers") == LUA_TNIL) {
-    lua_pop(L, 1);
-    return 0;
-  }
-  if (lua_type(L, -1) != LUA_TTABLE)
-    luaL_error(L, "bad option 'headers': expected a table (got %s)",
-               luaL_typename(L, -1));
+  if (!lcorio_opt_push(L, opts, FN, "headers", LUA_TTABLE)) return 0;
   src = lua_gettop(L);
   lua_newtable(L);
   lua_pushnil(L);
   while (lua_next(L, src) != 0) {
     if (lua_type(L, -2) != LUA_TSTRING ||
         (lua_type(L, -1) != LUA_TSTRING && lua_type(L, -1) != LUA_TNUMBER))
-      luaL_error(L, "bad option 'headers': expected name = string pairs");
+      luaL_error(L, "%s: option 'headers' must hold name = string pairs", FN);
     lua_tostring(L, -1); /* a number becomes a string here */
     lcorio_header_check(L, -2, -1, "headers");
     lua_pushvalue(L, -2);
@@ -128,41 +115,23 @@ static int l_session(lua_State *L) {
   int nheaders = 0, hidx = 0;
   double timeout = 0;
   memset(&o, 0, sizeof o);
+  static const char *const names[] = {
+      "max_connections", "max_per_host", "max_idle", "headers",
+      "timeout",         "base_url",     NULL};
+  int64_t ms;
+  lcorio_opts_check(L, 1, FN, names);
   if (lua_isnoneornil(L, 1)) {
     lua_settop(L, 0);
     lua_newtable(L);
   }
-  luaL_checktype(L, 1, LUA_TTABLE);
   lua_settop(L, 1);
-  lua_pushnil(L);
-  while (lua_next(L, 1) != 0) { /* only known options */
-    static const char *const known[] = {
-        "max_connections", "max_per_host", "max_idle", "headers",
-        "timeout",         "base_url",     NULL};
-    int i;
-    const char *k = lua_type(L, -2) == LUA_TSTRING ? lua_tostring(L, -2) : "";
-    for (i = 0; known[i] != NULL && strcmp(k, known[i]) != 0; i++) {
-    }
-    if (known[i] == NULL)
-      luaL_error(L, "corio.session: unknown option '%s'",
-                 luaL_tolstring(L, -2, NULL));
-    lua_pop(L, 1);
-  }
   o.max_connections = opt_count(L, 1, "max_connections");
   o.max_per_host = opt_count(L, 1, "max_per_host");
   o.max_idle = opt_count(L, 1, "max_idle");
-  if (lua_getfield(L, 1, "timeout") != LUA_TNIL) {
-    if (lua_type(L, -1) == LUA_TBOOLEAN && !lua_toboolean(L, -1))
-      timeout = -1;
-    else if (lua_type(L, -1) != LUA_TNUMBER || !(lua_tonumber(L, -1) > 0))
-      luaL_error(L, "bad option 'timeout': expected seconds > 0 (or false)");
-    else
-      timeout = (double)lua_tonumber(L, -1);
-  }
-  lua_pop(L, 1);
-  if (lua_getfield(L, 1, "base_url") != LUA_TNIL &&
-      lua_type(L, -1) != LUA_TSTRING)
-    luaL_error(L, "bad option 'base_url': expected a string");
+  /* kept in seconds for the requests, but rounded by the one rule */
+  ms = lcorio_opt_seconds(L, 1, FN, "timeout", 0, LCORIO_SECONDS_NONE);
+  timeout = ms < 0 ? -1 : (double)ms / 1000.0;
+  if (!lcorio_opt_push(L, 1, FN, "base_url", LUA_TSTRING)) lua_pushnil(L);
   nheaders = copy_headers(L, 1);
   if (nheaders > 0) hidx = lua_gettop(L);
   s = lua_newuserdatauv(L, sizeof *s, 2);

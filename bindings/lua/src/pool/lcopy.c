@@ -20,21 +20,24 @@
 
 #include "lcopy.h"
 
-#define BUF_MT "corio.CopyBuf"
+/*
+** {==================================================================
+** Buffer
+** ===================================================================
+*/
 
-/* {{{ buffer */
 static int buf_gc(lua_State *L) {
-  lcopy_buf *b = luaL_testudata(L, 1, BUF_MT);
+  lcopy_buf *b = luaL_testudata(L, 1, LCORIO_COPY_BUF_MT);
   if (b == NULL) return 0;
   free(b->data);
   memset(b, 0, sizeof *b);
   return 0;
 }
 
-lcopy_buf *lcopy_newbuf(lua_State *L) {
+lcopy_buf *lcorio_copy_newbuf(lua_State *L) {
   lcopy_buf *b = lua_newuserdatauv(L, sizeof *b, 0);
   memset(b, 0, sizeof *b);
-  if (luaL_newmetatable(L, BUF_MT)) {
+  if (luaL_newmetatable(L, LCORIO_COPY_BUF_MT)) {
     lua_pushcfunction(L, buf_gc);
     lua_setfield(L, -2, "__gc");
   }
@@ -42,14 +45,14 @@ lcopy_buf *lcopy_newbuf(lua_State *L) {
   return b;
 }
 
-char *lcopy_take(lcopy_buf *b, size_t *len) {
+char *lcorio_copy_take(lcopy_buf *b, size_t *len) {
   char *p = b->data;
   *len = b->len;
   memset(b, 0, sizeof *b);
   return p;
 }
 
-void lcopy_addbytes(lua_State *L, lcopy_buf *b, const void *p, size_t n) {
+void lcorio_copy_addbytes(lua_State *L, lcopy_buf *b, const void *p, size_t n) {
   if (b->cap - b->len < n) {
     size_t cap = b->cap ? b->cap : 64;
     char *d;
@@ -67,15 +70,20 @@ void lcopy_addbytes(lua_State *L, lcopy_buf *b, const void *p, size_t n) {
 }
 
 static void addtag(lua_State *L, lcopy_buf *b, char tag) {
-  lcopy_addbytes(L, b, &tag, 1);
+  lcorio_copy_addbytes(L, b, &tag, 1);
 }
 
 static void addsize(lua_State *L, lcopy_buf *b, size_t n) {
-  lcopy_addbytes(L, b, &n, sizeof n);
+  lcorio_copy_addbytes(L, b, &n, sizeof n);
 }
-/* }}} */
+/* }================================================================== */
 
-/* {{{ encoding */
+/*
+** {==================================================================
+** Encoding
+** ===================================================================
+*/
+
 typedef struct enc {
   lua_State *L;
   lcopy_buf *b;
@@ -209,11 +217,11 @@ static void encode_value(enc *e, int idx) {
     if (lua_isinteger(L, idx)) {
       int64_t i = (int64_t)lua_tointeger(L, idx);
       addtag(L, e->b, 'i');
-      lcopy_addbytes(L, e->b, &i, sizeof i);
+      lcorio_copy_addbytes(L, e->b, &i, sizeof i);
     } else {
       double d = (double)lua_tonumber(L, idx);
       addtag(L, e->b, 'd');
-      lcopy_addbytes(L, e->b, &d, sizeof d);
+      lcorio_copy_addbytes(L, e->b, &d, sizeof d);
     }
     break;
   case LUA_TSTRING: {
@@ -221,7 +229,7 @@ static void encode_value(enc *e, int idx) {
     const char *s = lua_tolstring(L, idx, &len);
     addtag(L, e->b, 's');
     addsize(L, e->b, len);
-    lcopy_addbytes(L, e->b, s, len);
+    lcorio_copy_addbytes(L, e->b, s, len);
     break;
   }
   case LUA_TTABLE:
@@ -232,8 +240,8 @@ static void encode_value(enc *e, int idx) {
   }
 }
 
-void lcopy_encode(lua_State *L, lcopy_buf *b, int idx, const char *root,
-                  lua_Integer rootidx) {
+void lcorio_copy_encode(lua_State *L, lcopy_buf *b, int idx, const char *root,
+                        lua_Integer rootidx) {
   enc e;
   idx = lua_absindex(L, idx);
   memset(&e, 0, sizeof e);
@@ -247,37 +255,42 @@ void lcopy_encode(lua_State *L, lcopy_buf *b, int idx, const char *root,
   lua_pop(L, 1);
 }
 
-void lcopy_encode_tuple(lua_State *L, lcopy_buf *b, int first, int n,
-                        const char *root) {
+void lcorio_copy_encode_tuple(lua_State *L, lcopy_buf *b, int first, int n,
+                              const char *root) {
   uint32_t count = (uint32_t)n;
   int i;
   first = lua_absindex(L, first);
-  lcopy_addbytes(L, b, &count, sizeof count);
-  for (i = 0; i < n; i++) lcopy_encode(L, b, first + i, root, i + 1);
+  lcorio_copy_addbytes(L, b, &count, sizeof count);
+  for (i = 0; i < n; i++) lcorio_copy_encode(L, b, first + i, root, i + 1);
 }
 
-void lcopy_encode_items(lua_State *L, int items, lua_Integer n, lcopy_buf *in,
-                        lcopy_buf *offs, size_t max_len) {
+void lcorio_copy_encode_items(lua_State *L, int items, lua_Integer n,
+                              lcopy_buf *in, lcopy_buf *offs, size_t max_len) {
   uint32_t one = 1;
   lua_Integer k;
   size_t off;
   items = lua_absindex(L, items);
   for (k = 1; k <= n; k++) {
     off = in->len;
-    lcopy_addbytes(L, offs, &off, sizeof off);
-    lcopy_addbytes(L, in, &one, sizeof one);
+    lcorio_copy_addbytes(L, offs, &off, sizeof off);
+    lcorio_copy_addbytes(L, in, &one, sizeof one);
     lua_geti(L, items, k);
-    lcopy_encode(L, in, -1, "items[%I]", k);
+    lcorio_copy_encode(L, in, -1, "items[%I]", k);
     lua_pop(L, 1);
     if (in->len - off > max_len)
       luaL_error(L, "corio: items[%I] is too large to send", k);
   }
   off = in->len;
-  lcopy_addbytes(L, offs, &off, sizeof off);
+  lcorio_copy_addbytes(L, offs, &off, sizeof off);
 }
-/* }}} */
+/* }================================================================== */
 
-/* {{{ decoding */
+/*
+** {==================================================================
+** Decoding
+** ===================================================================
+*/
+
 typedef struct dec {
   lua_State *L;
   const char *p, *end;
@@ -368,7 +381,7 @@ static void decode_value(dec *d) {
   }
 }
 
-int lcopy_decode_tuple(lua_State *L, const char *p, size_t len) {
+int lcorio_copy_decode_tuple(lua_State *L, const char *p, size_t len) {
   dec d;
   uint32_t i, count;
   int base;
@@ -391,9 +404,14 @@ int lcopy_decode_tuple(lua_State *L, const char *p, size_t len) {
   lua_remove(L, base);
   return (int)count;
 }
-/* }}} */
+/* }================================================================== */
 
-/* {{{ outcomes built in C */
+/*
+** {==================================================================
+** Outcomes built in C
+** ===================================================================
+*/
+
 static char *put_string(char *p, const char *s) {
   size_t n = strlen(s);
   *p++ = 's';
@@ -438,12 +456,12 @@ static lcopy_out error_outcome(const char *name, const char *kind,
   return o;
 }
 
-lcopy_out lcopy_error_outcome(const char *msg) {
+lcopy_out lcorio_copy_error_outcome(const char *msg) {
   return error_outcome(NULL, NULL, msg);
 }
 
-lcopy_out lcopy_error_value_outcome(const char *name, const char *kind,
-                                    const char *msg) {
+lcopy_out lcorio_copy_error_value_outcome(const char *name, const char *kind,
+                                          const char *msg) {
   return error_outcome(name, kind, msg);
 }
-/* }}} */
+/* }================================================================== */

@@ -1,6 +1,6 @@
 /*
 ** lcopy.h: copying Lua values and functions between Lua states that share
-** nothing: worker threads (lthread*.c) and worker processes (lprocess*.c).
+** nothing: worker threads (lthread.c) and worker processes (lprocess*.c).
 **
 ** Values travel as bytes in plain malloc'd memory (no lua_State owns them
 ** in transit): nil, booleans, integers and floats (kept apart), strings
@@ -19,6 +19,8 @@
 
 #include <lua.h>
 
+#define LCORIO_COPY_BUF_MT "corio.CopyBuf"
+
 /* Nesting deeper than this is refused (it would exhaust the C stack). */
 #define LCOPY_MAX_DEPTH 100
 
@@ -30,37 +32,37 @@ typedef struct lcopy_buf {
 } lcopy_buf;
 
 /* Push a new, empty buffer box. */
-lcopy_buf *lcopy_newbuf(lua_State *L);
+lcopy_buf *lcorio_copy_newbuf(lua_State *L);
 /* Hand the bytes over to C (free them with free()); the box is empty. */
-char *lcopy_take(lcopy_buf *b, size_t *len);
-void lcopy_addbytes(lua_State *L, lcopy_buf *b, const void *p, size_t n);
+char *lcorio_copy_take(lcopy_buf *b, size_t *len);
+void lcorio_copy_addbytes(lua_State *L, lcopy_buf *b, const void *p, size_t n);
 
 /*
 ** Append the value at idx.  A value that cannot be copied raises an error
 ** naming where it is: `root` is a lua_pushfstring format given `rootidx`
 ** (as %I), e.g. "items[%I]" and 3 give "cannot copy items[3].x: ...".
 */
-void lcopy_encode(lua_State *L, lcopy_buf *b, int idx, const char *root,
-                  lua_Integer rootidx);
+void lcorio_copy_encode(lua_State *L, lcopy_buf *b, int idx, const char *root,
+                        lua_Integer rootidx);
 /* Append the n values from `first` on as a tuple; value i is named
    `root` with i (1-based). */
-void lcopy_encode_tuple(lua_State *L, lcopy_buf *b, int first, int n,
-                        const char *root);
+void lcorio_copy_encode_tuple(lua_State *L, lcopy_buf *b, int first, int n,
+                              const char *root);
 /* map's input: append items[1..n] of the table at `items` to `in`, each a
    tuple of one value, and their start offsets (size_t) to `offs`, with
    the end as offset n+1.  An item over max_len bytes raises. */
-void lcopy_encode_items(lua_State *L, int items, lua_Integer n, lcopy_buf *in,
-                        lcopy_buf *offs, size_t max_len);
+void lcorio_copy_encode_items(lua_State *L, int items, lua_Integer n,
+                              lcopy_buf *in, lcopy_buf *offs, size_t max_len);
 /* Push the values of the tuple p[0..len); returns how many.  Malformed
    bytes raise an error. */
-int lcopy_decode_tuple(lua_State *L, const char *p, size_t len);
+int lcorio_copy_decode_tuple(lua_State *L, const char *p, size_t len);
 
 /* Dump the Lua function at idx into b.  Refuses C functions and every
    upvalue but _ENV and the corio module (which become the receiver's),
    naming it; `to` says where it goes ("a thread"). */
-void lcopy_dump_fn(lua_State *L, int idx, lcopy_buf *b, const char *to);
+void lcorio_copy_dump_fn(lua_State *L, int idx, lcopy_buf *b, const char *to);
 /* Load a dumped function and push it; returns a luaL_load* status. */
-int lcopy_load_fn(lua_State *L, const char *p, size_t len);
+int lcorio_copy_load_fn(lua_State *L, const char *p, size_t len);
 
 /* One input's outcome, in malloc'd memory; data NULL: none was produced. */
 typedef struct lcopy_out {
@@ -74,27 +76,14 @@ typedef struct lcopy_out {
 ** `first_only`).  Never raises: an error of the function, of copying, or
 ** of memory becomes an error outcome.
 */
-lcopy_out lcopy_run(lua_State *L, int fidx, const char *p, size_t len,
-                    int first_only);
+lcopy_out lcorio_copy_run(lua_State *L, int fidx, const char *p, size_t len,
+                          int first_only);
 /* An error outcome with this message, built without Lua (a worker that
    died); data NULL when out of memory. */
-lcopy_out lcopy_error_outcome(const char *msg);
+lcopy_out lcorio_copy_error_outcome(const char *msg);
 /* The same with a corio error value {name=, kind=, message=} (it gets the
    error metatable back in the caller, so it compares by kind). */
-lcopy_out lcopy_error_value_outcome(const char *name, const char *kind,
-                                    const char *msg);
-
-/* to_thread's end: push the results of the outcome and return how many,
-   or raise its error value (a missing outcome raises too). */
-int lcopy_push_outcome(lua_State *L, const lcopy_out *o);
-/*
-** map's end: push the array of each input's first result (with n), or
-** raise a WorkerError for the first input (in order) that failed: its
-** message names the item; fields index, cause, traceback, results (what
-** the others returned) and errors ({[index] = cause}).  `what` names the
-** caller in the message ("corio.threads.map").
-*/
-int lcopy_push_map(lua_State *L, const lcopy_out *outs, size_t n,
-                   const char *what);
+lcopy_out lcorio_copy_error_value_outcome(const char *name, const char *kind,
+                                          const char *msg);
 
 #endif

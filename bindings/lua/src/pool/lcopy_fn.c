@@ -1,7 +1,7 @@
 /*
-** lcopy_fn.c: shipping a function to a worker, running it there on one
-** input, and turning the outcomes back into results or errors in the
-** caller's state (see lcopy.h).  Shared by threads and processes.
+** lcopy_fn.c: shipping a function to a worker and running it there on
+** one input (see lcopy.h); lpool.c turns the outcomes back into results
+** or errors in the caller's state.  Shared by threads and processes.
 */
 #include <stdlib.h>
 #include <string.h>
@@ -9,10 +9,14 @@
 #include "lcorio.h"
 #include "lcopy.h"
 
-/* {{{ the function */
+/*
+** {==================================================================
+** The function
+** ===================================================================
+*/
 
 /* lua_dump's writer must not raise (it runs inside the dump), so it
-   reports a failed allocation and lcopy_dump_fn raises afterwards. */
+   reports a failed allocation and lcorio_copy_dump_fn raises afterwards. */
 static int writer(lua_State *L, const void *p, size_t sz, void *ud) {
   lcopy_buf *b = ud;
   (void)L;
@@ -46,7 +50,7 @@ static int is_corio(lua_State *L) {
 ** module (`local corio = require "corio"` is how scripts start); any other
 ** upvalue would silently become nil, so it is refused.
 */
-void lcopy_dump_fn(lua_State *L, int idx, lcopy_buf *b, const char *to) {
+void lcorio_copy_dump_fn(lua_State *L, int idx, lcopy_buf *b, const char *to) {
   const char *name;
   unsigned char n = 0;
   int i;
@@ -54,7 +58,7 @@ void lcopy_dump_fn(lua_State *L, int idx, lcopy_buf *b, const char *to) {
   luaL_checktype(L, idx, LUA_TFUNCTION);
   if (lua_iscfunction(L, idx))
     luaL_error(L, "corio: a C function cannot be sent to %s", to);
-  lcopy_addbytes(L, b, &n, 1);
+  lcorio_copy_addbytes(L, b, &n, 1);
   for (i = 1; (name = lua_getupvalue(L, idx, i)) != NULL; i++) {
     char kind = strcmp(name, "_ENV") == 0 ? 'E' : is_corio(L) ? 'C' : 0;
     lua_pop(L, 1);
@@ -65,7 +69,7 @@ void lcopy_dump_fn(lua_State *L, int idx, lcopy_buf *b, const char *to) {
                  "argument instead)",
                  name, to);
     if (i > 255) luaL_error(L, "corio: too many upvalues to send");
-    lcopy_addbytes(L, b, &kind, 1);
+    lcorio_copy_addbytes(L, b, &kind, 1);
     b->data[0] = (char)++n;
   }
   lua_pushvalue(L, idx);
@@ -73,7 +77,7 @@ void lcopy_dump_fn(lua_State *L, int idx, lcopy_buf *b, const char *to) {
   lua_pop(L, 1);
 }
 
-int lcopy_load_fn(lua_State *L, const char *p, size_t len) {
+int lcorio_copy_load_fn(lua_State *L, const char *p, size_t len) {
   size_t i, n = len > 0 ? (unsigned char)p[0] : 0;
   int rc;
   if (len < 1 + n) {
@@ -94,9 +98,13 @@ int lcopy_load_fn(lua_State *L, const char *p, size_t len) {
   }
   return LUA_OK;
 }
-/* }}} */
+/* }================================================================== */
 
-/* {{{ running it in a worker */
+/*
+** {==================================================================
+** Running it in a worker
+** ===================================================================
+*/
 
 /* Message handler: keep the error value as it is, add the traceback. */
 static int msgh(lua_State *L) {
@@ -111,7 +119,7 @@ static int msgh(lua_State *L) {
 /* (buf, root, values...): encode the values as a tuple, under pcall */
 static int encode_p(lua_State *L) {
   lcopy_buf *b = lua_touserdata(L, 1);
-  lcopy_encode_tuple(L, b, 3, lua_gettop(L) - 2, lua_tostring(L, 2));
+  lcorio_copy_encode_tuple(L, b, 3, lua_gettop(L) - 2, lua_tostring(L, 2));
   return 0;
 }
 
@@ -123,7 +131,7 @@ static int try_encode(lua_State *L, lcopy_buf *b, char tag, int n,
   int i, first = lua_gettop(L) - n + 1;
   /* the values may fill the stack (a call with LUA_MULTRET leaves no room) */
   luaL_checkstack(L, n + 3, "too many values to copy");
-  lcopy_addbytes(L, b, &tag, 1);
+  lcorio_copy_addbytes(L, b, &tag, 1);
   lua_pushcfunction(L, encode_p);
   lua_pushlightuserdata(L, b);
   lua_pushstring(L, root);
@@ -143,11 +151,11 @@ typedef struct run_ctx {
 /* (fn, ctx): protected, so any error (memory included) is caught. */
 static int run_p(lua_State *L) {
   run_ctx *c = lua_touserdata(L, 2);
-  lcopy_buf *b = lcopy_newbuf(L); /* 3 */
+  lcopy_buf *b = lcorio_copy_newbuf(L); /* 3 */
   int n, status;
   lua_pushcfunction(L, msgh); /* 4 */
   lua_pushvalue(L, 1);
-  n = lcopy_decode_tuple(L, c->p, c->len);
+  n = lcorio_copy_decode_tuple(L, c->p, c->len);
   status = lua_pcall(L, n, c->first_only ? 1 : LUA_MULTRET, 4);
   if (status == LUA_OK) {
     n = lua_gettop(L) - 4;
@@ -168,12 +176,12 @@ static int run_p(lua_State *L) {
     try_encode(L, b, 'e', 2, "the error"); /* strings always copy */
   }
 done:
-  c->out.data = lcopy_take(b, &c->out.len);
+  c->out.data = lcorio_copy_take(b, &c->out.len);
   return 0;
 }
 
-lcopy_out lcopy_run(lua_State *L, int fidx, const char *p, size_t len,
-                    int first_only) {
+lcopy_out lcorio_copy_run(lua_State *L, int fidx, const char *p, size_t len,
+                          int first_only) {
   run_ctx c;
   int top = lua_gettop(L);
   memset(&c, 0, sizeof c);
@@ -186,96 +194,9 @@ lcopy_out lcopy_run(lua_State *L, int fidx, const char *p, size_t len,
   if (lua_pcall(L, 2, 0, 0) != LUA_OK) {
     const char *msg = lua_tostring(L, -1);
     free(c.out.data);
-    c.out = lcopy_error_outcome(msg != NULL ? msg : "error in a worker");
+    c.out = lcorio_copy_error_outcome(msg != NULL ? msg : "error in a worker");
   }
   lua_settop(L, top);
   return c.out;
 }
-/* }}} */
-
-/* {{{ back in the caller */
-
-/* A copied corio error value lost its metatable on the way: give it back,
-   so that `err == corio.TimeoutError` still works. */
-static void restore_error(lua_State *L, int idx) {
-  idx = lua_absindex(L, idx);
-  if (lua_type(L, idx) != LUA_TTABLE) return;
-  lua_getfield(L, idx, "name");
-  lua_getfield(L, idx, "kind");
-  if (lua_type(L, -1) == LUA_TSTRING && lua_type(L, -2) == LUA_TSTRING) {
-    luaL_getmetatable(L, LCORIO_ERROR_MT);
-    lua_setmetatable(L, idx);
-  }
-  lua_pop(L, 2);
-}
-
-/* Push the outcome's values; returns how many and whether it failed (then
-   the error value and the traceback are pushed). */
-static int push_decoded(lua_State *L, const lcopy_out *o, int *failed) {
-  int n;
-  if (o->data == NULL || o->len < 1) {
-    *failed = 1;
-    lua_pushliteral(L, "corio: the worker produced no result");
-    lua_pushliteral(L, "");
-    return 2;
-  }
-  *failed = o->data[0] != 'r';
-  n = lcopy_decode_tuple(L, o->data + 1, o->len - 1);
-  if (*failed) {
-    if (n != 2) luaL_error(L, "corio: malformed message (error outcome)");
-    restore_error(L, -2);
-  }
-  return n;
-}
-
-int lcopy_push_outcome(lua_State *L, const lcopy_out *o) {
-  int failed, n = push_decoded(L, o, &failed);
-  if (!failed) return n;
-  lua_pop(L, 1); /* the traceback: to_thread raises the value as it was */
-  return lua_error(L);
-}
-
-int lcopy_push_map(lua_State *L, const lcopy_out *outs, size_t n,
-                   const char *what) {
-  size_t i, first = n;
-  int results, errors, failed, k;
-  lua_createtable(L, n > INT32_MAX ? 0 : (int)n, 1);
-  results = lua_gettop(L);
-  lua_newtable(L);
-  errors = results + 1;
-  for (i = 0; i < n; i++) {
-    k = push_decoded(L, &outs[i], &failed);
-    if (failed) {
-      if (first == n) first = i; /* keep its error value and traceback */
-      lua_pushvalue(L, -2);
-      lua_rawseti(L, errors, (lua_Integer)i + 1);
-      if (first != i) lua_pop(L, 2);
-    } else {
-      if (k > 0) {
-        lua_settop(L, lua_gettop(L) - k + 1); /* only the first result */
-        lua_rawseti(L, results, (lua_Integer)i + 1);
-      }
-    }
-  }
-  lua_pushinteger(L, (lua_Integer)n);
-  lua_setfield(L, results, "n");
-  if (first == n) {
-    lua_settop(L, results);
-    return 1;
-  }
-  /* results, errors, cause, traceback */
-  lcorio_pusherror(L, "WorkerError", "worker", "%s: item %I failed: %s", what,
-                   (lua_Integer)first + 1, luaL_tolstring(L, errors + 1, NULL));
-  lua_pushinteger(L, (lua_Integer)first + 1);
-  lua_setfield(L, -2, "index");
-  lua_pushvalue(L, errors + 1);
-  lua_setfield(L, -2, "cause");
-  lua_pushvalue(L, errors + 2);
-  lua_setfield(L, -2, "traceback");
-  lua_pushvalue(L, results);
-  lua_setfield(L, -2, "results");
-  lua_pushvalue(L, errors);
-  lua_setfield(L, -2, "errors");
-  return lua_error(L);
-}
-/* }}} */
+/* }================================================================== */

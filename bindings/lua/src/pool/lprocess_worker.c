@@ -1,5 +1,6 @@
 /*
-** lprocess_worker.c: the worker process's side (see lprocess.h).  A worker
+** lcorio_process_worker.c: the worker process's side (see lprocess.h).  A
+*worker
 ** does one thing at a time, so it talks with plain blocking read and
 ** write; its own loop is free for the function's waits (corio.sleep at
 ** top level runs it).
@@ -18,16 +19,16 @@
 #include "lcopy.h"
 #include "lprocess.h"
 
-void lprocess_header(char h[LPROC_HEADER], char type, uint32_t index,
-                     size_t len) {
+void lcorio_process_header(char h[LPROC_HEADER], char type, uint32_t index,
+                           size_t len) {
   uint32_t n = (uint32_t)(len + 5);
   memcpy(h, &n, 4);
   h[4] = type;
   memcpy(h + 5, &index, 4);
 }
 
-size_t lprocess_parse_header(const char h[LPROC_HEADER], char *type,
-                             uint32_t *index) {
+size_t lcorio_process_parse_header(const char h[LPROC_HEADER], char *type,
+                                   uint32_t *index) {
   uint32_t n;
   memcpy(&n, h, 4);
   *type = h[4];
@@ -41,7 +42,7 @@ size_t lprocess_parse_header(const char h[LPROC_HEADER], char *type,
 ** is built in and already loaded; under lua5.4 it is loaded from the path
 ** of the corio.so this code is in (dladdr), whatever package.cpath says.
 */
-void lprocess_push_bootstrap(lua_State *L) {
+void lcorio_process_push_bootstrap(lua_State *L) {
   Dl_info info;
   const char *so = "";
   if (dladdr((void *)luaopen_corio, &info) != 0 && info.dli_fname != NULL)
@@ -54,7 +55,12 @@ void lprocess_push_bootstrap(lua_State *L) {
                   so, LPROC_FD);
 }
 
-/* {{{ blocking I/O on the parent's socket */
+/*
+** {==================================================================
+** Blocking I/O on the parent's socket
+** ===================================================================
+*/
+
 static int read_all(int fd, char *p, size_t n) {
   while (n > 0) {
     ssize_t r = read(fd, p, n);
@@ -83,7 +89,7 @@ static int read_frame(int fd, char **buf, size_t *cap, char *type,
                       uint32_t *index, size_t *len) {
   char h[LPROC_HEADER];
   if (read_all(fd, h, sizeof h) != 0) return -1;
-  *len = lprocess_parse_header(h, type, index);
+  *len = lcorio_process_parse_header(h, type, index);
   if (*len == (size_t)-1) return -1;
   if (*len > *cap) {
     char *p = realloc(*buf, *len);
@@ -93,7 +99,7 @@ static int read_frame(int fd, char **buf, size_t *cap, char *type,
   }
   return *len == 0 ? 0 : read_all(fd, *buf, *len);
 }
-/* }}} */
+/* }================================================================== */
 
 /* Leave now: the parent reads our outcomes, not our exit, and whatever the
    function left behind (tasks, handles) must not keep us alive. */
@@ -102,7 +108,7 @@ static void leave(int status) {
   _exit(status);
 }
 
-int lprocess_worker(lua_State *L) {
+int lcorio_process_worker(lua_State *L) {
   int fd = (int)luaL_checkinteger(L, 1), loaded;
   char *buf = NULL, type, h[LPROC_HEADER];
   size_t cap = 0, len;
@@ -114,23 +120,24 @@ int lprocess_worker(lua_State *L) {
     leave(2);
   lua_settop(L, 1);
   /* the function at 2, or why it did not load (kept there: anchored) */
-  loaded = lcopy_load_fn(L, buf, len) == LUA_OK;
+  loaded = lcorio_copy_load_fn(L, buf, len) == LUA_OK;
   if (!loaded) failed = lua_tostring(L, 2);
   /* the parent's timeouts count from here: starting is not running */
-  lprocess_header(h, LPROC_READY, 0, 0);
+  lcorio_process_header(h, LPROC_READY, 0, 0);
   if (write_all(fd, h, sizeof h) != 0) leave(1);
   while (read_frame(fd, &buf, &cap, &type, &index, &len) == 0) {
     lcopy_out o;
     if (type != LPROC_ITEM) leave(2);
-    o = loaded ? lcopy_run(L, 2, buf, len, 1)
-               : lcopy_error_outcome(failed ? failed : "cannot load");
+    o = loaded ? lcorio_copy_run(L, 2, buf, len, 1)
+               : lcorio_copy_error_outcome(failed ? failed : "cannot load");
     if (o.data != NULL && o.len > LPROC_MAX_FRAME) {
       free(o.data);
-      o = lcopy_error_outcome("corio: the result is too large to send back "
-                              "(over 1 GiB)");
+      o = lcorio_copy_error_outcome(
+          "corio: the result is too large to send back "
+          "(over 1 GiB)");
     }
     if (o.data == NULL) leave(3);
-    lprocess_header(h, LPROC_OUT, index, o.len);
+    lcorio_process_header(h, LPROC_OUT, index, o.len);
     if (write_all(fd, h, sizeof h) != 0 || write_all(fd, o.data, o.len) != 0)
       leave(1);
     free(o.data);

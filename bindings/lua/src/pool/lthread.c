@@ -2,107 +2,278 @@
 ** lthread.c: corio.to_thread(fn, ...) and corio.threads.map(fn, items,
 ** {threads=n}): fn runs on OS threads, each with a Lua state of its own
 ** (standard libraries and `corio` as globals), while the calling task waits
-** and the loop goes on (see lthread.h for the machinery).
+** and the loop goes on.  The job's life on the caller's side is lpool.c's.
 **
 ** fn travels as bytecode: its globals are the worker's, and any other
 ** upvalue is refused.  Arguments and results are copied (lcopy.h).  Each
 ** call gets fresh threads and states; a map's worker keeps its state (and
 ** globals) from one item to the next.
 **
+** A job's threads pull inputs until none is left; the last one to end
+** queues the job on the hub, whose uv_async_t wakes the loop, which joins
+** the threads and wakes the waiting task.  A worker thread touches only
+** its own lua_State, the job's read-only inputs, and the counters and
+** outcome slots under the hub's mutex: never the caller's state
+** (docs/reliability.md rule 15).  uv_async_send coalesces, so the hub keeps
+** a queue of ended jobs and drains all of it per callback.
+**
 ** Cancelling the caller cannot interrupt a thread: inputs not started are
 ** dropped, those running finish, their results are dropped, the threads are
 ** joined and their states closed.  lua_close of the calling state waits
 ** for running inputs the same way.
 */
-#include <stdint.h>
+#include <stdlib.h>
 #include <string.h>
 
-#include "lthread.h"
+#include <lualib.h>
 
-#define BOX_MT      "corio.ThreadJob"
+#include "corio_lua.h"
+#include "lpool.h"
+
+#define HUB_KEY     "corio.ThreadHub"
 #define MAX_THREADS 10000
 
-/* The caller's reference to its job: a userdata on the waiting task's
-   stack, so the job's memory goes when that stack does. */
-static int box_gc(lua_State *L) {
-  tjob **box = lua_touserdata(L, 1);
-  if (*box != NULL) lthread_job_unref(*box);
-  *box = NULL;
-  return 0;
-}
+typedef struct thub thub;
 
-static tjob *push_job(lua_State *L, size_t nitems) {
-  tjob **box = lua_newuserdatauv(L, sizeof *box, 0);
-  *box = NULL;
-  luaL_setmetatable(L, BOX_MT);
-  if ((*box = lthread_job_new(nitems)) == NULL)
-    luaL_error(L, "not enough memory");
-  return *box;
-}
+typedef struct tjob {
+  lcorio_pool_job base;
+  thub *th;               /* the hub, for the threads (base.hub may go) */
+  struct tjob *done_next; /* the hub's queue of ended jobs (under th->mu) */
+  size_t live;            /* under th->mu: threads not ended yet */
+  size_t nthreads;
+  uv_thread_t *threads;
+} tjob;
+
+struct thub {
+  lcorio_pool_hub base;
+  uv_async_t async;
+  uv_mutex_t mu;
+  tjob *done; /* under mu: ended jobs, not yet joined */
+};
 
 /*
-** Start the job (its box at the top of the stack) and make the running task
-** wait for it.  The function's bytes are in fnb, the inputs' in inb, their
-** offsets in offb.
+** {==================================================================
+** A worker thread
+** ===================================================================
 */
-static int run_job(lua_State *L, ltask *lt, tjob *j, lcopy_buf *fnb,
-                   lcopy_buf *inb, lcopy_buf *offb, size_t nthreads,
-                   lua_KFunction k) {
-  size_t len;
-  int rc;
-  j->fn = lcopy_take(fnb, &j->fn_len);
-  j->in = lcopy_take(inb, &len);
-  j->in_off = (size_t *)(void *)lcopy_take(offb, &len);
-  rc = lthread_job_start(lthread_hub(L), j, nthreads);
-  if (rc < 0)
-    return luaL_error(L, "corio: cannot start a thread: %s", uv_strerror(rc));
-  /* the wait's reference, taken before suspend may call the cancel */
-  j->refs++;
-  j->task = lcorio_core(lt);
-  rc = corio_task_suspend(j->task, lthread_job_cancel, j);
-  if (rc < 0) {
-    lthread_job_cancel(j->task, j);
-    lcorio_check(L, rc, "threads");
+
+/*
+** os.exit would end the whole program, the caller's state and every
+** other thread included, from under them: in a worker it raises, so the
+** item fails as a worker process's exit fails its item.  Any argument
+** (a status, true, false, close) gets the same error.
+*/
+static int no_exit(lua_State *L) {
+  return luaL_error(L, "corio: os.exit is not allowed in a worker thread");
+}
+
+/* (job): the worker's globals, then the function on top */
+static int setup_p(lua_State *L) {
+  tjob *j = lua_touserdata(L, 1);
+  luaL_openlibs(L);
+  /* package.loaded.os is this table too: no way back to the original */
+  lua_getglobal(L, "os");
+  lua_pushcfunction(L, no_exit);
+  lua_setfield(L, -2, "exit");
+  lua_pop(L, 1);
+  luaL_requiref(L, "corio", luaopen_corio, 1); /* a global, as in corio */
+  lua_pop(L, 1);
+  if (lcorio_copy_load_fn(L, j->base.fn, j->base.fn_len) != LUA_OK)
+    return lua_error(L);
+  return 1;
+}
+
+/* Store the outcome of input *i (when o is not NULL), then take the next
+   input into *i; returns 0 when there is none to take. */
+static int next_input(tjob *j, const lcopy_out *o, size_t *i) {
+  int ok;
+  uv_mutex_lock(&j->th->mu);
+  if (o != NULL) lcorio_pool_done(&j->base, *i, *o);
+  ok = lcorio_pool_take(&j->base, i);
+  uv_mutex_unlock(&j->th->mu);
+  return ok;
+}
+
+/* Under h->mu: `ended` threads of the job have ended.  Returns whether
+   they were the last, and then queues the job on the hub. */
+static int threads_ended(thub *h, tjob *j, size_t ended) {
+  j->live -= ended;
+  if (j->live > 0) return 0;
+  j->done_next = h->done;
+  h->done = j;
+  return 1;
+}
+
+static void worker(void *arg) {
+  tjob *j = arg;
+  thub *h = j->th;
+  lua_State *L = luaL_newstate();
+  char *failed = NULL; /* why this worker cannot run the function */
+  lcopy_out o;
+  size_t i;
+  int more, last;
+  if (L == NULL) {
+    failed = strdup("corio: not enough memory for a worker's Lua state");
+  } else {
+    lua_pushcfunction(L, setup_p);
+    lua_pushlightuserdata(L, j);
+    if (lua_pcall(L, 1, 1, 0) != LUA_OK) {
+      const char *msg = lua_tostring(L, -1);
+      failed = strdup(msg != NULL ? msg : "corio: the worker failed to start");
+    }
   }
-  return lcorio_yield(L, lua_gettop(L), k);
+  for (more = next_input(j, NULL, &i); more; more = next_input(j, &o, &i)) {
+    const char *in = j->base.in + j->base.in_off[i];
+    if (L != NULL && failed == NULL)
+      o = lcorio_copy_run(L, 1, in, j->base.in_off[i + 1] - j->base.in_off[i],
+                          0);
+    else
+      o = lcorio_copy_error_outcome(failed != NULL ? failed
+                                                   : "not enough memory");
+  }
+  free(failed);
+  if (L != NULL) lua_close(L);
+  uv_mutex_lock(&h->mu);
+  last = threads_ended(h, j, 1);
+  uv_mutex_unlock(&h->mu);
+  /* the hub outlives this call: it is freed only after joining us */
+  if (last) uv_async_send(&h->async);
+}
+/* }================================================================== */
+
+/*
+** {==================================================================
+** The hub and the job's operations
+** ===================================================================
+*/
+
+static void join_all(tjob *j) {
+  size_t i;
+  for (i = 0; i < j->nthreads; i++) uv_thread_join(&j->threads[i]);
+  j->nthreads = 0;
 }
 
-static void add_offset(lua_State *L, lcopy_buf *offb, size_t off) {
-  lcopy_addbytes(L, offb, &off, sizeof off);
+static void on_async(uv_async_t *a) {
+  thub *h = a->data;
+  tjob *list;
+  uv_mutex_lock(&h->mu);
+  list = h->done;
+  h->done = NULL;
+  uv_mutex_unlock(&h->mu);
+  while (list != NULL) {
+    tjob *j = list;
+    list = j->done_next;
+    join_all(j); /* they have ended or are about to return */
+    lcorio_pool_unlink(&j->base);
+    lcorio_pool_wake(&j->base);
+    lcorio_pool_unref(&j->base); /* the hub's */
+  }
 }
 
-/* {{{ to_thread */
-static int to_thread_k(lua_State *L, int status, lua_KContext ctx) {
-  tjob *j;
-  (void)status;
-  if (lcorio_wait_status(L) == CORIO_ECANCELED) return lcorio_cancelled(L);
-  j = *(tjob **)lua_touserdata(L, (int)ctx);
-  return lcopy_push_outcome(L, &j->outs[0]);
+static void on_hub_closed(uv_handle_t *a) {
+  thub *h = a->data;
+  uv_mutex_destroy(&h->mu);
+  free(h);
 }
+
+static void hub_close(lcorio_pool_hub *base) {
+  thub *h = (thub *)base;
+  h->done = NULL; /* every job was detached: joined and let go */
+  uv_close((uv_handle_t *)&h->async, on_hub_closed);
+}
+
+static lcorio_pool_hub *hub_new(lua_State *L, uv_loop_t *loop) {
+  thub *h = calloc(1, sizeof *h);
+  if (h == NULL) luaL_error(L, "not enough memory");
+  if (uv_mutex_init(&h->mu) != 0) {
+    free(h);
+    luaL_error(L, "corio: cannot create a mutex");
+  }
+  uv_async_init(loop, &h->async, on_async);
+  h->async.data = h;
+  uv_unref((uv_handle_t *)&h->async);
+  h->base.keep = (uv_handle_t *)&h->async;
+  h->base.close = hub_close;
+  return &h->base;
+}
+
+static int job_start(lua_State *L, lcorio_pool_job *base, size_t n) {
+  tjob *j = (tjob *)base;
+  thub *h = (thub *)base->hub;
+  size_t i;
+  int rc = 0, last;
+  j->th = h;
+  if ((j->threads = calloc(n, sizeof *j->threads)) == NULL) {
+    lua_pushliteral(L, "not enough memory");
+    return UV_ENOMEM;
+  }
+  /* counted before any thread runs, so none can think it is the last */
+  j->live = n;
+  for (i = 0; i < n; i++) {
+    rc = uv_thread_create(&j->threads[i], worker, j);
+    if (rc != 0) break;
+  }
+  j->nthreads = i;
+  if (i == 0) {
+    lua_pushfstring(L, "corio: cannot start a thread: %s", uv_strerror(rc));
+    return rc;
+  }
+  base->refs++; /* the hub's */
+  if (i < n) {  /* go on with those that started */
+    uv_mutex_lock(&h->mu);
+    last = threads_ended(h, j, n - i); /* they may all have ended already */
+    uv_mutex_unlock(&h->mu);
+    if (last) uv_async_send(&h->async);
+  }
+  return (int)i;
+}
+
+static void job_stop(lcorio_pool_job *base) {
+  tjob *j = (tjob *)base;
+  if (base->hub == NULL) return; /* the threads are joined */
+  uv_mutex_lock(&j->th->mu);
+  base->stopping = 1;
+  uv_mutex_unlock(&j->th->mu);
+}
+
+/* lua_close: wait for the inputs running now; the hub lets the job go. */
+static void job_detach(lcorio_pool_job *base) {
+  join_all((tjob *)base);
+  lcorio_pool_unref(base); /* the hub's */
+}
+
+static void job_free(lcorio_pool_job *base) {
+  free(((tjob *)base)->threads);
+}
+
+static const lcorio_pool_ops thread_ops = {
+    .what = "corio.threads.map",
+    .to = "a thread",
+    .hub_key = HUB_KEY,
+    .size = sizeof(tjob),
+    .max_items = (lua_Unsigned)-1,
+    .max_len = (size_t)-1,
+    .hub_new = hub_new,
+    .start = job_start,
+    .stop = job_stop,
+    .detach = job_detach,
+    .free = job_free,
+};
+/* }================================================================== */
+
+/*
+** {==================================================================
+** The Lua functions
+** ===================================================================
+*/
 
 static int l_to_thread(lua_State *L) {
   luaL_checktype(L, 1, LUA_TFUNCTION);
   {
     LCORIO_WAIT_PROLOGUE(L, lt, l_to_thread);
-    int n = lua_gettop(L);
-    lcopy_buf *fnb = lcopy_newbuf(L), *inb = lcopy_newbuf(L),
-              *offb = lcopy_newbuf(L);
-    lcopy_dump_fn(L, 1, fnb, "a thread");
-    lcopy_encode_tuple(L, inb, 2, n - 1, "args[%I]");
-    add_offset(L, offb, 0);
-    add_offset(L, offb, inb->len);
-    return run_job(L, lt, push_job(L, 1), fnb, inb, offb, 1, to_thread_k);
+    lcorio_pool_job *j = lcorio_pool_call_job(L, &thread_ops);
+    return lcorio_pool_run(L, lt, j, 1);
   }
-}
-/* }}} */
-
-/* {{{ threads.map */
-static int map_k(lua_State *L, int status, lua_KContext ctx) {
-  tjob *j;
-  (void)status;
-  if (lcorio_wait_status(L) == CORIO_ECANCELED) return lcorio_cancelled(L);
-  j = *(tjob **)lua_touserdata(L, (int)ctx);
-  return lcopy_push_map(L, j->outs, j->nitems, "corio.threads.map");
 }
 
 /* min(32, cpus + 4), as Python's ThreadPoolExecutor */
@@ -111,6 +282,8 @@ static size_t default_threads(void) {
   return n < 32 ? n : 32;
 }
 
+static const char *const opt_names[] = {"threads", "timeout", NULL};
+
 /*
 ** map's options, the table at 3 (or none): {threads=n}.  An unknown key or
 ** a bad value raises, naming the option, before any wait.  There is no
@@ -118,38 +291,15 @@ static size_t default_threads(void) {
 ** and be joined, anyway; processes.map kills its workers and has one.
 */
 static size_t opt_threads(lua_State *L, size_t dflt) {
-  size_t n = dflt;
-  if (lua_isnoneornil(L, 3)) return dflt;
-  if (!lua_istable(L, 3))
-    luaL_error(L, "corio.threads.map: options must be a table, not a %s",
-               luaL_typename(L, 3));
-  lua_pushnil(L);
-  while (lua_next(L, 3) != 0) {
-    const char *k;
-    if (lua_type(L, -2) != LUA_TSTRING)
-      luaL_error(L,
-                 "corio.threads.map: option names are strings (got a %s "
-                 "key)",
-                 luaL_typename(L, -2));
-    k = lua_tostring(L, -2);
-    if (strcmp(k, "threads") == 0) {
-      int isint;
-      lua_Integer v = lua_tointegerx(L, -1, &isint);
-      if (lua_type(L, -1) != LUA_TNUMBER || !isint || v < 1 || v > MAX_THREADS)
-        luaL_error(L,
-                   "corio.threads.map: option 'threads' must be an integer "
-                   "from 1 to %d (got %s)",
-                   MAX_THREADS, luaL_tolstring(L, -1, NULL));
-      n = (size_t)v;
-    } else if (strcmp(k, "timeout") == 0) {
-      luaL_error(L, "corio.threads.map: option 'timeout' is only supported "
-                    "by corio.processes.map (a thread cannot be killed)");
-    } else {
-      luaL_error(L, "corio.threads.map: unknown option '%s'", k);
-    }
-    lua_pop(L, 1);
-  }
-  return n;
+  const char *fn = "corio.threads.map";
+  int opts = lcorio_opts_check(L, 3, fn, opt_names);
+  if (lcorio_opt_push(L, opts, fn, "timeout", LUA_TNONE))
+    luaL_error(L,
+               "%s: option 'timeout' is only supported by "
+               "corio.processes.map (a thread cannot be killed)",
+               fn);
+  return (size_t)lcorio_opt_integer(L, opts, fn, "threads", (lua_Integer)dflt,
+                                    1, MAX_THREADS);
 }
 
 static int l_map(lua_State *L) {
@@ -159,26 +309,12 @@ static int l_map(lua_State *L) {
   {
     LCORIO_WAIT_PROLOGUE(L, lt, l_map);
     size_t nthreads = opt_threads(L, default_threads());
-    lua_Integer n = luaL_len(L, 2);
-    lcopy_buf *fnb, *inb, *offb;
-    lua_settop(L, 3);
-    if (n <= 0) {
-      lua_createtable(L, 0, 1);
-      lua_pushinteger(L, 0);
-      lua_setfield(L, -2, "n");
-      return 1;
-    }
-    fnb = lcopy_newbuf(L);
-    inb = lcopy_newbuf(L);
-    offb = lcopy_newbuf(L);
-    lcopy_dump_fn(L, 1, fnb, "a thread");
-    lcopy_encode_items(L, 2, n, inb, offb, (size_t)-1);
-    if (nthreads > (size_t)n) nthreads = (size_t)n;
-    return run_job(L, lt, push_job(L, (size_t)n), fnb, inb, offb, nthreads,
-                   map_k);
+    lcorio_pool_job *j = lcorio_pool_map_job(L, &thread_ops);
+    if (j == NULL) return 1; /* no item: {n = 0} */
+    return lcorio_pool_run(L, lt, j, nthreads);
   }
 }
-/* }}} */
+/* }================================================================== */
 
 static const luaL_Reg funcs[] = {{"to_thread", l_to_thread}, {NULL, NULL}};
 static const luaL_Reg thread_funcs[] = {{"map", l_map}, {NULL, NULL}};
@@ -191,9 +327,5 @@ void lcorio_thread_open(lua_State *L) {
   lcorio_setfuncs(L, thread_funcs);
   lua_pop(L, 1);
   lua_setfield(L, -3, "threads");
-  if (luaL_newmetatable(L, BOX_MT)) {
-    lua_pushcfunction(L, box_gc);
-    lua_setfield(L, -2, "__gc");
-  }
-  lua_pop(L, 1);
+  lcorio_pool_open(L);
 }

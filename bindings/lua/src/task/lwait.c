@@ -11,17 +11,10 @@
 
 #include "lcorio.h"
 
-static uint64_t to_ms(lua_State *L, int arg) {
-  lua_Number s = luaL_checknumber(L, arg);
-  luaL_argcheck(L, s >= 0 && s < 1e9, arg,
-                "expected a number of seconds between 0 and 1e9");
-  return (uint64_t)ceil(s * 1000.0);
-}
-
 /* an optional timeout in seconds -> ms, or -1 for none */
 static int64_t opt_timeout_ms(lua_State *L, int arg) {
   if (lua_isnoneornil(L, arg)) return -1;
-  return (int64_t)to_ms(L, arg);
+  return (int64_t)lcorio_checkseconds(L, arg);
 }
 
 /* {{{ sleep */
@@ -34,7 +27,7 @@ static int sleep_k(lua_State *L, int status, lua_KContext ctx) {
 }
 
 static int l_sleep(lua_State *L) {
-  uint64_t ms = to_ms(L, 1);
+  uint64_t ms = lcorio_checkseconds(L, 1);
   LCORIO_WAIT_PROLOGUE(L, lt, l_sleep);
   lcorio_check(L, corio_sleep(lcorio_core(lt), ms), "sleep");
   return lcorio_yield(L, 0, sleep_k);
@@ -124,17 +117,13 @@ static size_t push_tlist(lua_State *L, int list, lua_Integer first,
 }
 
 /* {{{ wait */
+static const char *const wait_opts[] = {"return_when", "timeout", NULL};
+
 static corio_wait_mode check_mode(lua_State *L, int opts) {
   static const char *const names[] = {"ALL_COMPLETED", "FIRST_COMPLETED",
                                       "FIRST_EXCEPTION", NULL};
-  int m;
-  if (lua_getfield(L, opts, "return_when") == LUA_TNIL) {
-    lua_pop(L, 1);
-    return CORIO_WAIT_ALL_COMPLETED;
-  }
-  m = luaL_checkoption(L, -1, NULL, names);
-  lua_pop(L, 1);
-  return (corio_wait_mode)m;
+  return (corio_wait_mode)lcorio_opt_enum(L, opts, "corio.wait", "return_when",
+                                          CORIO_WAIT_ALL_COMPLETED, names);
 }
 
 static int wait_k(lua_State *L, int status, lua_KContext ctx) {
@@ -162,16 +151,14 @@ static int l_wait(lua_State *L) {
   int64_t timeout;
   tlist *tl;
   luaL_checktype(L, 1, LUA_TTABLE);
+  lcorio_opts_check(L, 2, "corio.wait", wait_opts);
   if (lua_isnoneornil(L, 2)) {
     lua_settop(L, 1);
     lua_newtable(L);
   }
-  luaL_checktype(L, 2, LUA_TTABLE);
   lua_settop(L, 2);
   mode = check_mode(L, 2);
-  lua_getfield(L, 2, "timeout");
-  timeout = opt_timeout_ms(L, 3);
-  lua_pop(L, 1);
+  timeout = lcorio_opt_seconds(L, 2, "corio.wait", "timeout", -1, 0);
   {
     LCORIO_WAIT_PROLOGUE(L, lt, l_wait);
     push_tlist(L, 1, 1, luaL_len(L, 1));
@@ -241,8 +228,10 @@ static int l_gather(lua_State *L) {
   LCORIO_WAIT_PROLOGUE(L, lt, l_gather);
   n = lua_gettop(L);
   if (n >= 2 && is_plain_table(L, n)) {
-    lua_getfield(L, n, "return_exceptions");
-    return_exceptions = lua_toboolean(L, -1);
+    static const char *const names[] = {"return_exceptions", NULL};
+    lcorio_opts_check(L, n, "corio.gather", names);
+    return_exceptions =
+        lcorio_opt_boolean(L, n, "corio.gather", "return_exceptions", 0);
     lua_settop(L, --n);
   }
   if (n == 1 && is_plain_table(L, 1))
@@ -375,10 +364,11 @@ static int l_as_completed(lua_State *L) {
   tlist *tl;
   int64_t timeout = -1;
   luaL_checktype(L, 1, LUA_TTABLE);
-  if (!lua_isnoneornil(L, 2)) {
-    luaL_checktype(L, 2, LUA_TTABLE);
-    lua_getfield(L, 2, "timeout");
-    timeout = opt_timeout_ms(L, -1);
+  {
+    static const char *const names[] = {"timeout", NULL};
+    int opts = lcorio_opts_check(L, 2, "corio.as_completed", names);
+    timeout =
+        lcorio_opt_seconds(L, opts, "corio.as_completed", "timeout", -1, 0);
   }
   lua_settop(L, 1);
   n = push_tlist(L, 1, 1, luaL_len(L, 1)); /* 2 table, 3 tlist */
@@ -513,7 +503,7 @@ static int timeout_k(lua_State *L, int status, lua_KContext ctx) {
 }
 
 static int l_timeout(lua_State *L) {
-  uint64_t ms = to_ms(L, 1);
+  uint64_t ms = lcorio_checkseconds(L, 1);
   deadline *d;
   lcorio_state *S;
   luaL_checktype(L, 2, LUA_TFUNCTION);
