@@ -79,7 +79,30 @@ void lcorio_setfuncs(lua_State *L, const luaL_Reg *l); /* state as upvalue */
 */
 int lcorio_collecting(lua_State *L);
 
-/* tasks */
+/*
+** {==================================================================
+** Tasks (task/): the internal API.  C code makes, cancels and completes
+** tasks through these, never through the module's Lua functions (which a
+** script may replace).
+** ===================================================================
+*/
+
+/* Push a new task running the function at fidx with the nargs values
+   after it as arguments (a coroutine object at fidx: its own function and
+   arguments; nargs is ignored).  Raises if the runtime is closed. */
+ltask *lcorio_spawn(lua_State *L, int fidx, int nargs);
+/* Push a new future (done only by set_result, set_exception or cancel). */
+ltask *lcorio_future(lua_State *L);
+/* Cancel the task or future at tidx, with `msg` (NULL: "task cancelled")
+   as its CancelledError's message; 0 if it was done already.  A future is
+   done on return; a task gets its error at its next wait. */
+int lcorio_cancel(lua_State *L, int tidx, const char *msg);
+/* Finish the future at tidx with the n values at the top (popped), or
+   with the error value at the top (popped; a traceback of L is kept).
+   CORIO_EINVAL (and the values popped) if it is not a pending future. */
+int lcorio_set_result(lua_State *L, int tidx, int n);
+int lcorio_set_exception(lua_State *L, int tidx);
+
 corio_task *lcorio_core(ltask *lt);
 ltask *lcorio_ltask(corio_task *t);
 ltask *lcorio_checktask(lua_State *L, int idx);
@@ -97,6 +120,8 @@ void lcorio_push_pending(lua_State *L, int hidden);
 int lcorio_cancel_all(lua_State *L);
 void lcorio_task_open(lua_State *L);
 void lcorio_task_shutdown(lua_State *L, lcorio_state *S); /* lua_close */
+
+/* }================================================================== */
 
 /*
 ** A waiting function starts with LCORIO_WAIT_PROLOGUE(L, self): inside a

@@ -61,8 +61,6 @@
 
 #include "lserve.h"
 
-#define SPAWN_KEY              "corio.serve.spawn"
-#define FUTURE_KEY             "corio.serve.future"
 #define DEFAULT_CLOSE_DEADLINE 10.0 /* seconds */
 
 /*
@@ -144,6 +142,14 @@ static int lua_usable(const lserver *ls) {
   return ls->ud_alive && !ls->S->closing && ls->S->rt != NULL;
 }
 
+/* lcorio_protect'ed: push a new task running lserve_run_request(r) */
+static int spawn_handler(lua_State *L) {
+  lua_pushcfunction(L, lserve_run_request);
+  lua_insert(L, 1); /* the request, a light userdata, is its argument */
+  lcorio_spawn(L, 1, 1);
+  return 1;
+}
+
 /* A request: hand it to a new task running lserve_run_request. */
 static void on_request(corio_server *srv, corio_srv_req *req, void *ud) {
   static const char busy[] = "Service Unavailable\n";
@@ -170,10 +176,9 @@ static void on_request(corio_server *srv, corio_srv_req *req, void *ud) {
   L = ls->S->L;
   top = lua_gettop(L);
   lua_checkstack(L, 8);
-  lua_rawgeti(L, LUA_REGISTRYINDEX, ls->spawn_ref);
-  lua_pushcfunction(L, lserve_run_request);
+  lua_pushcfunction(L, spawn_handler);
   lua_pushlightuserdata(L, r);
-  if (lua_pcall(L, 2, 1, 0) != LUA_OK || (t = lcorio_totask(L, -1)) == NULL) {
+  if (lua_pcall(L, 1, 1, 0) != LUA_OK || (t = lcorio_totask(L, -1)) == NULL) {
     fprintf(stderr, "corio.serve: cannot start a handler task: %s\n",
             lua_isstring(L, -1) ? lua_tostring(L, -1) : "?");
     corio_srv_respond(req, 503, NULL, 0, busy, sizeof busy - 1);
@@ -195,6 +200,12 @@ static void on_request(corio_server *srv, corio_srv_req *req, void *ud) {
   lua_settop(L, top);
 }
 
+static int cancel_gone(lua_State *L) {
+  lcorio_push_task(L, lua_touserdata(L, 1));
+  lcorio_cancel(L, -1, "connection closed before the handler answered");
+  return 0;
+}
+
 /* The client of a request left: cancel its handler task. */
 static void on_gone(corio_server *srv, corio_srv_req *req, void *ud) {
   lserver *ls = ud;
@@ -208,17 +219,19 @@ static void on_gone(corio_server *srv, corio_srv_req *req, void *ud) {
     corio_task_cancel(r->task);
     return;
   }
-  /* task:cancel(msg), so that the handler sees why */
+  /* with a message, so that the handler sees why (protected: storing the
+     message allocates) */
   L = ls->S->L;
-  lua_checkstack(L, 4);
-  lcorio_push_task(L, lcorio_ltask(r->task));
-  lua_getfield(L, -1, "cancel");
-  lua_insert(L, -2);
-  lua_pushliteral(L, "connection closed before the handler answered");
-  if (lua_pcall(L, 2, 0, 0) != LUA_OK) {
-    lua_pop(L, 1);
+  if (lcorio_protect(L, cancel_gone, lcorio_ltask(r->task)) != LUA_OK)
     corio_task_cancel(r->task);
-  }
+}
+
+static int set_closed(lua_State *L) {
+  lserver *ls = lua_touserdata(L, 1);
+  lua_rawgeti(L, LUA_REGISTRYINDEX, ls->closed_ref);
+  lua_pushboolean(L, 1);
+  lcorio_set_result(L, -2, 1);
+  return 0;
 }
 
 /* The C server is closed and freed. */
@@ -228,14 +241,8 @@ static void on_closed(corio_server *srv, void *ud) {
   ls->srv = NULL;
   if (lua_usable(ls)) {
     lua_State *L = ls->S->L;
-    lua_checkstack(L, 4);
-    if (!corio_task_done(ls->closed)) { /* closed:set_result(true) */
-      lua_rawgeti(L, LUA_REGISTRYINDEX, ls->closed_ref);
-      lua_getfield(L, -1, "set_result");
-      lua_insert(L, -2);
-      lua_pushboolean(L, 1);
-      if (lua_pcall(L, 2, 0, 0) != LUA_OK) lua_pop(L, 1);
-    }
+    if (!corio_task_done(ls->closed)) /* closed:set_result(true) */
+      lcorio_protect(L, set_closed, ls);
     luaL_unref(L, LUA_REGISTRYINDEX, ls->self_ref);
     ls->self_ref = LUA_NOREF;
   }
@@ -317,11 +324,7 @@ static int l_serve(lua_State *L) {
   corio_server_on_disconnect(ls->srv, on_gone);
   lua_pushvalue(L, handler);
   ls->handler_ref = luaL_ref(L, LUA_REGISTRYINDEX);
-  lua_getfield(L, LUA_REGISTRYINDEX, SPAWN_KEY);
-  ls->spawn_ref = luaL_ref(L, LUA_REGISTRYINDEX);
-  lua_getfield(L, LUA_REGISTRYINDEX, FUTURE_KEY);
-  lua_call(L, 0, 1);
-  fut = lcorio_checktask(L, -1);
+  fut = lcorio_future(L);
   ls->closed = lcorio_core(fut);
   ls->closed_ref = luaL_ref(L, LUA_REGISTRYINDEX);
   if (corio_task_add_done(ls->closed, on_future_done, ls) != 0) {
@@ -448,7 +451,6 @@ static int s_gc(lua_State *L) {
   start_close(ls, 0);
   if (!ls->S->closing) {
     luaL_unref(L, LUA_REGISTRYINDEX, ls->handler_ref);
-    luaL_unref(L, LUA_REGISTRYINDEX, ls->spawn_ref);
     luaL_unref(L, LUA_REGISTRYINDEX, ls->closed_ref);
   }
   ls->ud_alive = 0;
@@ -465,11 +467,6 @@ static const luaL_Reg funcs[] = {{"serve", l_serve}, {NULL, NULL}};
 /* module table at -2, state at -1 */
 void lcorio_serve_open(lua_State *L) {
   lcorio_setfuncs(L, funcs);
-  /* what a request callback needs, outside any Lua call */
-  lua_getfield(L, -2, "spawn");
-  lua_setfield(L, LUA_REGISTRYINDEX, SPAWN_KEY);
-  lua_getfield(L, -2, "future");
-  lua_setfield(L, LUA_REGISTRYINDEX, FUTURE_KEY);
   if (luaL_newmetatable(L, LSERVE_MT)) {
     lua_pushvalue(L, -2); /* state */
     lua_newtable(L);      /* the methods, apart: server.__gc is nil */
