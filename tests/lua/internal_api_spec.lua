@@ -30,7 +30,9 @@ describe("C code does not call the module's Lua functions", function()
   end)
 
   it("corio.serve and server:close do not use corio.spawn, corio.future or Task methods", function()
-    local methods = getmetatable(corio.future()).__index
+    local f = corio.future()
+    local methods = getmetatable(f).__index
+    f:cancel() -- a pending future counts as a task
     with_broken(corio, {"spawn", "future"}, function()
       with_broken(methods, {"cancel", "set_result", "set_exception"}, function()
         local s = corio.serve{port = 0, handler = function() return "hi" end}

@@ -143,8 +143,10 @@ static const luaL_Reg funcs[] = {{"run", l_run},
                                  {"time", loop_time},
                                  {NULL, NULL}};
 
-/* module table at -2, state at -1; functions here get (state, loop) as
-   upvalues */
+/*
+** module table at -2, state at -1; functions here get (state, loop) as
+** upvalues
+*/
 void lcorio_loop_open(lua_State *L) {
   const luaL_Reg *r;
   int module = lua_absindex(L, -2), state = lua_absindex(L, -1), loop;

@@ -95,8 +95,10 @@ static const struct {
 };
 #define NOPTIONS (sizeof options / sizeof options[0])
 
-/* Read the option table at 1 into *o; the handler is pushed.  Raises,
-   naming the option, on an unknown key or a bad value. */
+/*
+** Read the option table at 1 into *o; the handler is pushed.  Raises,
+** naming the option, on an unknown key or a bad value.
+*/
 static void parse_opts(lua_State *L, corio_server_opts *o) {
   static const char *const fn = "corio.serve";
   const char *names[NOPTIONS + 1];
@@ -135,22 +137,26 @@ static void parse_opts(lua_State *L, corio_server_opts *o) {
 
 /* }================================================================== */
 
-/* {{{ callbacks from the C server */
+/*
+** {==================================================================
+** callbacks from the C server
+** ==================================================================
+*/
 
 /* Lua may be called: the userdata lives and lua_close is not running. */
 static int lua_usable(const lserver *ls) {
   return ls->ud_alive && !ls->S->closing && ls->S->rt != NULL;
 }
 
-/* lcorio_protect'ed: push a new task running lserve_run_request(r) */
+/* lcorio_protect'ed: push a new task running lcorio_serve_run_request(r) */
 static int spawn_handler(lua_State *L) {
-  lua_pushcfunction(L, lserve_run_request);
+  lua_pushcfunction(L, lcorio_serve_run_request);
   lua_insert(L, 1); /* the request, a light userdata, is its argument */
   lcorio_spawn(L, 1, 1);
   return 1;
 }
 
-/* A request: hand it to a new task running lserve_run_request. */
+/* A request: hand it to a new task running lcorio_serve_run_request. */
 static void on_request(corio_server *srv, corio_srv_req *req, void *ud) {
   static const char busy[] = "Service Unavailable\n";
   lserver *ls = ud;
@@ -172,7 +178,7 @@ static void on_request(corio_server *srv, corio_srv_req *req, void *ud) {
   r->ls = ls;
   r->task = NULL;
   r->gone = r->streaming = r->waiting = 0;
-  lserve_req_hold(r);
+  lcorio_serve_req_hold(r);
   L = ls->S->L;
   top = lua_gettop(L);
   lua_checkstack(L, 8);
@@ -184,16 +190,16 @@ static void on_request(corio_server *srv, corio_srv_req *req, void *ud) {
     corio_srv_respond(req, 503, NULL, 0, busy, sizeof busy - 1);
     lua_settop(L, top);
     r->req = NULL;
-    lserve_req_release(r);
+    lcorio_serve_req_release(r);
     return;
   }
   r->task = lcorio_core(t);
-  if (corio_task_add_done(r->task, lserve_req_done, r) != 0) {
+  if (corio_task_add_done(r->task, lcorio_serve_req_done, r) != 0) {
     /* out of memory: the task is dropped before it ever runs */
     corio_task_cancel(r->task);
     corio_srv_respond(req, 503, NULL, 0, busy, sizeof busy - 1);
     r->req = NULL;
-    lserve_req_release(r);
+    lcorio_serve_req_release(r);
   } else {
     corio_srv_req_set_data(req, r);
   }
@@ -219,8 +225,10 @@ static void on_gone(corio_server *srv, corio_srv_req *req, void *ud) {
     corio_task_cancel(r->task);
     return;
   }
-  /* with a message, so that the handler sees why (protected: storing the
-     message allocates) */
+  /*
+  ** with a message, so that the handler sees why (protected: storing the
+  ** message allocates)
+  */
   L = ls->S->L;
   if (lcorio_protect(L, cancel_gone, lcorio_ltask(r->task)) != LUA_OK)
     corio_task_cancel(r->task);
@@ -246,7 +254,7 @@ static void on_closed(corio_server *srv, void *ud) {
     luaL_unref(L, LUA_REGISTRYINDEX, ls->self_ref);
     ls->self_ref = LUA_NOREF;
   }
-  lserver_maybe_free(ls);
+  lcorio_server_maybe_free(ls);
 }
 
 static void start_close(lserver *ls, uint64_t deadline_ms) {
@@ -260,11 +268,16 @@ static void on_future_done(corio_task *t, void *ud) {
   (void)t;
   start_close(ud, 0);
 }
-/* }}} */
 
-/* {{{ the server object */
+/* }================================================================== */
+
+/*
+** {==================================================================
+** the server object
+** ==================================================================
+*/
 static lserver *check_server(lua_State *L, int idx) {
-  lserver **box = luaL_checkudata(L, idx, LSERVE_MT);
+  lserver **box = luaL_checkudata(L, idx, LCORIO_SERVER_MT);
   if (*box == NULL) luaL_error(L, "corio: server object already finalized");
   return *box;
 }
@@ -308,7 +321,7 @@ static int l_serve(lua_State *L) {
   handler = lua_gettop(L);
   box = lua_newuserdatauv(L, sizeof *box, 0);
   *box = NULL;
-  luaL_setmetatable(L, LSERVE_MT);
+  luaL_setmetatable(L, LCORIO_SERVER_MT);
   ls = calloc(1, sizeof *ls);
   if (ls == NULL) return luaL_error(L, "not enough memory");
   rc = corio_server_listen(S->rt, &o, on_request, ls, &ls->srv);
@@ -391,8 +404,10 @@ static int s_tbc(lua_State *L) {
   return s_close(L);
 }
 
-/* server:wait(): wait until the server is closed (by close(), or by
-   cancellation: Ctrl-C). */
+/*
+** server:wait(): wait until the server is closed (by close(), or by
+** cancellation: Ctrl-C).
+*/
 static int s_wait(lua_State *L) {
   return wait_closed(L, check_server(L, 1), s_wait);
 }
@@ -439,12 +454,14 @@ static int s_tostring(lua_State *L) {
   return 1;
 }
 
-/* Collected: the server is closed (or lua_close is running, and it is cut
-   now).  Lua is not used from here on.  An open server is anchored, so a
-   call that is not the collector's is a script's (debug library): the
-   server lives on, untouched. */
+/*
+** Collected: the server is closed (or lua_close is running, and it is cut
+** now).  Lua is not used from here on.  An open server is anchored, so a
+** call that is not the collector's is a script's (debug library): the
+** server lives on, untouched.
+*/
 static int s_gc(lua_State *L) {
-  lserver **box = luaL_testudata(L, 1, LSERVE_MT);
+  lserver **box = luaL_testudata(L, 1, LCORIO_SERVER_MT);
   lserver *ls = box != NULL ? *box : NULL;
   if (ls == NULL || !lcorio_collecting(L)) return 0;
   *box = NULL;
@@ -454,10 +471,11 @@ static int s_gc(lua_State *L) {
     luaL_unref(L, LUA_REGISTRYINDEX, ls->closed_ref);
   }
   ls->ud_alive = 0;
-  lserver_maybe_free(ls);
+  lcorio_server_maybe_free(ls);
   return 0;
 }
-/* }}} */
+
+/* }================================================================== */
 
 static const luaL_Reg methods[] = {
     {"close", s_close}, {"wait", s_wait}, {"stats", s_stats}, {NULL, NULL}};
@@ -467,7 +485,7 @@ static const luaL_Reg funcs[] = {{"serve", l_serve}, {NULL, NULL}};
 /* module table at -2, state at -1 */
 void lcorio_serve_open(lua_State *L) {
   lcorio_setfuncs(L, funcs);
-  if (luaL_newmetatable(L, LSERVE_MT)) {
+  if (luaL_newmetatable(L, LCORIO_SERVER_MT)) {
     lua_pushvalue(L, -2); /* state */
     lua_newtable(L);      /* the methods, apart: server.__gc is nil */
     lua_pushvalue(L, -2);

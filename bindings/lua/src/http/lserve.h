@@ -7,7 +7,7 @@
 
 #include "lcorio.h"
 
-#define LSERVE_MT "corio.Server"
+#define LCORIO_SERVER_MT "corio.Server"
 
 typedef struct lserve_req lserve_req;
 
@@ -48,16 +48,22 @@ struct lserve_req {
 };
 
 /* lserve_req.c */
-/* The task's done callback: gives the request back if the task did not
-   answer it (dropped when the client left, else 503 or 500). */
-void lserve_req_done(corio_task *t, void *ud);
-/* The task body: runs the handler for the lserve_req (light userdata at 1)
-   and answers its request. */
-int lserve_run_request(lua_State *L);
-/* Free a request record, or keep it for reuse; frees ls when it is the
-   last thing that held it. */
-void lserve_req_hold(lserve_req *r); /* r->ls set: on ls->held */
-void lserve_req_release(lserve_req *r);
-void lserver_maybe_free(lserver *ls);
+/*
+** The task's done callback: gives the request back if the task did not
+** answer it (dropped when the client left, else 503 or 500).
+*/
+void lcorio_serve_req_done(corio_task *t, void *ud);
+/*
+** The task body: runs the handler for the lserve_req (light userdata at 1)
+** and answers its request.
+*/
+int lcorio_serve_run_request(lua_State *L);
+/*
+** Free a request record, or keep it for reuse; frees ls when it is the
+** last thing that held it.
+*/
+void lcorio_serve_req_hold(lserve_req *r); /* r->ls set: on ls->held */
+void lcorio_serve_req_release(lserve_req *r);
+void lcorio_server_maybe_free(lserver *ls);
 
 #endif

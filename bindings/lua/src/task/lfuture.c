@@ -35,9 +35,11 @@ static void run_done_callbacks(lua_State *L, int tidx) {
   lcorio_side_set(L, LCORIO_CALLBACKS_KEY, tidx);
 }
 
-/* The runtime's done callback: one per task that has Lua callbacks.  They
-   run on the scheduler's thread, published as the running one so that
-   Ctrl-C stops a busy loop in them too (corio_lua_running). */
+/*
+** The runtime's done callback: one per task that has Lua callbacks.  They
+** run on the scheduler's thread, published as the running one so that
+** Ctrl-C stops a busy loop in them too (corio_lua_running).
+*/
 static void on_done(corio_task *t, void *ud) {
   lcorio_state *S = ud;
   lua_State *L = S->L, *outer = S->running;
@@ -248,8 +250,10 @@ static int t_set_exception(lua_State *L) {
 ** ==================================================================
 */
 
-/* Is the failed task at 1 failed with the preallocated memory error?  A
-   heap so full that tasks failed this way has no room to describe each. */
+/*
+** Is the failed task at 1 failed with the preallocated memory error?  A
+** heap so full that tasks failed this way has no room to describe each.
+*/
 static int is_memory_error(lua_State *L, lcorio_state *S) {
   int same;
   lua_getiuservalue(L, 1, 1);
@@ -259,8 +263,10 @@ static int is_memory_error(lua_State *L, lcorio_state *S) {
   return same;
 }
 
-/* upvalues: 1 the state, 2 the task metatable (compared directly: this
-   runs for every task collected) */
+/*
+** upvalues: 1 the state, 2 the task metatable (compared directly: this
+** runs for every task collected)
+*/
 static int t_gc(lua_State *L) {
   ltask *lt = lua_touserdata(L, 1);
   lcorio_state *S = lcorio_upstate(L);

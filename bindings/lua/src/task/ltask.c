@@ -100,8 +100,10 @@ void lcorio_side_set(lua_State *L, const char *key, int idx) {
 
 static void task_resume(corio_task *t, int status);
 
-/* Push a new task userdata, anchor it and start it in the runtime (queued
-   to run, or with resume NULL a future). */
+/*
+** Push a new task userdata, anchor it and start it in the runtime (queued
+** to run, or with resume NULL a future).
+*/
 static ltask *push_new(lua_State *L, lcorio_state *S, uint32_t id,
                        uint8_t flags, corio_resume_fn resume) {
   ltask *lt = lua_newuserdatauv(L, LCORIO_CORE_OFFSET + corio_task_size(), 1);
@@ -221,7 +223,7 @@ void lcorio_push_error(lua_State *L, ltask *lt, int tidx) {
 ** never ran, or it is a future) without allocating: when the state is out
 ** of memory, cancelling is what frees it, so cancelling must not need
 ** memory itself.  lcorio_push_error makes the CancelledError when it is asked
-*for.
+** for.
 */
 void lcorio_cancel_unstarted(lua_State *L, ltask *lt, int tidx) {
   lua_pushnil(L);
@@ -248,8 +250,8 @@ int lcorio_cancelled(lua_State *L) {
 /*
 ** Out of memory, Lua collects all garbage before it gives up on an
 ** allocation: with hundreds of thousands of tasks in the heap, each failed
-** allocation takes long.  Once a task could not even start for lack of memory,
-*the
+** allocation takes long.  Once a task could not even start for lack of
+** memory, the
 ** tasks that have not started yet fail at once with the memory error,
 ** without touching the heap, until it has shrunk by an eighth:
 ** tasks that would each have failed after a full collection fail in a
@@ -268,8 +270,10 @@ typedef struct resume_args {
   int status;
 } resume_args;
 
-/* Resume the task and store its outcome, in protected mode (see
-   task_resume). */
+/*
+** Resume the task and store its outcome, in protected mode (see
+** task_resume).
+*/
 static int resume_task(lua_State *L) {
   resume_args *a = lua_touserdata(L, 1);
   corio_task *t = a->t;
@@ -352,7 +356,7 @@ static int resume_task(lua_State *L) {
 ** The driver: the runtime calls this when the task is ready.  It runs on
 ** the loop, inside libuv's and libcurl's frames, where a Lua error must
 ** not unwind (docs/reliability.md rule 14): storing the outcome allocates (a
-*table
+** table
 ** of results, an error with its traceback), so it runs in protected mode.
 ** Should that fail (out of memory), the task fails with the state's
 ** preallocated memory error rather than stay pending forever.
@@ -407,8 +411,10 @@ int lcorio_check(lua_State *L, int rc, const char *what) {
 ** ==================================================================
 */
 
-/* Push the results of done task `lt` (its userdata at the top), or raise
-   its error.  The task stays where it is. */
+/*
+** Push the results of done task `lt` (its userdata at the top), or raise
+** its error.  The task stays where it is.
+*/
 int lcorio_push_results(lua_State *L, ltask *lt) {
   int tidx = lua_gettop(L);
   switch (corio_task_get_state(lcorio_core(lt))) {

@@ -30,17 +30,23 @@ int lcorio_async_call(lua_State *L); /* the function corio.async returns */
 
 /* The open state, or raise "runtime is closed". */
 lcorio_state *lcorio_open_state(lua_State *L);
-/* Push a task for the function at fidx with nargs arguments after it (or,
-   fidx 0, for the coroutine at the top, popped).  hidden: no Task-N. */
+/*
+** Push a task for the function at fidx with nargs arguments after it (or,
+** fidx 0, for the coroutine at the top, popped).  hidden: no Task-N.
+*/
 ltask *lcorio_task_new(lua_State *L, int fidx, int nargs, int hidden);
 
-/* Store the outcome (`n` values at the top, popped) in the task at tidx,
-   finish the runtime task (waiters and done callbacks run) and drop the
-   anchor. */
+/*
+** Store the outcome (`n` values at the top, popped) in the task at tidx,
+** finish the runtime task (waiters and done callbacks run) and drop the
+** anchor.
+*/
 void lcorio_complete(lua_State *L, ltask *lt, int tidx, corio_task_state st,
                      int n);
-/* Complete a cancelled task that holds no frame to unwind (never ran, or
-   a future) without allocating. */
+/*
+** Complete a cancelled task that holds no frame to unwind (never ran, or
+** a future) without allocating.
+*/
 void lcorio_cancel_unstarted(lua_State *L, ltask *lt, int tidx);
 void lcorio_push_cancelled(lua_State *L, int tidx); /* its CancelledError */
 void lcorio_push_error(lua_State *L, ltask *lt, int tidx); /* stored error */

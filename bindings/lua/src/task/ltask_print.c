@@ -11,8 +11,10 @@
 ** ==================================================================
 */
 
-/* Does the value on top hold the function at fidx: is it that function, or
-   the corio.async wrapper of it (what the user named)? */
+/*
+** Does the value on top hold the function at fidx: is it that function, or
+** the corio.async wrapper of it (what the user named)?
+*/
 static int holds_function(lua_State *L, int fidx) {
   int yes = lua_rawequal(L, -1, fidx);
   if (!yes && lua_tocfunction(L, -1) == lcorio_async_call &&
@@ -23,8 +25,10 @@ static int holds_function(lua_State *L, int fidx) {
   return yes;
 }
 
-/* "name at source:line" of the function at idx: the name of a global, or
-   of a local of an active function, that holds it. */
+/*
+** "name at source:line" of the function at idx: the name of a global, or
+** of a local of an active function, that holds it.
+*/
 void lcorio_push_funcname(lua_State *L, int idx) {
   lua_Debug ar, fr;
   int top = lua_gettop(L), found = 0, level, i;
@@ -59,8 +63,10 @@ void lcorio_push_funcname(lua_State *L, int idx) {
   if (found) lua_remove(L, top + 1);
 }
 
-/* The task's function: at the bottom of a coroutine not started yet, or
-   the function of its outermost frame.  Pushes it, or nothing (0). */
+/*
+** The task's function: at the bottom of a coroutine not started yet, or
+** the function of its outermost frame.  Pushes it, or nothing (0).
+*/
 int lcorio_push_task_function(lua_State *L, lua_State *co) {
   lua_Debug ar;
   int level = 0;
