@@ -231,7 +231,11 @@ static int handle_luainit(lua_State *L) {
   return dostring(L, init, name);
 }
 
-/* {{{ REPL: each line runs at top level, so its waits run the loop */
+/*
+** {==================================================================
+** REPL: each line runs at top level, so its waits run the loop
+** ==================================================================
+*/
 static int incomplete(lua_State *L, int status) {
   if (status == LUA_ERRSYNTAX) {
     size_t lmsg;
@@ -318,9 +322,14 @@ static void doREPL(lua_State *L) {
   lua_writeline();
   progname = oldprogname;
 }
-/* }}} */
 
-/* {{{ Ctrl-C */
+/* }================================================================== */
+
+/*
+** {==================================================================
+** Ctrl-C
+** ==================================================================
+*/
 
 /*
 ** Ctrl-C has two halves.  In the signal handler, as lua.c's laction: the
@@ -342,9 +351,11 @@ static void laction(int signum) {
   lua_State *co = h->running != NULL ? *h->running : NULL;
   signal(signum, SIG_DFL);
   h->interrupted = 1;
-  /* while the loop runs and no task does, nothing is to be stopped: the
-     main thread may only be inside a C call (a hook there would raise
-     through the loop's frames) */
+  /*
+  ** while the loop runs and no task does, nothing is to be stopped: the
+  ** main thread may only be inside a C call (a hook there would raise
+  ** through the loop's frames)
+  */
   if (co != NULL)
     lua_sethook(co, lstop, flag, 1);
   else if (!corio_rt_running(h->rt))
@@ -375,8 +386,10 @@ static void on_sigint(uv_async_t *a) {
     fprintf(stderr, "  (cannot list them: %s)\n", lua_tostring(L, -1));
     lua_pop(L, 1);
   }
-  /* every task, including the script's own top-level wait; allocates
-     nothing */
+  /*
+  ** every task, including the script's own top-level wait; allocates
+  ** nothing
+  */
   corio_lua_cancel_all(L);
 }
 
@@ -392,7 +405,8 @@ static void catch_sigint(host *h) {
   sigemptyset(&sa.sa_mask);
   sigaction(SIGINT, &sa, NULL);
 }
-/* }}} */
+
+/* }================================================================== */
 
 static int pmain(lua_State *L) {
   int argc = (int)lua_tointeger(L, 1);
@@ -510,8 +524,10 @@ int main(int argc, char **argv) {
   status = lua_pcall(h.L, 2, 1, 0);
   result = lua_toboolean(h.L, -1);
   report(h.L, status);
-  /* A failed script ends the program, as an uncaught error in Python or
-     Node does: cancel what it left (servers close, cleanups run). */
+  /*
+  ** A failed script ends the program, as an uncaught error in Python or
+  ** Node does: cancel what it left (servers close, cleanups run).
+  */
   if (!result || status != LUA_OK) corio_lua_cancel_all(h.L);
   /* like Node: the loop runs until no task is left */
   if (corio_lua_run_pending(h.L) != 0) result = 0;

@@ -20,8 +20,10 @@ static void *take(slab *s, size_t size) {
     return p;
   }
   if (s->bump == NULL || (size_t)(s->bump_end - s->bump) < bytes) {
-    /* the page's rest is too small for this class; it stays unused, which
-       wastes less than a page of headers */
+    /*
+    ** the page's rest is too small for this class; it stays unused, which
+    ** wastes less than a page of headers
+    */
     char *page = malloc(PAGE_SIZE);
     if (page == NULL) return NULL;
     *(void **)page = s->pages; /* first 16 bytes link the pages */

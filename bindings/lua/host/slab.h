@@ -4,8 +4,8 @@
 ** is a userdata), and malloc adds a header and rounding to each.  Lua tells
 ** the allocator every block's size when it frees it, so small blocks can
 ** come from per-size free lists with no header at all: a sleeping task costs
-** less (bench/NOTES.md, "Size-class Lua allocator").  Blocks above SLAB_MAX go
-*to malloc.
+** less (bench/NOTES.md, "Size-class Lua allocator").  Blocks above SLAB_MAX
+** go to malloc.
 */
 #ifndef CORIO_SLAB_H
 #define CORIO_SLAB_H

@@ -108,8 +108,10 @@ static void on_keep_closed(uv_handle_t *h) {
   (void)h;
 }
 
-/* Only the collector (lua_close) ends the runtime: the state is in the
-   registry, where a script can reach it with debug.getregistry. */
+/*
+** Only the collector (lua_close) ends the runtime: the state is in the
+** registry, where a script can reach it with debug.getregistry.
+*/
 static int state_gc(lua_State *L) {
   lcorio_state *S = lua_touserdata(L, 1);
   if (S == NULL || S != lcorio_getstate(L) || S->rt == NULL ||

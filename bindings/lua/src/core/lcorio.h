@@ -15,8 +15,10 @@
 #define LCORIO_ERROR_MT  "corio.Error"
 #define LCORIO_STATE_KEY "corio.State"
 
-/* The binding's per-lua_State state: one runtime, shared by every
-   coroutine of the state.  A full userdata in the registry. */
+/*
+** The binding's per-lua_State state: one runtime, shared by every
+** coroutine of the state.  A full userdata in the registry.
+*/
 typedef struct lcorio_state {
   corio_rt *rt;
   int owns_rt;
@@ -58,7 +60,7 @@ lcorio_state *lcorio_getstate(lua_State *L);
 ** Binding code that runs on the loop (a transfer completing, a task to
 ** resume) runs inside libuv's and libcurl's frames, where a Lua error must
 ** not unwind (docs/reliability.md rule 14).  lcorio_protect runs fn(L) with
-*`ud` as
+** `ud` as
 ** its light userdata argument in protected mode and returns lua_pcall's
 ** status (the error is popped).  An error there is in practice Lua out of
 ** memory: lcorio_push_memory_error pushes, without allocating, the error
@@ -79,15 +81,46 @@ void lcorio_setfuncs(lua_State *L, const luaL_Reg *l); /* state as upvalue */
 */
 int lcorio_collecting(lua_State *L);
 
-/* tasks */
+/*
+** {==================================================================
+** Tasks (task/): the internal API.  C code makes, cancels and completes
+** tasks through these, never through the module's Lua functions (which a
+** script may replace).
+** ===================================================================
+*/
+
+/*
+** Push a new task running the function at fidx with the nargs values
+** after it as arguments (a coroutine object at fidx: its own function and
+** arguments; nargs is ignored).  Raises if the runtime is closed.
+*/
+ltask *lcorio_spawn(lua_State *L, int fidx, int nargs);
+/* Push a new future (done only by set_result, set_exception or cancel). */
+ltask *lcorio_future(lua_State *L);
+/*
+** Cancel the task or future at tidx, with `msg` (NULL: "task cancelled")
+** as its CancelledError's message; 0 if it was done already.  A future is
+** done on return; a task gets its error at its next wait.
+*/
+int lcorio_cancel(lua_State *L, int tidx, const char *msg);
+/*
+** Finish the future at tidx with the n values at the top (popped), or
+** with the error value at the top (popped; a traceback of L is kept).
+** CORIO_EINVAL (and the values popped) if it is not a pending future.
+*/
+int lcorio_set_result(lua_State *L, int tidx, int n);
+int lcorio_set_exception(lua_State *L, int tidx);
+
 corio_task *lcorio_core(ltask *lt);
 ltask *lcorio_ltask(corio_task *t);
 ltask *lcorio_checktask(lua_State *L, int idx);
 ltask *lcorio_totask(lua_State *L, int idx);
 ltask *lcorio_current(lua_State *L); /* the task running L, or NULL */
 ltask *lcorio_ensure_task(lua_State *L, int idx); /* replaces idx with it */
-/* If idx is a coroutine object not scheduled yet, mark it scheduled, push
-   its function and arguments and return the argument count; else -1. */
+/*
+** If idx is a coroutine object not scheduled yet, mark it scheduled, push
+** its function and arguments and return the argument count; else -1.
+*/
 int lcorio_coro_take(lua_State *L, int idx);
 int lcorio_push_results(lua_State *L, ltask *lt); /* returns nresults or
                                                      raises the error */
@@ -97,6 +130,8 @@ void lcorio_push_pending(lua_State *L, int hidden);
 int lcorio_cancel_all(lua_State *L);
 void lcorio_task_open(lua_State *L);
 void lcorio_task_shutdown(lua_State *L, lcorio_state *S); /* lua_close */
+
+/* }================================================================== */
 
 /*
 ** A waiting function starts with LCORIO_WAIT_PROLOGUE(L, self): inside a
@@ -111,8 +146,10 @@ void lcorio_run_until_done(lua_State *L, lcorio_state *S, ltask *lt);
   ltask *lt = lcorio_current(L);                                               \
   if (lt == NULL) return lcorio_toplevel(L, self)
 
-/* Yield the running task after a wait was armed.  The continuation finds
-   the wait's status (0, or a CORIO_E* code) with lcorio_wait_status. */
+/*
+** Yield the running task after a wait was armed.  The continuation finds
+** the wait's status (0, or a CORIO_E* code) with lcorio_wait_status.
+*/
 int lcorio_yield(lua_State *L, lua_KContext ctx, lua_KFunction k);
 int lcorio_wait_status(lua_State *L);
 /* Raise the running task's CancelledError (with its cancel message). */
@@ -148,7 +185,7 @@ uint64_t lcorio_checkseconds(lua_State *L, int arg);
 ** option's name; each returns the default when the option is absent and
 ** raises "fn: option 'name' must be ... (got ...)" on a bad value.
 ** Strings are borrowed from the option table, and hold no NUL byte.
-*lcorio_opt_push pushes the
+** lcorio_opt_push pushes the
 ** option's value and returns 1, or pushes nothing and returns 0 when it is
 ** absent; its type must be `type` (LUA_TNONE: any).  lcorio_opt_enum
 ** returns the index of the string in `names`.  lcorio_opt_seconds returns
@@ -205,16 +242,20 @@ void lcorio_process_open(lua_State *L); /* lprocess.c: processes */
 #define LCORIO_RESPONSE_MT "corio.Response"
 #define LCORIO_HEADERS_MT  "corio.Headers"
 
-/* A session as a Lua value.  User values: 1 default headers (a table of
-   checked name -> value strings, or nil), 2 base_url (string or nil). */
+/*
+** A session as a Lua value.  User values: 1 default headers (a table of
+** checked name -> value strings, or nil), 2 base_url (string or nil).
+*/
 typedef struct lsession {
   corio_session *s; /* NULL once closed */
   double timeout;   /* default total timeout in seconds; 0: none set */
   int nheaders;     /* entries in user value 1 */
 } lsession;
 
-/* A request being built from Lua options.  Its strings are borrowed from
-   the Lua stack: keep the stack until the request has been started. */
+/*
+** A request being built from Lua options.  Its strings are borrowed from
+** the Lua stack: keep the stack until the request has been started.
+*/
 #define LCORIO_REQ_SMALL 16
 typedef struct lcorio_req {
   corio_request req;
@@ -223,40 +264,52 @@ typedef struct lcorio_req {
   corio_header small[LCORIO_REQ_SMALL]; /* headers, when they fit */
 } lcorio_req;
 
-/* Read url (replaced at `url` by the final URL once base_url is applied),
-   options at `opts` (0 or nil: none) and the session at `session` (0:
-   none) into r; `method` is the default method (NULL: GET, or POST with a
-   body).  `fn` names the function in error messages.  Pushes values. */
+/*
+** Read url (replaced at `url` by the final URL once base_url is applied),
+** options at `opts` (0 or nil: none) and the session at `session` (0:
+** none) into r; `method` is the default method (NULL: GET, or POST with a
+** body).  `fn` names the function in error messages.  Pushes values.
+*/
 void lcorio_request_parse(lua_State *L, lcorio_req *r, int url, int opts,
                           int session, const char *method, const char *fn);
-/* Raise the FetchError of a request refused by corio_fetch_start or
-   corio_fetch_blocking. */
+/*
+** Raise the FetchError of a request refused by corio_fetch_start or
+** corio_fetch_blocking.
+*/
 int lcorio_request_refused(lua_State *L, int rc, const char *url,
                            const char *fn);
 lsession *lcorio_checksession(lua_State *L, int idx); /* open ones only */
-/* Raise unless the strings at name and value make a header that can be
-   sent (a token; no CR, LF, NUL or other control character). */
+/*
+** Raise unless the strings at name and value make a header that can be
+** sent (a token; no CR, LF, NUL or other control character).
+*/
 void lcorio_header_check(lua_State *L, int name, int value, const char *what);
 
-/* lheaders.c: header tables (lowercase names, any-case lookup, repeats
-   joined with ", ", set-cookie a list).  new pushes an empty one; add
-   adds a field to the one at t. */
+/*
+** lheaders.c: header tables (lowercase names, any-case lookup, repeats
+** joined with ", ", set-cookie a list).  new pushes an empty one; add
+** adds a field to the one at t.
+*/
 void lcorio_headers_new(lua_State *L, int nfields);
 void lcorio_headers_add(lua_State *L, int t, const char *name, size_t nlen,
                         const char *value, size_t vlen);
 void lcorio_headers_open(lua_State *L); /* its metatable */
 
-/* Replace the body string at the top of L with a response object for
-   `res`.  The URL string at (from, url_idx) is reused when it equals the
-   final URL (from may be L; url_idx 0: none). */
+/*
+** Replace the body string at the top of L with a response object for
+** `res`.  The URL string at (from, url_idx) is reused when it equals the
+** final URL (from may be L; url_idx 0: none).
+*/
 void lcorio_push_response(lua_State *L, const corio_response *res,
                           lua_State *from, int url_idx);
 
-/* lbody.c: bodies as strings without a copy.  open wraps the state's
-   allocator, close unwraps it (after the last transfer); request asks for
-   the body in a block that push_body can hand to Lua as the string (from
-   the transfer's callback, in protected mode: it may raise out of memory;
-   small bodies are copied). */
+/*
+** lbody.c: bodies as strings without a copy.  open wraps the state's
+** allocator, close unwraps it (after the last transfer); request asks for
+** the body in a block that push_body can hand to Lua as the string (from
+** the transfer's callback, in protected mode: it may raise out of memory;
+** small bodies are copied).
+*/
 typedef struct lcorio_bodies lcorio_bodies;
 void lcorio_bodies_open(lua_State *L, lcorio_state *S);
 void lcorio_bodies_close(lua_State *L, lcorio_state *S);
@@ -267,8 +320,10 @@ void lcorio_push_body(lua_State *L, lcorio_state *S, corio_fetch *f,
 /* Push a FetchError for a failed transfer (status < 0). */
 void lcorio_push_fetch_error(lua_State *L, int status, const char *message,
                              const char *url);
-/* Push corio.FetchError: one prototype per kind, to compare errors with
-   (err == corio.FetchError.timeout). */
+/*
+** Push corio.FetchError: one prototype per kind, to compare errors with
+** (err == corio.FetchError.timeout).
+*/
 void lcorio_push_fetch_errors(lua_State *L);
 /* Push the form table at idx, urlencoded (lfetch_form.c). */
 void lcorio_push_form(lua_State *L, int idx);
@@ -284,8 +339,10 @@ int lcorio_fetch_wait(lua_State *L, ltask *lt, int session, const char *method,
                       const char *fn);
 void lcorio_response_open(lua_State *L); /* metatables; needs no runtime */
 void lcorio_session_open(lua_State *L);  /* corio.session */
-/* Push the corio.blocking table: blocking get/post/fetch, which need no
-   runtime, so a state that runs no loop (a worker thread) can use them. */
+/*
+** Push the corio.blocking table: blocking get/post/fetch, which need no
+** runtime, so a state that runs no loop (a worker thread) can use them.
+*/
 void lcorio_blocking_push(lua_State *L);
 
 #endif

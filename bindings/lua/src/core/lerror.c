@@ -82,8 +82,10 @@ int lcorio_iserror(lua_State *L, int idx, const char *name) {
   return r;
 }
 
-/* A message handler that adds a traceback to string-like errors, as lua.c
-   does; error values keep their identity. */
+/*
+** A message handler that adds a traceback to string-like errors, as lua.c
+** does; error values keep their identity.
+*/
 int lcorio_traceback_handler(lua_State *L) {
   const char *msg = lua_tostring(L, 1);
   if (msg == NULL) {
@@ -102,9 +104,11 @@ static int describe(lua_State *L) {
   return 1;
 }
 
-/* Print the error at the top of the stack (a message with traceback) and
-   pop it: the loop goes on.  Called from the loop, so describing the error
-   (which allocates, and may call __tostring) runs in protected mode. */
+/*
+** Print the error at the top of the stack (a message with traceback) and
+** pop it: the loop goes on.  Called from the loop, so describing the error
+** (which allocates, and may call __tostring) runs in protected mode.
+*/
 void lcorio_report(lua_State *L, const char *context) {
   const char *msg;
   lua_checkstack(L, 4);

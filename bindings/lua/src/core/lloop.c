@@ -26,10 +26,7 @@ static int l_run(lua_State *L) {
   lcorio_state *S = lcorio_upstate(L);
   check_not_running(L, S, "run");
   luaL_checktype(L, 1, LUA_TFUNCTION);
-  lua_getfield(L, lua_upvalueindex(2), "spawn");
-  lua_insert(L, 1);
-  lua_call(L, lua_gettop(L) - 1, 1);
-  return run_task(L, S, lcorio_checktask(L, -1));
+  return run_task(L, S, lcorio_spawn(L, 1, lua_gettop(L) - 1));
 }
 
 static int loop_run_until_complete(lua_State *L) {
@@ -74,11 +71,13 @@ static int loop_is_running(lua_State *L) {
   return 1;
 }
 
+/* loop:create_task(fn, ...) or loop:create_task(coro): as corio.spawn */
 static int loop_create_task(lua_State *L) {
-  lua_remove(L, 1); /* the loop */
-  lua_pushvalue(L, lua_upvalueindex(2));
-  lua_insert(L, 1);
-  lua_call(L, lua_gettop(L) - 1, 1);
+  luaL_argexpected(L,
+                   lua_type(L, 2) == LUA_TFUNCTION ||
+                       luaL_testudata(L, 2, LCORIO_CORO_MT) != NULL,
+                   2, "function or coroutine object");
+  lcorio_spawn(L, 2, lua_gettop(L) - 2);
   return 1;
 }
 
@@ -144,24 +143,23 @@ static const luaL_Reg funcs[] = {{"run", l_run},
                                  {"time", loop_time},
                                  {NULL, NULL}};
 
-/* module table at -2, state at -1; functions here get (state, module or
-   loop) as upvalues */
+/*
+** module table at -2, state at -1; functions here get (state, loop) as
+** upvalues
+*/
 void lcorio_loop_open(lua_State *L) {
   const luaL_Reg *r;
   int module = lua_absindex(L, -2), state = lua_absindex(L, -1), loop;
   lua_newtable(L); /* the loop object: a table of methods */
   loop = lua_gettop(L);
-  lua_getfield(L, module, "spawn");
   for (r = loop_methods; r->name != NULL; r++) {
     lua_pushvalue(L, state);
-    lua_pushvalue(L, -2); /* spawn */
-    lua_pushcclosure(L, r->func, 2);
+    lua_pushcclosure(L, r->func, 1);
     lua_setfield(L, loop, r->name);
   }
-  lua_pop(L, 1);
   for (r = funcs; r->name != NULL; r++) {
     lua_pushvalue(L, state);
-    lua_pushvalue(L, r->func == l_run ? module : loop);
+    lua_pushvalue(L, loop);
     lua_pushcclosure(L, r->func, 2);
     lua_setfield(L, module, r->name);
   }

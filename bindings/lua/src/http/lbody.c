@@ -40,8 +40,10 @@ struct lcorio_bodies {
   unsigned small_failed; /* refused requests of SMALL_BLOCK bytes or less */
 };
 
-/* A refused request this small means the heap is exhausted, not that one
-   huge string or table was asked for (see lcorio_small_alloc_failures). */
+/*
+** A refused request this small means the heap is exhausted, not that one
+** huge string or table was asked for (see lcorio_small_alloc_failures).
+*/
 #define SMALL_BLOCK 1024
 
 static void *bodies_alloc(void *ud, void *ptr, size_t osize, size_t nsize) {

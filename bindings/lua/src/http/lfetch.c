@@ -26,8 +26,10 @@ typedef struct fetched {
   lua_State *co;
 } fetched;
 
-/* Build the response or FetchError and move it onto the task's stack, in
-   protected mode (lcorio_protect). */
+/*
+** Build the response or FetchError and move it onto the task's stack, in
+** protected mode (lcorio_protect).
+*/
 static int push_outcome(lua_State *L) {
   fetched *d = lua_touserdata(L, 1);
   const corio_response *res = d->res;
@@ -54,8 +56,10 @@ static void on_fetched(corio_fetch *f, int status, const corio_response *res,
   d.f = f;
   d.status = status;
   d.res = res;
-  /* on the scheduler's thread, idle here (a suspended coroutine must not
-     run finalizers); out of memory, the task gets Lua's memory error */
+  /*
+  ** on the scheduler's thread, idle here (a suspended coroutine must not
+  ** run finalizers); out of memory, the task gets Lua's memory error
+  */
   if (lcorio_protect(d.S->L, push_outcome, &d) != LUA_OK)
     lua_pushliteral(d.co, "not enough memory"); /* fixed: Lua keeps it */
   corio_task_wake(lcorio_core(lt), 0);

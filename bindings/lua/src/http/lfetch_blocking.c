@@ -8,16 +8,18 @@
 */
 #include "lcorio.h"
 
-#define GUARD_MT "corio.BlockingResponse"
+#define LCORIO_BLOCKING_RESPONSE_MT "corio.BlockingResponse"
 
-/* Owns the C response until it has been copied into Lua, so that a Lua
-   error (out of memory) on the way does not leak it. */
+/*
+** Owns the C response until it has been copied into Lua, so that a Lua
+** error (out of memory) on the way does not leak it.
+*/
 typedef struct guard {
   corio_response *res;
 } guard;
 
 static int guard_gc(lua_State *L) {
-  guard *g = luaL_testudata(L, 1, GUARD_MT);
+  guard *g = luaL_testudata(L, 1, LCORIO_BLOCKING_RESPONSE_MT);
   if (g == NULL) return 0;
   corio_response_free(g->res);
   g->res = NULL;
@@ -34,7 +36,7 @@ static int blocking(lua_State *L, const char *method, const char *fn) {
   top = lua_gettop(L);
   g = lua_newuserdatauv(L, sizeof *g, 0);
   g->res = NULL;
-  luaL_setmetatable(L, GUARD_MT);
+  luaL_setmetatable(L, LCORIO_BLOCKING_RESPONSE_MT);
   rc = corio_fetch_blocking(&r.req, &g->res);
   if (g->res == NULL) return lcorio_request_refused(L, rc, r.req.url, fn);
   if (rc == 0) {
@@ -67,7 +69,7 @@ static const luaL_Reg funcs[] = {
 
 void lcorio_blocking_push(lua_State *L) {
   lcorio_response_open(L);
-  if (luaL_newmetatable(L, GUARD_MT)) {
+  if (luaL_newmetatable(L, LCORIO_BLOCKING_RESPONSE_MT)) {
     lua_pushcfunction(L, guard_gc);
     lua_setfield(L, -2, "__gc");
   }

@@ -51,8 +51,10 @@ static void form_put(fwriter *w, const char *s, size_t len) {
   }
 }
 
-/* A scalar form value as text; numbers are formatted into tmp so nothing
-   unanchored is left behind. */
+/*
+** A scalar form value as text; numbers are formatted into tmp so nothing
+** unanchored is left behind.
+*/
 static const char *form_scalar(lua_State *L, int idx, char *tmp, size_t *len,
                                const fkey *k) {
   switch (lua_type(L, idx)) {

@@ -10,8 +10,8 @@
 **
 ** Strings handed to the request are borrowed: option strings stay anchored
 ** by the options table, and strings made here (JSON, form bodies, numbers
-** turned into header values, these in one table) are left on the Lua stack. The
-*caller keeps
+** turned into header values, these in one table) are left on the Lua stack.
+** The caller keeps
 ** the stack until the request has been started, which copies everything.
 */
 #include <ctype.h>
@@ -45,8 +45,11 @@ static int is_clean_value(const char *s, size_t len) {
   return 1;
 }
 
-/* ------------------------------------------------------------------ */
-/* lua-cjson, loaded on first use and kept in the registry */
+/*
+** {==================================================================
+** lua-cjson, loaded on first use and kept in the registry
+** ==================================================================
+*/
 
 static void push_cjson_fn(lua_State *L, const char *name) {
   if (lua_getfield(L, LUA_REGISTRYINDEX, CJSON_KEY) != LUA_TTABLE) {
@@ -63,8 +66,10 @@ static void push_cjson_fn(lua_State *L, const char *name) {
   lua_remove(L, -2);
 }
 
-/* Call cjson.<name>(value at idx): the result replaces nothing and is
-   pushed; a cjson error is raised as "<what>: <cjson's message>". */
+/*
+** Call cjson.<name>(value at idx): the result replaces nothing and is
+** pushed; a cjson error is raised as "<what>: <cjson's message>".
+*/
 static void cjson_call(lua_State *L, const char *name, int idx,
                        const char *what) {
   idx = lua_absindex(L, idx);
@@ -78,8 +83,13 @@ void lcorio_json_decode(lua_State *L, int idx, const char *what) {
   cjson_call(L, "decode", idx, what);
 }
 
-/* ------------------------------------------------------------------ */
-/* headers */
+/* }================================================================== */
+
+/*
+** {==================================================================
+** headers
+** ==================================================================
+*/
 
 /* Is `name` among the first n headers (any case)? */
 static int has_header(const corio_header *h, size_t n, const char *name) {
@@ -89,8 +99,10 @@ static int has_header(const corio_header *h, size_t n, const char *name) {
   return 0;
 }
 
-/* Raise unless the string name at `name` and the string value at `value`
-   make a header that can be sent as is. */
+/*
+** Raise unless the string name at `name` and the string value at `value`
+** make a header that can be sent as is.
+*/
 void lcorio_header_check(lua_State *L, int name, int value, const char *what) {
   size_t nlen, vlen;
   const char *n = lua_tolstring(L, name, &nlen);
@@ -192,8 +204,13 @@ static void build_headers(lua_State *L, lcorio_req *r, int hdrs,
   r->req.nheaders = n;
 }
 
-/* ------------------------------------------------------------------ */
-/* the other options */
+/* }================================================================== */
+
+/*
+** {==================================================================
+** the other options
+** ==================================================================
+*/
 
 /* seconds > 0; math.huge or false: none (-1); absent: left as it is */
 static void opt_timeout(lua_State *L, int opts, const char *fn,
@@ -409,3 +426,5 @@ int lcorio_request_refused(lua_State *L, int rc, const char *url,
     return luaL_error(L, "%s: %s", fn, corio_strerror(rc));
   }
 }
+
+/* }================================================================== */

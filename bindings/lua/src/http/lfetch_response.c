@@ -19,10 +19,19 @@ typedef struct lresponse {
   char http_version[4]; /* "1.0", "1.1", "2", "3" or "" */
 } lresponse;
 
-enum { UV_BODY = 1, UV_URL, UV_HEADERS, UV_TIMING, UV_COUNT = UV_TIMING };
+enum {
+  RESP_BODY = 1,
+  RESP_URL,
+  RESP_HEADERS,
+  RESP_TIMING,
+  RESP_NUSER = RESP_TIMING
+};
 
-/* ------------------------------------------------------------------ */
-/* making one */
+/*
+** {==================================================================
+** making one
+** ==================================================================
+*/
 
 /* The header fields as one string; NULs separate names and values. */
 static void push_header_block(lua_State *L, const corio_response *res) {
@@ -45,7 +54,7 @@ static void push_header_block(lua_State *L, const corio_response *res) {
 
 void lcorio_push_response(lua_State *L, const corio_response *res,
                           lua_State *from, int url_idx) {
-  lresponse *r = lua_newuserdatauv(L, sizeof *r, UV_COUNT);
+  lresponse *r = lua_newuserdatauv(L, sizeof *r, RESP_NUSER);
   size_t ulen;
   const char *u;
   r->status = (lua_Integer)res->status;
@@ -54,7 +63,7 @@ void lcorio_push_response(lua_State *L, const corio_response *res,
   r->http_version[sizeof r->http_version - 1] = '\0';
   luaL_setmetatable(L, LCORIO_RESPONSE_MT);
   lua_rotate(L, -2, 1); /* body, response -> response, body */
-  lua_setiuservalue(L, -2, UV_BODY);
+  lua_setiuservalue(L, -2, RESP_BODY);
   u = url_idx != 0 ? lua_tolstring(from, url_idx, &ulen) : NULL;
   if (u != NULL && strcmp(u, res->url) == 0 && strlen(u) == ulen) {
     lua_pushvalue(from, url_idx); /* no redirect: share the string */
@@ -62,9 +71,9 @@ void lcorio_push_response(lua_State *L, const corio_response *res,
   } else {
     lua_pushstring(L, res->url);
   }
-  lua_setiuservalue(L, -2, UV_URL);
+  lua_setiuservalue(L, -2, RESP_URL);
   push_header_block(L, res);
-  lua_setiuservalue(L, -2, UV_HEADERS);
+  lua_setiuservalue(L, -2, RESP_HEADERS);
 }
 
 static const struct {
@@ -124,26 +133,31 @@ static void build_headers(lua_State *L, const char *p, size_t len) {
   }
 }
 
-/* ------------------------------------------------------------------ */
-/* fields and methods */
+/* }================================================================== */
+
+/*
+** {==================================================================
+** fields and methods
+** ==================================================================
+*/
 
 static lresponse *check_response(lua_State *L, int idx) {
   return luaL_checkudata(L, idx, LCORIO_RESPONSE_MT);
 }
 
 static void push_headers(lua_State *L, int idx) {
-  if (lua_getiuservalue(L, idx, UV_HEADERS) == LUA_TSTRING) {
+  if (lua_getiuservalue(L, idx, RESP_HEADERS) == LUA_TSTRING) {
     size_t len;
     const char *p = lua_tolstring(L, -1, &len);
     build_headers(L, p, len);
     lua_pushvalue(L, -1);
-    lua_setiuservalue(L, idx, UV_HEADERS);
+    lua_setiuservalue(L, idx, RESP_HEADERS);
     lua_remove(L, -2); /* the block */
   }
 }
 
 static void push_timing(lua_State *L, int idx, const lresponse *r) {
-  if (lua_getiuservalue(L, idx, UV_TIMING) == LUA_TTABLE) return;
+  if (lua_getiuservalue(L, idx, RESP_TIMING) == LUA_TTABLE) return;
   lua_pop(L, 1);
   lua_createtable(L, 0, 5);
   lua_pushnumber(L, r->timing.dns);
@@ -157,24 +171,26 @@ static void push_timing(lua_State *L, int idx, const lresponse *r) {
   lua_pushnumber(L, r->timing.total);
   lua_setfield(L, -2, "total");
   lua_pushvalue(L, -1);
-  lua_setiuservalue(L, idx, UV_TIMING);
+  lua_setiuservalue(L, idx, RESP_TIMING);
 }
 
 static int r_text(lua_State *L) {
   check_response(L, 1);
-  lua_getiuservalue(L, 1, UV_BODY);
+  lua_getiuservalue(L, 1, RESP_BODY);
   return 1;
 }
 
 static int r_json(lua_State *L) {
   check_response(L, 1);
-  lua_getiuservalue(L, 1, UV_BODY);
+  lua_getiuservalue(L, 1, RESP_BODY);
   lcorio_json_decode(L, -1, "corio: response:json(): invalid JSON");
   return 1;
 }
 
-/* upvalue 1: the methods table; upvalue 2: the metatable, compared
-   directly (this runs for every field read: no registry lookup) */
+/*
+** upvalue 1: the methods table; upvalue 2: the metatable, compared
+** directly (this runs for every field read: no registry lookup)
+*/
 static int r_index(lua_State *L) {
   lresponse *r = lua_touserdata(L, 1);
   const char *k;
@@ -199,13 +215,13 @@ static int r_index(lua_State *L) {
     break;
   case 'b':
     if (strcmp(k, "body") == 0) {
-      lua_getiuservalue(L, 1, UV_BODY);
+      lua_getiuservalue(L, 1, RESP_BODY);
       return 1;
     }
     break;
   case 'u':
     if (strcmp(k, "url") == 0) {
-      lua_getiuservalue(L, 1, UV_URL);
+      lua_getiuservalue(L, 1, RESP_URL);
       return 1;
     }
     break;
@@ -233,7 +249,7 @@ static int r_index(lua_State *L) {
 
 static int r_tostring(lua_State *L) {
   lresponse *r = check_response(L, 1);
-  lua_getiuservalue(L, 1, UV_URL);
+  lua_getiuservalue(L, 1, RESP_URL);
   lua_pushfstring(L, "<Response [%d] %s>", (int)r->status, lua_tostring(L, -1));
   return 1;
 }
@@ -253,3 +269,5 @@ void lcorio_response_open(lua_State *L) {
   lua_pop(L, 1);
   lcorio_headers_open(L);
 }
+
+/* }================================================================== */

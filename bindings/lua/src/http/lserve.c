@@ -61,8 +61,6 @@
 
 #include "lserve.h"
 
-#define SPAWN_KEY              "corio.serve.spawn"
-#define FUTURE_KEY             "corio.serve.future"
 #define DEFAULT_CLOSE_DEADLINE 10.0 /* seconds */
 
 /*
@@ -97,8 +95,10 @@ static const struct {
 };
 #define NOPTIONS (sizeof options / sizeof options[0])
 
-/* Read the option table at 1 into *o; the handler is pushed.  Raises,
-   naming the option, on an unknown key or a bad value. */
+/*
+** Read the option table at 1 into *o; the handler is pushed.  Raises,
+** naming the option, on an unknown key or a bad value.
+*/
 static void parse_opts(lua_State *L, corio_server_opts *o) {
   static const char *const fn = "corio.serve";
   const char *names[NOPTIONS + 1];
@@ -137,14 +137,26 @@ static void parse_opts(lua_State *L, corio_server_opts *o) {
 
 /* }================================================================== */
 
-/* {{{ callbacks from the C server */
+/*
+** {==================================================================
+** callbacks from the C server
+** ==================================================================
+*/
 
 /* Lua may be called: the userdata lives and lua_close is not running. */
 static int lua_usable(const lserver *ls) {
   return ls->ud_alive && !ls->S->closing && ls->S->rt != NULL;
 }
 
-/* A request: hand it to a new task running lserve_run_request. */
+/* lcorio_protect'ed: push a new task running lcorio_serve_run_request(r) */
+static int spawn_handler(lua_State *L) {
+  lua_pushcfunction(L, lcorio_serve_run_request);
+  lua_insert(L, 1); /* the request, a light userdata, is its argument */
+  lcorio_spawn(L, 1, 1);
+  return 1;
+}
+
+/* A request: hand it to a new task running lcorio_serve_run_request. */
 static void on_request(corio_server *srv, corio_srv_req *req, void *ud) {
   static const char busy[] = "Service Unavailable\n";
   lserver *ls = ud;
@@ -166,33 +178,38 @@ static void on_request(corio_server *srv, corio_srv_req *req, void *ud) {
   r->ls = ls;
   r->task = NULL;
   r->gone = r->streaming = r->waiting = 0;
-  lserve_req_hold(r);
+  lcorio_serve_req_hold(r);
   L = ls->S->L;
   top = lua_gettop(L);
   lua_checkstack(L, 8);
-  lua_rawgeti(L, LUA_REGISTRYINDEX, ls->spawn_ref);
-  lua_pushcfunction(L, lserve_run_request);
+  lua_pushcfunction(L, spawn_handler);
   lua_pushlightuserdata(L, r);
-  if (lua_pcall(L, 2, 1, 0) != LUA_OK || (t = lcorio_totask(L, -1)) == NULL) {
+  if (lua_pcall(L, 1, 1, 0) != LUA_OK || (t = lcorio_totask(L, -1)) == NULL) {
     fprintf(stderr, "corio.serve: cannot start a handler task: %s\n",
             lua_isstring(L, -1) ? lua_tostring(L, -1) : "?");
     corio_srv_respond(req, 503, NULL, 0, busy, sizeof busy - 1);
     lua_settop(L, top);
     r->req = NULL;
-    lserve_req_release(r);
+    lcorio_serve_req_release(r);
     return;
   }
   r->task = lcorio_core(t);
-  if (corio_task_add_done(r->task, lserve_req_done, r) != 0) {
+  if (corio_task_add_done(r->task, lcorio_serve_req_done, r) != 0) {
     /* out of memory: the task is dropped before it ever runs */
     corio_task_cancel(r->task);
     corio_srv_respond(req, 503, NULL, 0, busy, sizeof busy - 1);
     r->req = NULL;
-    lserve_req_release(r);
+    lcorio_serve_req_release(r);
   } else {
     corio_srv_req_set_data(req, r);
   }
   lua_settop(L, top);
+}
+
+static int cancel_gone(lua_State *L) {
+  lcorio_push_task(L, lua_touserdata(L, 1));
+  lcorio_cancel(L, -1, "connection closed before the handler answered");
+  return 0;
 }
 
 /* The client of a request left: cancel its handler task. */
@@ -208,17 +225,21 @@ static void on_gone(corio_server *srv, corio_srv_req *req, void *ud) {
     corio_task_cancel(r->task);
     return;
   }
-  /* task:cancel(msg), so that the handler sees why */
+  /*
+  ** with a message, so that the handler sees why (protected: storing the
+  ** message allocates)
+  */
   L = ls->S->L;
-  lua_checkstack(L, 4);
-  lcorio_push_task(L, lcorio_ltask(r->task));
-  lua_getfield(L, -1, "cancel");
-  lua_insert(L, -2);
-  lua_pushliteral(L, "connection closed before the handler answered");
-  if (lua_pcall(L, 2, 0, 0) != LUA_OK) {
-    lua_pop(L, 1);
+  if (lcorio_protect(L, cancel_gone, lcorio_ltask(r->task)) != LUA_OK)
     corio_task_cancel(r->task);
-  }
+}
+
+static int set_closed(lua_State *L) {
+  lserver *ls = lua_touserdata(L, 1);
+  lua_rawgeti(L, LUA_REGISTRYINDEX, ls->closed_ref);
+  lua_pushboolean(L, 1);
+  lcorio_set_result(L, -2, 1);
+  return 0;
 }
 
 /* The C server is closed and freed. */
@@ -228,18 +249,12 @@ static void on_closed(corio_server *srv, void *ud) {
   ls->srv = NULL;
   if (lua_usable(ls)) {
     lua_State *L = ls->S->L;
-    lua_checkstack(L, 4);
-    if (!corio_task_done(ls->closed)) { /* closed:set_result(true) */
-      lua_rawgeti(L, LUA_REGISTRYINDEX, ls->closed_ref);
-      lua_getfield(L, -1, "set_result");
-      lua_insert(L, -2);
-      lua_pushboolean(L, 1);
-      if (lua_pcall(L, 2, 0, 0) != LUA_OK) lua_pop(L, 1);
-    }
+    if (!corio_task_done(ls->closed)) /* closed:set_result(true) */
+      lcorio_protect(L, set_closed, ls);
     luaL_unref(L, LUA_REGISTRYINDEX, ls->self_ref);
     ls->self_ref = LUA_NOREF;
   }
-  lserver_maybe_free(ls);
+  lcorio_server_maybe_free(ls);
 }
 
 static void start_close(lserver *ls, uint64_t deadline_ms) {
@@ -253,11 +268,16 @@ static void on_future_done(corio_task *t, void *ud) {
   (void)t;
   start_close(ud, 0);
 }
-/* }}} */
 
-/* {{{ the server object */
+/* }================================================================== */
+
+/*
+** {==================================================================
+** the server object
+** ==================================================================
+*/
 static lserver *check_server(lua_State *L, int idx) {
-  lserver **box = luaL_checkudata(L, idx, LSERVE_MT);
+  lserver **box = luaL_checkudata(L, idx, LCORIO_SERVER_MT);
   if (*box == NULL) luaL_error(L, "corio: server object already finalized");
   return *box;
 }
@@ -301,7 +321,7 @@ static int l_serve(lua_State *L) {
   handler = lua_gettop(L);
   box = lua_newuserdatauv(L, sizeof *box, 0);
   *box = NULL;
-  luaL_setmetatable(L, LSERVE_MT);
+  luaL_setmetatable(L, LCORIO_SERVER_MT);
   ls = calloc(1, sizeof *ls);
   if (ls == NULL) return luaL_error(L, "not enough memory");
   rc = corio_server_listen(S->rt, &o, on_request, ls, &ls->srv);
@@ -317,11 +337,7 @@ static int l_serve(lua_State *L) {
   corio_server_on_disconnect(ls->srv, on_gone);
   lua_pushvalue(L, handler);
   ls->handler_ref = luaL_ref(L, LUA_REGISTRYINDEX);
-  lua_getfield(L, LUA_REGISTRYINDEX, SPAWN_KEY);
-  ls->spawn_ref = luaL_ref(L, LUA_REGISTRYINDEX);
-  lua_getfield(L, LUA_REGISTRYINDEX, FUTURE_KEY);
-  lua_call(L, 0, 1);
-  fut = lcorio_checktask(L, -1);
+  fut = lcorio_future(L);
   ls->closed = lcorio_core(fut);
   ls->closed_ref = luaL_ref(L, LUA_REGISTRYINDEX);
   if (corio_task_add_done(ls->closed, on_future_done, ls) != 0) {
@@ -388,8 +404,10 @@ static int s_tbc(lua_State *L) {
   return s_close(L);
 }
 
-/* server:wait(): wait until the server is closed (by close(), or by
-   cancellation: Ctrl-C). */
+/*
+** server:wait(): wait until the server is closed (by close(), or by
+** cancellation: Ctrl-C).
+*/
 static int s_wait(lua_State *L) {
   return wait_closed(L, check_server(L, 1), s_wait);
 }
@@ -436,26 +454,28 @@ static int s_tostring(lua_State *L) {
   return 1;
 }
 
-/* Collected: the server is closed (or lua_close is running, and it is cut
-   now).  Lua is not used from here on.  An open server is anchored, so a
-   call that is not the collector's is a script's (debug library): the
-   server lives on, untouched. */
+/*
+** Collected: the server is closed (or lua_close is running, and it is cut
+** now).  Lua is not used from here on.  An open server is anchored, so a
+** call that is not the collector's is a script's (debug library): the
+** server lives on, untouched.
+*/
 static int s_gc(lua_State *L) {
-  lserver **box = luaL_testudata(L, 1, LSERVE_MT);
+  lserver **box = luaL_testudata(L, 1, LCORIO_SERVER_MT);
   lserver *ls = box != NULL ? *box : NULL;
   if (ls == NULL || !lcorio_collecting(L)) return 0;
   *box = NULL;
   start_close(ls, 0);
   if (!ls->S->closing) {
     luaL_unref(L, LUA_REGISTRYINDEX, ls->handler_ref);
-    luaL_unref(L, LUA_REGISTRYINDEX, ls->spawn_ref);
     luaL_unref(L, LUA_REGISTRYINDEX, ls->closed_ref);
   }
   ls->ud_alive = 0;
-  lserver_maybe_free(ls);
+  lcorio_server_maybe_free(ls);
   return 0;
 }
-/* }}} */
+
+/* }================================================================== */
 
 static const luaL_Reg methods[] = {
     {"close", s_close}, {"wait", s_wait}, {"stats", s_stats}, {NULL, NULL}};
@@ -465,12 +485,7 @@ static const luaL_Reg funcs[] = {{"serve", l_serve}, {NULL, NULL}};
 /* module table at -2, state at -1 */
 void lcorio_serve_open(lua_State *L) {
   lcorio_setfuncs(L, funcs);
-  /* what a request callback needs, outside any Lua call */
-  lua_getfield(L, -2, "spawn");
-  lua_setfield(L, LUA_REGISTRYINDEX, SPAWN_KEY);
-  lua_getfield(L, -2, "future");
-  lua_setfield(L, LUA_REGISTRYINDEX, FUTURE_KEY);
-  if (luaL_newmetatable(L, LSERVE_MT)) {
+  if (luaL_newmetatable(L, LCORIO_SERVER_MT)) {
     lua_pushvalue(L, -2); /* state */
     lua_newtable(L);      /* the methods, apart: server.__gc is nil */
     lua_pushvalue(L, -2);

@@ -7,7 +7,7 @@
 
 #include "lcorio.h"
 
-#define LSERVE_MT "corio.Server"
+#define LCORIO_SERVER_MT "corio.Server"
 
 typedef struct lserve_req lserve_req;
 
@@ -25,7 +25,6 @@ typedef struct lserver {
   int ud_alive;       /* the userdata is not finalized: Lua may be used */
   int self_ref;       /* anchors the userdata while the server is open */
   int handler_ref;    /* handler(req) */
-  int spawn_ref;      /* corio.spawn */
   int closed_ref;     /* a future, done once the server is closed */
   corio_task *closed; /* its runtime task */
   int closing;        /* corio_server_close was called */
@@ -49,16 +48,22 @@ struct lserve_req {
 };
 
 /* lserve_req.c */
-/* The task's done callback: gives the request back if the task did not
-   answer it (dropped when the client left, else 503 or 500). */
-void lserve_req_done(corio_task *t, void *ud);
-/* The task body: runs the handler for the lserve_req (light userdata at 1)
-   and answers its request. */
-int lserve_run_request(lua_State *L);
-/* Free a request record, or keep it for reuse; frees ls when it is the
-   last thing that held it. */
-void lserve_req_hold(lserve_req *r); /* r->ls set: on ls->held */
-void lserve_req_release(lserve_req *r);
-void lserver_maybe_free(lserver *ls);
+/*
+** The task's done callback: gives the request back if the task did not
+** answer it (dropped when the client left, else 503 or 500).
+*/
+void lcorio_serve_req_done(corio_task *t, void *ud);
+/*
+** The task body: runs the handler for the lserve_req (light userdata at 1)
+** and answers its request.
+*/
+int lcorio_serve_run_request(lua_State *L);
+/*
+** Free a request record, or keep it for reuse; frees ls when it is the
+** last thing that held it.
+*/
+void lcorio_serve_req_hold(lserve_req *r); /* r->ls set: on ls->held */
+void lcorio_serve_req_release(lserve_req *r);
+void lcorio_server_maybe_free(lserver *ls);
 
 #endif

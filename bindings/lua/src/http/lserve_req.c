@@ -2,13 +2,13 @@
 ** lserve_req.c: one request of corio.serve, from the C server to the
 ** handler task and back.
 **
-** Each request runs lserve_run_request as the body of a task: it builds
+** Each request runs lcorio_serve_run_request as the body of a task: it builds
 ** the request table, calls handler(req) under lua_pcallk (so the handler
 ** may wait: sleep, fetch, ...), and answers with what the handler
 ** returned.  A handler that raises gets a 500 and its error is reported
 ** once on stderr; a CancelledError goes through, so the task ends
 ** cancelled.  Whatever way the task ends, its done callback
-** (lserve_req_done) makes sure the request is given back to the server:
+** (lcorio_serve_req_done) makes sure the request is given back to the server:
 ** dropped when the client left, 503 when the task was cancelled before it
 ** could answer.
 */
@@ -26,7 +26,11 @@
 static const corio_srv_header text_plain = {"Content-Type", 12,
                                             "text/plain; charset=utf-8", 25};
 
-/* {{{ decoding */
+/*
+** {==================================================================
+** decoding
+** ==================================================================
+*/
 static int hexval(int c) {
   if (c >= '0' && c <= '9') return c - '0';
   if (c >= 'a' && c <= 'f') return c - 'a' + 10;
@@ -34,8 +38,10 @@ static int hexval(int c) {
   return -1;
 }
 
-/* Push s percent-decoded (and '+' as a space when `plus`); a '%' not
-   followed by two hex digits stays as it is. */
+/*
+** Push s percent-decoded (and '+' as a space when `plus`); a '%' not
+** followed by two hex digits stays as it is.
+*/
 static void push_decoded(lua_State *L, const char *s, size_t n, int plus) {
   luaL_Buffer b;
   size_t i;
@@ -102,9 +108,14 @@ static void push_query(lua_State *L, const char *q, size_t n) {
     q = amp + 1;
   }
 }
-/* }}} */
 
-/* {{{ the request table */
+/* }================================================================== */
+
+/*
+** {==================================================================
+** the request table
+** ==================================================================
+*/
 /* Headers by lower-case name (lheaders.c). */
 static void push_headers(lua_State *L, const corio_srv_req *req) {
   size_t i, n = corio_srv_req_header_count(req);
@@ -147,14 +158,21 @@ static void push_request(lua_State *L, const corio_srv_req *req) {
   lua_pushfstring(L, "%d.%d", major, minor);
   lua_setfield(L, -2, "version");
 }
-/* }}} */
 
-/* {{{ the response */
+/* }================================================================== */
 
-/* Collect the headers table at `idx` ({name = value or {values...}})
-   into *h.  A table pushed on the stack keeps alive what the pointers
-   point to: values converted from numbers, and *h once it outgrows the
-   caller's array.  NULL, or what was wrong. */
+/*
+** {==================================================================
+** the response
+** ==================================================================
+*/
+
+/*
+** Collect the headers table at `idx` ({name = value or {values...}})
+** into *h.  A table pushed on the stack keeps alive what the pointers
+** point to: values converted from numbers, and *h once it outgrows the
+** caller's array.  NULL, or what was wrong.
+*/
 static const char *collect_headers(lua_State *L, int idx, corio_srv_header **h,
                                    size_t *nh, size_t *cap) {
   int keep, nkeep = 0;
@@ -205,8 +223,10 @@ static const char *collect_headers(lua_State *L, int idx, corio_srv_header **h,
   return NULL;
 }
 
-/* Status and headers of the table result at idx.  NULL, or what was
-   wrong. */
+/*
+** Status and headers of the table result at idx.  NULL, or what was
+** wrong.
+*/
 static const char *table_head(lua_State *L, int idx, lua_Integer *status,
                               corio_srv_header **h, size_t *nh, size_t *cap) {
   int isnum;
@@ -283,13 +303,21 @@ static void report(lua_State *L, int req, const char *what, const char *msg) {
   fflush(stderr);
   lua_pop(L, 2);
 }
-/* }}} */
 
-/* {{{ streamed bodies: body = function() return chunk or nil end
+/* }================================================================== */
+
+/*
+** {==================================================================
+** streamed bodies: body = function() return chunk or nil end
+** ==================================================================
+*/
+
+/*
 ** The task calls the function for each chunk, sends it, and waits for its
 ** write callback before asking for the next one: the client's pace.
 ** Stack: 1 record, 2 request table, 3 msgh, 4 result table, 5 body
-** function, 6 chunk. */
+** function, 6 chunk.
+*/
 static int stream_next(lua_State *L);
 
 static void on_written(int status, void *ud) {
@@ -381,9 +409,14 @@ static int stream_start(lua_State *L, lserve_req *r) {
   lua_getfield(L, 4, "body");
   return stream_next(L);
 }
-/* }}} */
 
-/* {{{ the task body */
+/* }================================================================== */
+
+/*
+** {==================================================================
+** the task body
+** ==================================================================
+*/
 
 /* A traceback for real errors; a CancelledError goes through as it is. */
 static int msgh(lua_State *L) {
@@ -414,7 +447,7 @@ static int run_k(lua_State *L, int status, lua_KContext ctx) {
   return 0;
 }
 
-int lserve_run_request(lua_State *L) {
+int lcorio_serve_run_request(lua_State *L) {
   lserve_req *r = lua_touserdata(L, 1);
   lua_settop(L, 1);
   push_request(L, r->req);
@@ -423,10 +456,15 @@ int lserve_run_request(lua_State *L) {
   lua_pushvalue(L, 2);
   return run_k(L, lua_pcallk(L, 1, 1, 3, 0, run_k), 0);
 }
-/* }}} */
 
-/* {{{ records */
-void lserve_req_done(corio_task *t, void *ud) {
+/* }================================================================== */
+
+/*
+** {==================================================================
+** records
+** ==================================================================
+*/
+void lcorio_serve_req_done(corio_task *t, void *ud) {
   static const char msg[] = "Service Unavailable\n";
   lserve_req *r = ud;
   if (r->req != NULL) {
@@ -438,10 +476,10 @@ void lserve_req_done(corio_task *t, void *ud) {
       answer_500(r);
     r->req = NULL;
   }
-  lserve_req_release(r);
+  lcorio_serve_req_release(r);
 }
 
-void lserver_maybe_free(lserver *ls) {
+void lcorio_server_maybe_free(lserver *ls) {
   lserve_req *r;
   if (ls->srv != NULL || ls->ud_alive || ls->nheld > 0) return;
   while ((r = ls->free_reqs) != NULL) {
@@ -451,7 +489,7 @@ void lserver_maybe_free(lserver *ls) {
   free(ls);
 }
 
-void lserve_req_hold(lserve_req *r) {
+void lcorio_serve_req_hold(lserve_req *r) {
   lserver *ls = r->ls;
   r->prev = NULL;
   r->next = ls->held;
@@ -460,7 +498,7 @@ void lserve_req_hold(lserve_req *r) {
   ls->nheld++;
 }
 
-void lserve_req_release(lserve_req *r) {
+void lcorio_serve_req_release(lserve_req *r) {
   lserver *ls = r->ls;
   if (r->prev != NULL)
     r->prev->next = r->next;
@@ -475,6 +513,7 @@ void lserve_req_release(lserve_req *r) {
   } else {
     free(r);
   }
-  lserver_maybe_free(ls);
+  lcorio_server_maybe_free(ls);
 }
-/* }}} */
+
+/* }================================================================== */

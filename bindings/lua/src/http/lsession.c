@@ -25,8 +25,11 @@ lsession *lcorio_checksession(lua_State *L, int idx) {
   return s;
 }
 
-/* ------------------------------------------------------------------ */
-/* methods */
+/*
+** {==================================================================
+** methods
+** ==================================================================
+*/
 
 /* s:fetch(url, opts) etc.: [session, url, opts] -> [url, opts, session] */
 #define SESSION_CALL(name, self, method, fn)                                   \
@@ -44,8 +47,10 @@ SESSION_CALL(s_fetch, s_fetch, NULL, "session:fetch")
 SESSION_CALL(s_get, s_get, "GET", "session:get")
 SESSION_CALL(s_post, s_post, "POST", "session:post")
 
-/* Free the runtime's session; nothing when the runtime is gone already
-   (lua_close: corio_rt_free freed every session). */
+/*
+** Free the runtime's session; nothing when the runtime is gone already
+** (lua_close: corio_rt_free freed every session).
+*/
 static void session_free(lua_State *L, lsession *s) {
   lcorio_state *S = lcorio_getstate(L);
   if (s->s != NULL && S != NULL && S->rt != NULL) corio_session_free(s->s);
@@ -76,8 +81,13 @@ static int s_tostring(lua_State *L) {
   return 1;
 }
 
-/* ------------------------------------------------------------------ */
-/* corio.session{...} */
+/* }================================================================== */
+
+/*
+** {==================================================================
+** corio.session{...}
+** ==================================================================
+*/
 
 #define FN "corio.session"
 
@@ -176,3 +186,5 @@ void lcorio_session_open(lua_State *L) {
   }
   lua_pop(L, 1);
 }
+
+/* }================================================================== */

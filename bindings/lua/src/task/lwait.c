@@ -11,13 +11,20 @@
 
 #include "lcorio.h"
 
+#define LCORIO_AS_COMPLETED_MT "corio.AsCompleted"
+#define LCORIO_DEADLINE_MT     "corio.Deadline"
+
 /* an optional timeout in seconds -> ms, or -1 for none */
 static int64_t opt_timeout_ms(lua_State *L, int arg) {
   if (lua_isnoneornil(L, arg)) return -1;
   return (int64_t)lcorio_checkseconds(L, arg);
 }
 
-/* {{{ sleep */
+/*
+** {==================================================================
+** sleep
+** ==================================================================
+*/
 static int sleep_k(lua_State *L, int status, lua_KContext ctx) {
   (void)status;
   (void)ctx;
@@ -32,9 +39,14 @@ static int l_sleep(lua_State *L) {
   lcorio_check(L, corio_sleep(lcorio_core(lt), ms), "sleep");
   return lcorio_yield(L, 0, sleep_k);
 }
-/* }}} */
 
-/* {{{ await */
+/* }================================================================== */
+
+/*
+** {==================================================================
+** await
+** ==================================================================
+*/
 static int await_k(lua_State *L, int status, lua_KContext ctx) {
   ltask *target;
   (void)status;
@@ -60,10 +72,12 @@ static int l_await(lua_State *L) {
   int nargs;
   luaL_checkany(L, 1);
   lua_settop(L, 1);
-  /* Inside a task, awaiting a coroutine object runs it right there, in
-     this task, as Python's `await coro` does: nothing else runs until it
-     waits on something.  (A blocking call in it is still serial: the
-     article's lesson.) */
+  /*
+  ** Inside a task, awaiting a coroutine object runs it right there, in
+  ** this task, as Python's `await coro` does: nothing else runs until it
+  ** waits on something.  (A blocking call in it is still serial: the
+  ** article's lesson.)
+  */
   if (lcorio_current(L) != NULL && (nargs = lcorio_coro_take(L, 1)) >= 0) {
     lua_callk(L, nargs, LUA_MULTRET, 0, await_inline_k);
     return await_inline_k(L, LUA_OK, 0);
@@ -79,7 +93,8 @@ static int l_await(lua_State *L) {
     return lcorio_yield(L, 0, await_k);
   }
 }
-/* }}} */
+
+/* }================================================================== */
 
 /*
 ** A list of tasks being waited on: the tasks (as Lua values, converted from
@@ -116,7 +131,11 @@ static size_t push_tlist(lua_State *L, int list, lua_Integer first,
   return n;
 }
 
-/* {{{ wait */
+/*
+** {==================================================================
+** wait
+** ==================================================================
+*/
 static const char *const wait_opts[] = {"return_when", "timeout", NULL};
 
 static corio_wait_mode check_mode(lua_State *L, int opts) {
@@ -168,9 +187,14 @@ static int l_wait(lua_State *L) {
     return lcorio_yield(L, 0, wait_k);
   }
 }
-/* }}} */
 
-/* {{{ gather */
+/* }================================================================== */
+
+/*
+** {==================================================================
+** gather
+** ==================================================================
+*/
 static int is_plain_table(lua_State *L, int idx) {
   if (lua_type(L, idx) != LUA_TTABLE) return 0;
   if (lua_getmetatable(L, idx)) {
@@ -249,9 +273,14 @@ static int l_gather(lua_State *L) {
                "gather");
   return lcorio_yield(L, return_exceptions, gather_k);
 }
-/* }}} */
 
-/* {{{ as_completed */
+/* }================================================================== */
+
+/*
+** {==================================================================
+** as_completed
+** ==================================================================
+*/
 
 /*
 ** The iterator's state: the tasks in a table (user value 1), the order in
@@ -302,10 +331,12 @@ static void asc_release(ascomp *a) {
   a->tasks = NULL;
 }
 
-/* A script calling this while an iteration waits must not free the
-   signal that it waits on: only the collector releases. */
+/*
+** A script calling this while an iteration waits must not free the
+** signal that it waits on: only the collector releases.
+*/
 static int asc_gc(lua_State *L) {
-  ascomp *a = luaL_testudata(L, 1, "corio.AsCompleted");
+  ascomp *a = luaL_testudata(L, 1, LCORIO_AS_COMPLETED_MT);
   lcorio_state *S = lcorio_getstate(L);
   if (a != NULL && S != NULL && S->rt != NULL && lcorio_collecting(L))
     asc_release(a);
@@ -321,7 +352,7 @@ static int asc_pop(lua_State *L, ascomp *a, int state) {
 }
 
 static int asc_k(lua_State *L, int status, lua_KContext ctx) {
-  ascomp *a = luaL_checkudata(L, 1, "corio.AsCompleted");
+  ascomp *a = luaL_checkudata(L, 1, LCORIO_AS_COMPLETED_MT);
   (void)ctx;
   (void)status;
   status = lcorio_wait_status(L);
@@ -336,7 +367,7 @@ static int asc_k(lua_State *L, int status, lua_KContext ctx) {
 }
 
 static int asc_next(lua_State *L) {
-  ascomp *a = luaL_checkudata(L, 1, "corio.AsCompleted");
+  ascomp *a = luaL_checkudata(L, 1, LCORIO_AS_COMPLETED_MT);
   int64_t left = -1;
   lua_settop(L, 1);
   if (a->head < a->tail) return asc_pop(L, a, 1);
@@ -375,7 +406,7 @@ static int l_as_completed(lua_State *L) {
   tl = lua_touserdata(L, 3);
   a = lua_newuserdatauv(L, sizeof *a, 1);
   memset(a, 0, sizeof *a);
-  luaL_setmetatable(L, "corio.AsCompleted");
+  luaL_setmetatable(L, LCORIO_AS_COMPLETED_MT);
   a->rt = S->rt;
   a->n = n;
   a->deadline =
@@ -408,9 +439,14 @@ static int l_as_completed(lua_State *L) {
   lua_insert(L, -2);
   return 2; /* iterator, state */
 }
-/* }}} */
 
-/* {{{ wait_for */
+/* }================================================================== */
+
+/*
+** {==================================================================
+** wait_for
+** ==================================================================
+*/
 static int wait_for_k(lua_State *L, int status, lua_KContext ctx) {
   ltask *target;
   (void)status;
@@ -460,9 +496,14 @@ static int l_wait_for(lua_State *L) {
     return lcorio_yield(L, 0, wait_for_k);
   }
 }
-/* }}} */
 
-/* {{{ timeout(seconds, fn, ...): fn runs in this task under a deadline */
+/* }================================================================== */
+
+/*
+** {==================================================================
+** timeout(seconds, fn, ...): fn runs in this task under a deadline
+** ==================================================================
+*/
 typedef struct deadline {
   corio_timer *timer; /* NULL once fired or stopped */
   corio_task *task;
@@ -478,7 +519,7 @@ static void on_deadline(corio_timer *tm, void *ud) {
 }
 
 static int deadline_gc(lua_State *L) {
-  deadline *d = luaL_testudata(L, 1, "corio.Deadline");
+  deadline *d = luaL_testudata(L, 1, LCORIO_DEADLINE_MT);
   lcorio_state *S = lcorio_getstate(L);
   if (d == NULL || !lcorio_collecting(L)) return 0; /* the timeout goes on */
   if (d->timer != NULL && S != NULL && S->rt != NULL)
@@ -513,7 +554,7 @@ static int l_timeout(lua_State *L) {
     S = lcorio_upstate(L);
     d = lua_newuserdatauv(L, sizeof *d, 0);
     memset(d, 0, sizeof *d);
-    luaL_setmetatable(L, "corio.Deadline");
+    luaL_setmetatable(L, LCORIO_DEADLINE_MT);
     d->task = lcorio_core(lt);
     d->timer = corio_timer_start(S->rt, ms, on_deadline, d);
     if (d->timer == NULL) return luaL_error(L, "not enough memory");
@@ -524,7 +565,8 @@ static int l_timeout(lua_State *L) {
         ctx);
   }
 }
-/* }}} */
+
+/* }================================================================== */
 
 static const luaL_Reg funcs[] = {{"sleep", l_sleep},
                                  {"await", l_await},
@@ -544,12 +586,12 @@ void lcorio_wait_open(lua_State *L) {
   lua_pushcclosure(L, l_await, 1);
   lua_setfield(L, -2, "await");
   lua_pop(L, 2);
-  if (luaL_newmetatable(L, "corio.AsCompleted")) {
+  if (luaL_newmetatable(L, LCORIO_AS_COMPLETED_MT)) {
     lua_pushcfunction(L, asc_gc);
     lua_setfield(L, -2, "__gc");
   }
   lua_pop(L, 1);
-  if (luaL_newmetatable(L, "corio.Deadline")) {
+  if (luaL_newmetatable(L, LCORIO_DEADLINE_MT)) {
     lua_pushcfunction(L, deadline_gc);
     lua_setfield(L, -2, "__gc");
   }
