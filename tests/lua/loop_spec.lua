@@ -82,12 +82,9 @@ describe("errors", function()
     assert.matches("^bad argument #1 to '[%w.]*wait' %(table expected, got number%)$", err)
     ok, err = pcall(corio.wait, {}, 42)
     assert.is_false(ok)
-    assert.matches("^bad argument #2 to '[%w.]*wait' %(table expected, got number%)$", err)
-    -- await says what it expected and what it got, but not which argument
-    -- (issue 12, item 8: a binding fix; this line changes with it)
-    assert.has_error(function() corio.await(42) end,
-      "corio: expected a task, future, coroutine object or function, got number")
+    assert.matches("corio.wait: options must be a table, not a number", err, 1, true)
+    ok, err = pcall(corio.await, 42)
+    assert.is_false(ok)
+    assert.matches("^bad argument #1 to '[%w.]*await' %(task, future, coroutine object or function expected, got number%)$", err)
   end)
-
-  pending("await names its argument: bad argument #1 to 'await' (issue 12, item 8)")
 end)

@@ -54,10 +54,12 @@ int lcorio_coro_take(lua_State *L, int idx) {
   return n - 1;
 }
 
-/* Replace the value at idx with a task made from it if needed. */
+/* Replace the value at idx with a task made from it if needed.  A
+   positive idx is an argument, which a bad value's error names. */
 ltask *lcorio_ensure_task(lua_State *L, int idx) {
   ltask *lt;
   lcoro *c;
+  int arg = idx > 0 ? idx : 0;
   idx = lua_absindex(L, idx);
   if ((lt = lcorio_totask(L, idx)) != NULL) return lt;
   if ((c = luaL_testudata(L, idx, LCORIO_CORO_MT)) != NULL) {
@@ -74,6 +76,8 @@ ltask *lcorio_ensure_task(lua_State *L, int idx) {
     lua_replace(L, idx);
     return lt;
   }
+  if (arg > 0)
+    luaL_typeerror(L, arg, "task, future, coroutine object or function");
   luaL_error(L,
              "corio: expected a task, future, coroutine object or "
              "function, got %s",
