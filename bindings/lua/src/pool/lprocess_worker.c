@@ -1,9 +1,8 @@
 /*
-** lcorio_process_worker.c: the worker process's side (see lprocess.h).  A
-*worker
-** does one thing at a time, so it talks with plain blocking read and
-** write; its own loop is free for the function's waits (corio.sleep at
-** top level runs it).
+** lprocess_worker.c: the worker process's side (see lprocess.h).  A
+** worker does one thing at a time, so it talks with plain blocking read
+** and write; its own loop is free for the function's waits (corio.sleep
+** at top level runs it).
 */
 #include <dlfcn.h>
 #include <errno.h>
