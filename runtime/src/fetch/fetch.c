@@ -245,10 +245,10 @@ corio_fetch *corio__fetch_obj_new(void) {
 ** new handle starts clean.  The cost is small: connections, DNS and TLS
 ** sessions live in the multi and the share, not in the handle; init and
 ** cleanup cost slightly more than a reset, for the same requests per
-** second (bench/NOTES.md, "A new easy handle").  Not made to depend on the
-*libcurl version:
-** a distribution may backport the fix without changing the number, or
-** not, and the fast path would be the one never tested here.
+** second (bench/NOTES.md, "A new easy handle").  Not made to depend on
+** the libcurl version: a distribution may backport the fix without
+** changing the number, or not, and the fast path would be the one never
+** tested here.
 */
 void corio__fetch_obj_recycle(corio_fetch *f, size_t keep_body) {
   curl_easy_cleanup(f->easy);
