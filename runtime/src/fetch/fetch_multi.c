@@ -5,8 +5,8 @@
 **
 ** Each session owns one or more shards, each a CURLM with its uv_timer_t
 ** (fetch.h says why there can be several); the sockets libcurl asks us
-** to watch are fetch_sock.c's.  The rules of docs/reliability.md (rules 1, 2,
-*5):
+** to watch are fetch_sock.c's.  The rules (docs/reliability.md, rules 1,
+** 2 and 5):
 ** - libcurl's callbacks (socket, timer, write, header) only record state:
 **   no curl_multi_* call and no user callback ever runs inside them.
 ** - curl_multi_socket_action runs from uv callbacks only, and every call is

@@ -14,8 +14,8 @@
 **
 ** That is safe only if we hear about every close of a parked socket, since
 ** an fd closed while registered leaves libuv's watcher stale and the
-** number may come back as another socket (docs/reliability.md rules 3, 4).
-*Hence
+** number may come back as another socket (docs/reliability.md, rules 3
+** and 4).  Hence
 ** libcurl's open and close socket callbacks: a socket opened through
 ** open_socket is marked `conn` in the fd table, and close_socket (which
 ** libcurl uses for every close of such a socket, whatever handle closes
