@@ -8,7 +8,9 @@
 #   env: REPS=3  SCEN="S1 S2 S3 S4"  PORT=18093  WRK_SECS=5
 #        PEERS="corio aiohttp node_fetch curl_parallel curl_multi curl_uv
 #               cqueues_http wrk"   (also: threads, corio_c = the C core
-#               with no Lua, bench/fetch_c.c)
+#               with no Lua, bench/fetch_c.c, and corio@DIR = the corio
+#               executable of another build, e.g. of an older commit, to
+#               compare two builds in the same run)
 #        BENCH_RESULTS=dir (default: a new temp dir)  CORIO_BUILD_DIR=build
 #        SHARED_BENCH=/work/shared/bench
 #
@@ -56,6 +58,7 @@ peer_cmd() { # peer url n c
   local P=$SHARED/peers
   case $1 in
   corio) echo "$BUILD/corio $root/bench/fetch.lua $2 $3 $4" ;;
+  corio@*) echo "${1#corio@}/corio $root/bench/fetch.lua $2 $3 $4" ;;
   corio_c) echo "$BUILD/bench/fetch_c_bench $2 $3 $4" ;;
   aiohttp) echo "$PY $P/aiohttp_peer.py $2 $3 $4" ;;
   threads) echo "$PY $P/threads.py $2 $3 $4" ;;
