@@ -461,6 +461,7 @@ static corio__shard *shard_add(corio_session *s) {
     curl_multi_setopt(sh->multi, CURLMOPT_MAXCONNECTS,
                       clamp_long(s->max_idle / (size_t)div));
   uv_timer_init(s->rt->loop, &sh->timer);
+  corio__opened(s->rt);
   s->shards[s->nshards++] = sh;
   s->nopen++;
   return sh;
@@ -536,6 +537,7 @@ static corio__fetcher *fetcher_get(corio_rt *rt) {
     curl_share_setopt(ft->share, CURLSHOPT_SHARE, CURL_LOCK_DATA_SSL_SESSION);
   }
   uv_idle_init(rt->loop, &ft->idle);
+  corio__opened(rt);
   rt->part[CORIO__PART_FETCH].state = ft;
   rt->part[CORIO__PART_FETCH].shutdown = fetch_shutdown;
   return ft;

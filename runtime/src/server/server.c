@@ -458,6 +458,7 @@ static void reject(corio_server *s) {
     corio__free(t);
     return;
   }
+  corio__opened(s->rt);
   uv_accept((uv_stream_t *)&s->listener, (uv_stream_t *)t);
   t->data = s->rt;
   corio__closing(s->rt);
@@ -482,6 +483,7 @@ static void on_connection(uv_stream_t *ls, int status) {
     reject(s);
     return;
   }
+  corio__opened(s->rt);
   c->tcp.data = c;
   c->srv = s;
   c->rt = s->rt;
@@ -704,6 +706,8 @@ int corio_server_listen(corio_rt *rt, const corio_server_opts *o,
   s->tl_ms[CORIO__SRV_T_LINGER] = SRV_LINGER_MS;
   uv_tcp_init(rt->loop, &s->listener);
   uv_timer_init(rt->loop, &s->timer);
+  corio__opened(rt);
+  corio__opened(rt);
   s->listener.data = s->timer.data = s;
   s->nopen = 2;
   r = uv_tcp_bind(&s->listener, (const struct sockaddr *)&ss, 0);
