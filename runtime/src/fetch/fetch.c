@@ -604,7 +604,10 @@ static int headers_capped(const corio_fetch *f) {
 ** libcurl 7.88 also caps one header line at CURL_MAX_HTTP_HEADER (100 KiB)
 ** and says CURLE_OUT_OF_MEMORY of a longer one, with no message (8.6 says
 ** CURLE_TOO_LARGE).  Memory that is really exhausted cannot give a block
-** twice that size either; so when it can, the line was too long.
+** twice that size either; so when it can, the line was too long.  The
+** probe asks libc's malloc, not corio__malloc, on purpose: it is
+** libcurl's allocator whose failure is being told apart, and a host's
+** allocator (corio_replace_allocator) may fail for reasons of its own.
 */
 static int header_line_capped(void) {
   void *p = malloc(2 * CURL_MAX_HTTP_HEADER);
