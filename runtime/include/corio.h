@@ -15,7 +15,10 @@
 **   called.
 ** - Every callback runs on the loop thread, from the loop, never from inside
 **   the call that registered it.
-** - There is no global state: two runtimes in two threads are independent.
+** - Two runtimes in two threads are independent: each has its own loop,
+**   tasks, timers, transfers and servers.  What is shared by the whole
+**   process is listed in "Process-wide settings" below: the allocator and
+**   the body pool size, set before any runtime exists.
 ** - Pointers passed in are borrowed unless the comment says otherwise.
 */
 #ifndef CORIO_H
@@ -95,29 +98,65 @@ CORIO_EXTERN int corio_translate_uv_error(int uverr);
 
 /*
 ** {==================================================================
-** Memory
+** Process-wide settings
 ** ===================================================================
+**
+** The only state corio shares between runtimes: plain variables, read
+** by every runtime of the process without a lock.  Set them before the
+** first runtime is made (corio_rt_new) or after the last one is freed;
+** while any runtime exists, in any thread, both calls refuse with
+** CORIO_EBUSY and change nothing.  The count of live runtimes is atomic,
+** but a call racing corio_rt_new in another thread is still the host's
+** mistake: set these at start-up.
 */
 
-/* Replace the allocator used by corio (not libuv's, not libcurl's).  Call it
-   before any runtime exists.  Returns 0 or CORIO_EINVAL if any is NULL. */
+/*
+** Name: corio_replace_allocator
+** Desc: Replace the allocator of everything corio allocates (not libuv's,
+**       not libcurl's).  A response of corio_fetch_blocking (which needs
+**       no runtime) must be freed with the allocator that made it: free
+**       it before replacing.
+** Returns: 0; CORIO_EINVAL if any function is NULL; CORIO_EBUSY while a
+**          runtime exists.
+*/
 typedef void *(*corio_malloc_fn)(size_t size);
 typedef void *(*corio_realloc_fn)(void *ptr, size_t size);
 typedef void (*corio_free_fn)(void *ptr);
 CORIO_EXTERN int corio_replace_allocator(corio_malloc_fn m, corio_realloc_fn r,
                                          corio_free_fn f);
 
-/* How many bytes of big response-body buffers (over 64 KiB each) the
-   runtimes keep for their next responses; 16 MiB unless set.  With glibc's
-   defaults a freed big block goes back to the system, and the next body
-   faults its pages in again, one fault per 4 KiB.  A host whose allocator
-   keeps freed memory (the corio executable raises glibc's trim and mmap
-   thresholds) sets 0: a buffer is then freed once its callback returns,
-   and the host's copy of the next body reuses it while it is still in the
-   cache, instead of touching fresh pages.  Call it before any runtime
-   exists. */
+/*
+** Name: corio_set_body_pool
+** Desc: How many bytes of big response-body buffers (over 64 KiB each)
+**       each runtime keeps for its next responses; 16 MiB unless set.
+**       With glibc's defaults a freed big block goes back to the system,
+**       and the next body faults its pages in again, one fault per 4 KiB.
+**       A host whose allocator keeps freed memory (the corio executable
+**       raises glibc's trim and mmap thresholds) sets 0: a buffer is then
+**       freed once its callback returns, and the host's copy of the next
+**       body reuses it while it is still in the cache, instead of
+**       touching fresh pages.
+** Returns: 0, or CORIO_EBUSY while a runtime exists.
+*/
 #define CORIO_BODY_POOL_DEFAULT (16 * 1024 * 1024)
-CORIO_EXTERN void corio_set_body_pool(size_t bytes);
+CORIO_EXTERN int corio_set_body_pool(size_t bytes);
+
+/* }================================================================== */
+
+/*
+** {==================================================================
+** HTTP characters: the one rule of the client, the server and bindings
+** ===================================================================
+*/
+
+/* Non-zero if the n bytes at s are an RFC 9110 token (n > 0): what a
+   method or a header name may be. */
+CORIO_EXTERN int corio_http_token_ok(const char *s, size_t n);
+
+/* Non-zero if the n bytes at s may be a header value: no control
+   character but tab (so no CR, LF, NUL, DEL); bytes >= 0x80 pass.  s may
+   be NULL when n is 0. */
+CORIO_EXTERN int corio_http_value_ok(const char *s, size_t n);
 
 /* }================================================================== */
 
@@ -140,10 +179,19 @@ CORIO_EXTERN corio_rt *corio_rt_new(uv_loop_t *loop);
 
 /*
 ** Name: corio_rt_free
-** Desc: Close the runtime's handles, run the loop until they are closed, and
-**       free it (and its loop if owned).  Servers still open are closed
-**       too (see "Server" below).
-** Returns: 0, or CORIO_EBUSY (and nothing freed) while tasks are unfinished.
+** Desc: Run the done callbacks still queued for a next turn (added to
+**       tasks already done: corio_task_add_done), then close the runtime:
+**       transfers are cancelled, sessions freed, servers still open
+**       closed (see "Server" below), its handles closed; run the loop
+**       until they are, and free it (and its loop if owned).
+** Returns: 0, or CORIO_EBUSY with nothing torn down while tasks are
+**          unfinished (those callbacks may start some), while the loop
+**          is running, or, on a loop the runtime owns, while a handle
+**          that is not the runtime's is open on it.  One CORIO_EBUSY only
+**          comes after the teardown: a callback run by it (a server's
+**          close callback) opened a handle on the owned loop or stopped
+**          it; the runtime is then closed but not freed, and a second
+**          call, once that handle is closed, frees it.
 */
 CORIO_EXTERN int corio_rt_free(corio_rt *rt);
 
@@ -325,6 +373,13 @@ CORIO_EXTERN int corio_wait(corio_task *task, corio_task *const *targets,
 ** if the task is cancelled while waiting (it must release the op; the task
 ** is then resumed with CORIO_ECANCELED).  corio_task_wake ends the wait:
 ** the task is queued and resumed with `status`.
+**
+** A cancel requested while the task ran does not make corio_task_suspend
+** call `cancel`: the wait is armed, the task is queued with
+** CORIO_ECANCELED, and `cancel` runs from the loop just before the task
+** is resumed.  Until then the op is armed as usual: an owner that
+** completes it and wakes the task first released it, so `cancel` does
+** not run (the task still gets CORIO_ECANCELED).
 */
 typedef void (*corio_cancel_fn)(corio_task *task, void *op);
 CORIO_EXTERN int corio_task_suspend(corio_task *task, corio_cancel_fn cancel,
@@ -335,10 +390,12 @@ CORIO_EXTERN int corio_task_wake(corio_task *task, int status);
 CORIO_EXTERN void *corio_task_op(const corio_task *task);
 
 /*
-** Done callbacks run once, when the task is done, in the order added, on the
-** loop; on a task already done the callback runs at the next turn.
-** corio_task_remove_done removes every registration of (cb, ud) still to
-** run and returns how many.
+** Done callbacks run exactly once, with the task done, in the order added,
+** on the loop: when the task is done; on a task already done, at the next
+** turn, or from corio_rt_free if the runtime is freed before that turn (a
+** `ud` the callback owns is always released).  corio_task_remove_done
+** removes every registration of (cb, ud) still to run, those queued for
+** the next turn included, and returns how many.
 */
 typedef void (*corio_done_fn)(corio_task *task, void *ud);
 CORIO_EXTERN int corio_task_add_done(corio_task *task, corio_done_fn cb,
@@ -899,8 +956,9 @@ CORIO_EXTERN void corio_srv_req_set_data(corio_srv_req *req, void *data);
 **       "Connection: close" closes after the response.  No body is sent for
 **       HEAD, 1xx, 204 and 304.  The request is consumed by this call in
 **       every case: do not touch it afterwards.
-** Returns: 0; CORIO_EINVAL for a bad status or a header name/value with CR,
-**          LF, NUL (or a name that is not a token): a 500 is sent instead;
+** Returns: 0; CORIO_EINVAL for a bad status, a header name that is not a
+**          token or a value with a control character other than tab
+**          (corio_http_token_ok, corio_http_value_ok): a 500 is sent instead;
 **          CORIO_ECLOSED when the connection is gone (nothing is sent);
 **          CORIO_ESTATE if the request was already answered while its
 **          connection is still open.

@@ -1,6 +1,10 @@
 /*
-** alloc.c: the one allocator hook of the runtime.
+** alloc.c: the one allocator hook of the runtime, and the other
+** process-wide setting (the body pool).  Both are plain variables read
+** without a lock, so they may change only while no runtime exists: the
+** live runtimes are counted (atomically: runtimes live in many threads).
 */
+#include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -12,13 +16,26 @@ static corio_free_fn alloc_free = free;
 
 size_t corio__body_pool_bytes = CORIO_BODY_POOL_DEFAULT;
 
-void corio_set_body_pool(size_t bytes) {
+static atomic_size_t live_runtimes;
+
+void corio__rt_born(void) {
+  atomic_fetch_add(&live_runtimes, 1);
+}
+
+void corio__rt_gone(void) {
+  atomic_fetch_sub(&live_runtimes, 1);
+}
+
+int corio_set_body_pool(size_t bytes) {
+  if (atomic_load(&live_runtimes) > 0) return CORIO_EBUSY;
   corio__body_pool_bytes = bytes;
+  return 0;
 }
 
 int corio_replace_allocator(corio_malloc_fn m, corio_realloc_fn r,
                             corio_free_fn f) {
   if (m == NULL || r == NULL || f == NULL) return CORIO_EINVAL;
+  if (atomic_load(&live_runtimes) > 0) return CORIO_EBUSY;
   alloc_malloc = m;
   alloc_realloc = r;
   alloc_free = f;

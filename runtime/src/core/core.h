@@ -23,6 +23,11 @@ void *corio__calloc(size_t n, size_t size);
 void *corio__realloc(void *ptr, size_t size);
 void corio__free(void *ptr);
 
+/* alloc.c: live runtimes, counted so that the process-wide settings
+   refuse to change under them. */
+void corio__rt_born(void);
+void corio__rt_gone(void);
+
 /*
 ** A deadline in the runtime's timer heap.  `seq` orders equal deadlines
 ** first-in first-out; `index` is the node's slot in the heap.
@@ -107,27 +112,34 @@ struct corio_rt {
   corio_task *ready_head, *ready_tail;
   size_t nready;
   corio__soon *soon_head, *soon_tail;
-  uv_idle_t idle;   /* active while something is ready: poll must not block */
-  uv_check_t check; /* drains the ready queue after each poll */
+  size_t nsoon;      /* in the soon queue */
+  size_t soon_batch; /* of those, still to run in this drain */
+  uv_idle_t idle;    /* active while something is ready: poll must not block */
+  uv_check_t check;  /* drains the ready queue after each poll */
   /* timers */
   corio__tnode **heap; /* entries tagged: bit 0 set = a task's sleep */
   size_t heap_len, heap_cap;
   uint32_t timer_seq;
   uint64_t armed_due; /* deadline uv_timer is armed for, UINT64_MAX if none */
   uv_timer_t uvtimer;
-  int nhandles; /* handles still to be closed by corio_rt_free */
+  int nhandles; /* of those, closing: corio_rt_free waits for them */
+  int nopen;    /* handles the runtime and its parts opened, not closed */
   corio__part part[CORIO__PART_COUNT];
 };
 
 /* rt.c: corio_rt_free runs the loop until every handle the runtime's parts
-   are closing has its close callback run.  Count one up before uv_close
-   (corio__closing) and down in the close callback (corio__closed). */
+   are closing has its close callback run.  Count one up after a handle's
+   uv_*_init succeeds (corio__opened), one up before uv_close
+   (corio__closing) and both down in the close callback (corio__closed):
+   corio_rt_free tells the runtime's handles from foreign ones by these. */
+void corio__opened(corio_rt *rt);
 void corio__closing(corio_rt *rt);
 void corio__closed(corio_rt *rt);
 
 /* sched.c */
 void corio__sched_init(corio_rt *rt);
-void corio__sched_close(corio_rt *rt);
+void corio__soon_flush(corio_rt *rt);
+size_t corio__soon_remove(corio_task *task, corio_done_fn cb, void *ud);
 void corio__ready(corio_task *task, int status);
 int corio__call_soon(corio_rt *rt, corio_done_fn cb, corio_task *task,
                      void *ud);
@@ -136,6 +148,7 @@ void corio__unqueue(corio_task *task);
 /* timer.c */
 void corio__timers_init(corio_rt *rt);
 void corio__timers_close(corio_rt *rt);
+uint64_t corio__seconds_to_ms(double s);
 int corio__tnode_add(corio_rt *rt, corio__tnode *node, uint64_t ms, int tag);
 void corio__tnode_remove(corio_rt *rt, corio__tnode *node);
 
@@ -149,5 +162,6 @@ size_t corio__waiter_remove_if(corio_task *task, corio__waiter_pred pred,
 
 /* task.c */
 void corio__task_sleep_expired(corio_task *task);
+void corio__disarm(corio_task *t);
 
 #endif

@@ -35,7 +35,13 @@ corio_rt *corio_rt_new(uv_loop_t *loop) {
   (void)corio_raise_fd_limit();
   corio__sched_init(rt);
   corio__timers_init(rt);
+  rt->nopen = 3; /* idle, check, uvtimer */
+  corio__rt_born();
   return rt;
+}
+
+void corio__opened(corio_rt *rt) {
+  rt->nopen++;
 }
 
 void corio__closing(corio_rt *rt) {
@@ -44,6 +50,7 @@ void corio__closing(corio_rt *rt) {
 
 void corio__closed(corio_rt *rt) {
   rt->nhandles--;
+  rt->nopen--;
 }
 
 static void on_handle_closed(uv_handle_t *h) {
@@ -58,14 +65,39 @@ static void close_own(corio_rt *rt, uv_handle_t *h) {
   uv_close(h, on_handle_closed);
 }
 
+static void count_open(uv_handle_t *h, void *arg) {
+  if (!uv_is_closing(h)) ++*(size_t *)arg;
+}
+
+/*
+** A handle someone else left open on the loop the runtime owns: the loop
+** could not be closed, so nothing may be torn down.  Every handle of the
+** runtime's own is counted in `nopen` (opened, until its close callback),
+** and `nhandles` of them are closing: the rest of the loop's open handles
+** are foreign.  Handles already closing finish in the teardown's run.
+*/
+static int foreign_handles(corio_rt *rt) {
+  size_t open = 0;
+  uv_walk(rt->loop, count_open, &open);
+  return open > (size_t)(rt->nopen - rt->nhandles);
+}
+
+/*
+** Every reason to refuse is checked before anything is torn down, so that
+** CORIO_EBUSY leaves the runtime whole.  First the done callbacks still
+** queued for a next turn run (corio_task_add_done promised them); they
+** may start tasks, which makes the runtime busy again.
+*/
 int corio_rt_free(corio_rt *rt) {
   int i;
   if (rt == NULL) return 0;
   if (rt->ntasks > 0 || rt->running) return CORIO_EBUSY;
+  corio__soon_flush(rt);
+  if (rt->ntasks > 0) return CORIO_EBUSY;
+  if (rt->owns_loop && foreign_handles(rt)) return CORIO_EBUSY;
   for (i = 0; i < CORIO__PART_COUNT; i++)
     if (rt->part[i].shutdown != NULL) rt->part[i].shutdown(rt);
   corio__timers_close(rt);
-  corio__sched_close(rt);
   close_own(rt, (uv_handle_t *)&rt->idle);
   close_own(rt, (uv_handle_t *)&rt->check);
   close_own(rt, (uv_handle_t *)&rt->uvtimer);
@@ -73,10 +105,13 @@ int corio_rt_free(corio_rt *rt) {
      the host's handles too, so run until ours are gone, not until empty */
   while (rt->nhandles > 0) uv_run(rt->loop, UV_RUN_ONCE);
   if (rt->owns_loop) {
-    /* closes whatever a careless op left behind rather than leaking it */
+    /* requests still active (a host's uv_fs, a resolver) finish here */
     uv_run(rt->loop, UV_RUN_DEFAULT);
+    /* fails only if a callback run by this teardown (a server's close
+       callback) left a handle open on the loop: see corio.h */
     if (uv_loop_close(rt->loop) != 0) return CORIO_EBUSY;
   }
+  corio__rt_gone();
   corio__free(rt);
   return 0;
 }

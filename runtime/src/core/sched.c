@@ -25,14 +25,42 @@ void corio__sched_init(corio_rt *rt) {
   uv_unref((uv_handle_t *)&rt->check); /* never keeps the loop alive */
 }
 
-void corio__sched_close(corio_rt *rt) {
-  corio__soon *s = rt->soon_head;
-  while (s != NULL) { /* callbacks that never got their turn */
-    corio__soon *next = s->next;
+/*
+** Run every callback still queued for a next turn that will not come
+** (corio_rt_free): each was promised to run once with its task done, and
+** its `ud` may be the only owner of what it points to.  Callbacks may
+** queue more: run until none is left.
+*/
+void corio__soon_flush(corio_rt *rt) {
+  while (rt->soon_head != NULL) {
+    corio__soon *s = rt->soon_head;
+    rt->soon_head = s->next;
+    if (rt->soon_head == NULL) rt->soon_tail = NULL;
+    rt->nsoon--;
+    s->cb(s->task, s->ud);
     corio__free(s);
-    s = next;
   }
-  rt->soon_head = rt->soon_tail = NULL;
+}
+
+/* Take out the (task, cb, ud) callbacks not yet run; returns how many. */
+size_t corio__soon_remove(corio_task *task, corio_done_fn cb, void *ud) {
+  corio_rt *rt = task->rt;
+  corio__soon **link = &rt->soon_head, *s, *prev = NULL;
+  size_t removed = 0, i = 0, batch = rt->soon_batch;
+  for (; (s = *link) != NULL; i++) {
+    if (s->task == task && s->cb == cb && s->ud == ud) {
+      *link = s->next;
+      corio__free(s);
+      removed++;
+      rt->nsoon--;
+      if (i < batch) rt->soon_batch--; /* one less for this drain to run */
+    } else {
+      prev = s;
+      link = &s->next;
+    }
+  }
+  rt->soon_tail = prev;
+  return removed;
 }
 
 static void wake_loop(corio_rt *rt) {
@@ -86,6 +114,7 @@ int corio__call_soon(corio_rt *rt, corio_done_fn cb, corio_task *task,
   else
     rt->soon_head = s;
   rt->soon_tail = s;
+  rt->nsoon++;
   wake_loop(rt);
   return 0;
 }
@@ -109,7 +138,6 @@ int corio__call_soon(corio_rt *rt, corio_done_fn cb, corio_task *task,
 */
 static void drain(corio_rt *rt) {
   corio_task *last = rt->ready_tail;
-  corio__soon *soon_last = rt->soon_tail;
   int budget = DRAIN_BUDGET;
   while (last != NULL && rt->ready_head != NULL && budget-- > 0) {
     corio_task *t = rt->ready_head;
@@ -123,6 +151,9 @@ static void drain(corio_rt *rt) {
       t->flags &= ~CORIO__CANCEL_REQ;
       status = CORIO_ECANCELED;
     }
+    /* a wait armed by a task whose cancel was pending already
+       (corio_task_suspend): its cleanup runs now, from the loop */
+    if (t->cancel != NULL) corio__disarm(t);
     t->state = CORIO_TASK_RUNNING;
     rt->current = t;
     t->resume(t, status);
@@ -130,13 +161,17 @@ static void drain(corio_rt *rt) {
     /* t may be freed now: only its address is compared */
     if (t == last) break;
   }
-  while (soon_last != NULL && rt->soon_head != NULL) {
+  /* the callbacks queued before this turn: a count, not a pointer to the
+     last, as a callback may remove others (corio__soon_remove) */
+  rt->soon_batch = rt->nsoon;
+  while (rt->soon_batch > 0) {
     corio__soon *s = rt->soon_head;
+    rt->soon_batch--;
     rt->soon_head = s->next;
     if (rt->soon_head == NULL) rt->soon_tail = NULL;
+    rt->nsoon--;
     s->cb(s->task, s->ud);
     corio__free(s);
-    if (s == soon_last) break;
   }
   if (rt->ready_head == NULL && rt->soon_head == NULL) uv_idle_stop(&rt->idle);
 }

@@ -81,7 +81,7 @@ void *corio_task_op(const corio_task *task) {
 }
 
 /* Run the armed wait's cleanup, if any. */
-static void disarm(corio_task *t) {
+void corio__disarm(corio_task *t) {
   corio_cancel_fn cancel = t->cancel;
   if (cancel == NULL) return;
   t->cancel = NULL;
@@ -92,7 +92,7 @@ int corio_task_finish(corio_task *task, corio_task_state state) {
   if (corio_task_done(task)) return CORIO_ESTATE;
   if (state < CORIO_TASK_FINISHED || state > CORIO_TASK_CANCELLED)
     return CORIO_EINVAL;
-  disarm(task);
+  corio__disarm(task);
   corio__unqueue(task);
   task->flags &= ~CORIO__CANCEL_REQ;
   task->state = (uint8_t)state;
@@ -109,7 +109,7 @@ int corio_task_cancel(corio_task *task) {
   }
   task->flags |= CORIO__CANCEL_REQ;
   if (task->cancel != NULL) {
-    disarm(task);
+    corio__disarm(task);
     corio__ready(task, CORIO_ECANCELED);
   }
   /* queued: the drain delivers it; running: delivered at its next wait */
@@ -166,15 +166,20 @@ void corio__task_sleep_expired(corio_task *task) {
   corio__ready(task, 0);
 }
 
+/*
+** A cancel request already pending is delivered from the drain, not from
+** here: the wait is armed as usual and the task queued with
+** CORIO_ECANCELED; the drain runs `cancel` just before it resumes the task
+** (sched.c), so no callback runs inside this call.  Until then the op is
+** the task's as any armed op is: its owner may still complete it and wake
+** the task (which then keeps its CORIO_ECANCELED and `cancel` never runs),
+** and corio_task_finish or corio_task_cancel disarm it as they would.
+*/
 int corio_task_suspend(corio_task *task, corio_cancel_fn cancel, void *op) {
   int r;
   if (cancel == NULL) return CORIO_EINVAL;
   r = check_running(task);
   if (r < 0) return r;
-  if (r == 1) { /* cancelled already: release the op as a cancel would */
-    cancel(task, op);
-    return 0;
-  }
   task->cancel = cancel;
   task->u.op = op;
   return 0;
@@ -236,5 +241,6 @@ int corio_task_remove_done(corio_task *task, corio_done_fn cb, void *ud) {
   done_match m;
   m.cb = cb;
   m.ud = ud;
-  return (int)corio__waiter_remove_if(task, is_done_rec, &m);
+  return (int)(corio__waiter_remove_if(task, is_done_rec, &m) +
+               corio__soon_remove(task, cb, ud));
 }

@@ -3,6 +3,8 @@
 ** timeouts) lives in one binary min-heap, behind one uv_timer_t.  A sleeping
 ** task costs one heap slot, not a libuv handle.
 */
+#include <math.h>
+
 #include "core.h"
 
 #define TAG_TASK ((uintptr_t)1)
@@ -160,4 +162,18 @@ void corio_timer_stop(corio_timer *tm) {
   if (tm == NULL || tm->cb == NULL) return;
   corio__tnode_remove(tm->rt, &tm->node);
   corio__free(tm);
+}
+
+/*
+** The one rule for a duration given in seconds (the bindings follow it
+** too): round up to the next millisecond, so that a wait never ends
+** before it was asked to, and a positive duration is at least 1 ms.
+** 0 stays 0; callers treat negative or NaN durations themselves.
+*/
+uint64_t corio__seconds_to_ms(double s) {
+  double ms;
+  if (!(s > 0)) return 0;
+  ms = ceil(s * 1000.0);
+  if (ms >= 18446744073709551615.0) return UINT64_MAX;
+  return ms < 1 ? 1 : (uint64_t)ms;
 }

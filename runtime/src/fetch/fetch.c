@@ -64,28 +64,19 @@ void corio_request_init(corio_request *req, const char *url) {
 ** ===================================================================
 */
 
-/* RFC 9110 tchar: the characters of a method or a header name. */
-static int is_tchar(unsigned char c) {
-  if (c >= 'a' && c <= 'z') return 1;
-  if (c >= 'A' && c <= 'Z') return 1;
-  if (c >= '0' && c <= '9') return 1;
-  return c != 0 && strchr("!#$%&'*+-.^_`|~", c) != NULL;
+/* No CR, LF, tab or other control character: a URL or a proxy.  Method
+   and header lines follow the one HTTP rule (corio_http_token_ok,
+   corio_http_value_ok in http/chars.c). */
+static int is_clean(const char *s) {
+  for (; *s; s++) {
+    unsigned char c = (unsigned char)*s;
+    if (c < 0x20 || c == 0x7f) return 0;
+  }
+  return 1;
 }
 
 static int is_token(const char *s) {
-  if (s == NULL || *s == '\0') return 0;
-  for (; *s; s++)
-    if (!is_tchar((unsigned char)*s)) return 0;
-  return 1;
-}
-
-/* No CR, LF or other control character (tab allowed when `tab`). */
-static int is_clean(const char *s, int tab) {
-  for (; *s; s++) {
-    unsigned char c = (unsigned char)*s;
-    if ((c < 0x20 && !(tab && c == '\t')) || c == 0x7f) return 0;
-  }
-  return 1;
+  return s != NULL && corio_http_token_ok(s, strlen(s));
 }
 
 static int bad_seconds(double t) {
@@ -103,12 +94,13 @@ int corio__fetch_check(const corio_request *req, CURLU *urlh) {
   size_t i;
   const char *colon;
   if (req == NULL || req->url == NULL) return CORIO_EINVAL;
-  if (!is_clean(req->url, 0)) return CORIO_EURL;
+  if (!is_clean(req->url)) return CORIO_EURL;
   if (req->method != NULL && !is_token(req->method)) return CORIO_EINVAL;
   if (req->nheaders > 0 && req->headers == NULL) return CORIO_EINVAL;
   for (i = 0; i < req->nheaders; i++) {
     const corio_header *h = &req->headers[i];
-    if (!is_token(h->name) || h->value == NULL || !is_clean(h->value, 1))
+    if (!is_token(h->name) || h->value == NULL ||
+        !corio_http_value_ok(h->value, strlen(h->value)))
       return CORIO_EINVAL;
   }
   if (req->body == NULL && req->body_len > 0) return CORIO_EINVAL;
@@ -118,7 +110,7 @@ int corio__fetch_check(const corio_request *req, CURLU *urlh) {
   if (req->http_version < CORIO_HTTP_DEFAULT ||
       req->http_version > CORIO_HTTP_2_ONLY)
     return CORIO_EINVAL;
-  if (req->proxy != NULL && !is_clean(req->proxy, 0)) return CORIO_EINVAL;
+  if (req->proxy != NULL && !is_clean(req->proxy)) return CORIO_EINVAL;
   if (urlh != NULL) {
     CURLUcode uc =
         curl_url_set(urlh, CURLUPART_URL, req->url, CURLU_NON_SUPPORT_SCHEME);
@@ -430,11 +422,12 @@ static int has_header(const corio_request *req, const char *name) {
   return 0;
 }
 
-/* Seconds to libcurl milliseconds: 0 picks `dflt`, negative `none`. */
+/* Seconds to libcurl milliseconds, rounded up as every duration is
+   (corio__seconds_to_ms): 0 picks `dflt`, negative (or too long) `none`. */
 static long to_ms(double t, double dflt, long none) {
   if (t == 0) t = dflt;
   if (t < 0 || t > (double)INT_MAX / 1000) return none;
-  return t * 1000 < 1 ? 1 : (long)(t * 1000 + 0.5);
+  return (long)corio__seconds_to_ms(t);
 }
 
 /*
@@ -611,7 +604,10 @@ static int headers_capped(const corio_fetch *f) {
 ** libcurl 7.88 also caps one header line at CURL_MAX_HTTP_HEADER (100 KiB)
 ** and says CURLE_OUT_OF_MEMORY of a longer one, with no message (8.6 says
 ** CURLE_TOO_LARGE).  Memory that is really exhausted cannot give a block
-** twice that size either; so when it can, the line was too long.
+** twice that size either; so when it can, the line was too long.  The
+** probe asks libc's malloc, not corio__malloc, on purpose: it is
+** libcurl's allocator whose failure is being told apart, and a host's
+** allocator (corio_replace_allocator) may fail for reasons of its own.
 */
 static int header_line_capped(void) {
   void *p = malloc(2 * CURL_MAX_HTTP_HEADER);

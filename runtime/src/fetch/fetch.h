@@ -8,6 +8,7 @@
 #include <curl/curl.h>
 
 #include "core/core.h"
+#include "core/queue.h"
 
 /* A growable byte buffer. */
 typedef struct corio__fbuf {
@@ -116,10 +117,10 @@ struct corio_session {
   corio_rt *rt;
   corio__shard *shards[CORIO__SHARDS_MAX]; /* [0] always exists */
   int nshards;
-  int shardable;              /* limits divide evenly: more shards allowed */
-  int nopen;                  /* shard timers not closed yet */
-  corio_session *prev, *next; /* fetcher's list */
-  corio_fetch *active;        /* transfers added to its shards' multis */
+  int shardable;       /* limits divide evenly: more shards allowed */
+  int nopen;           /* shard timers not closed yet */
+  corio__queue node;   /* in the fetcher's sessions */
+  corio_fetch *active; /* transfers added to its shards' multis */
   size_t nactive;
   size_t nparked;         /* parked sockets: idle keep-alive connections */
   size_t max_connections; /* the options' limits, 0: none */
@@ -145,8 +146,8 @@ typedef struct corio__fetcher {
   size_t nwait, nfresh; /* transfers waiting; added but not started */
   corio_fetch *pool;
   size_t npool;
-  size_t pool_big; /* sum of the pooled objects' pool_big */
-  corio_session *sessions;
+  size_t pool_big;       /* sum of the pooled objects' pool_big */
+  corio__queue sessions; /* of corio_session */
   corio_session *dflt;
   size_t nsessions;
   corio__fslot *fds; /* indexed by fd */

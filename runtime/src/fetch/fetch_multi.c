@@ -391,16 +391,16 @@ static void on_shard_closed(uv_handle_t *h) {
   corio__closed(rt);
 }
 
+static corio_session *session_of(corio__queue *q) {
+  return corio__queue_data(q, corio_session, node);
+}
+
 /* The session has no transfer left: close its connections and handles. */
 static void session_destroy(corio_session *s) {
   corio__fetcher *ft = s->fetcher;
   size_t i;
   int j;
-  if (s->prev != NULL)
-    s->prev->next = s->next;
-  else
-    ft->sessions = s->next;
-  if (s->next != NULL) s->next->prev = s->prev;
+  corio__queue_remove(&s->node);
   ft->nsessions--;
   if (ft->dflt == s) ft->dflt = NULL;
   for (j = 0; j < s->nshards; j++) {
@@ -461,6 +461,7 @@ static corio__shard *shard_add(corio_session *s) {
     curl_multi_setopt(sh->multi, CURLMOPT_MAXCONNECTS,
                       clamp_long(s->max_idle / (size_t)div));
   uv_timer_init(s->rt->loop, &sh->timer);
+  corio__opened(s->rt);
   s->shards[s->nshards++] = sh;
   s->nopen++;
   return sh;
@@ -510,9 +511,7 @@ static corio_session *session_make(corio__fetcher *ft,
     corio__free(s);
     return NULL;
   }
-  s->next = ft->sessions;
-  if (ft->sessions != NULL) ft->sessions->prev = s;
-  ft->sessions = s;
+  corio__queue_insert_head(&ft->sessions, &s->node);
   ft->nsessions++;
   return s;
 }
@@ -525,6 +524,7 @@ static corio__fetcher *fetcher_get(corio_rt *rt) {
   if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK) return NULL;
   ft = corio__calloc(1, sizeof *ft);
   if (ft == NULL) goto fail;
+  corio__queue_init(&ft->sessions);
   ft->rt = rt;
   ft->urlh = curl_url();
   if (ft->urlh == NULL) goto fail;
@@ -536,6 +536,7 @@ static corio__fetcher *fetcher_get(corio_rt *rt) {
     curl_share_setopt(ft->share, CURLSHOPT_SHARE, CURL_LOCK_DATA_SSL_SESSION);
   }
   uv_idle_init(rt->loop, &ft->idle);
+  corio__opened(rt);
   rt->part[CORIO__PART_FETCH].state = ft;
   rt->part[CORIO__PART_FETCH].shutdown = fetch_shutdown;
   return ft;
@@ -714,7 +715,7 @@ void corio_fetch_set_data(corio_fetch *f, void *data) {
 
 void corio_fetch_get_stats(const corio_rt *rt, corio_fetch_stats *out) {
   const corio__fetcher *ft = rt->part[CORIO__PART_FETCH].state;
-  const corio_session *s;
+  corio__queue *q;
   memset(out, 0, sizeof *out);
   if (ft == NULL) return;
   out->active = ft->nactive;
@@ -723,7 +724,7 @@ void corio_fetch_get_stats(const corio_rt *rt, corio_fetch_stats *out) {
   out->sessions = ft->nsessions;
   out->pooled = ft->npool;
   out->pooled_bytes = ft->pool_big;
-  for (s = ft->sessions; s != NULL; s = s->next) out->idle += s->nparked;
+  corio__queue_foreach(q, &ft->sessions) out->idle += session_of(q)->nparked;
 }
 
 /* }================================================================== */
@@ -750,16 +751,17 @@ static void on_fetcher_closed(uv_handle_t *h) {
 */
 static void fetch_shutdown(corio_rt *rt) {
   corio__fetcher *ft = rt->part[CORIO__PART_FETCH].state;
-  corio_session *s;
+  corio__queue *q;
   size_t i;
   if (ft == NULL) return;
   ft->closing = 1;
   for (;;) {
-    for (s = ft->sessions; s != NULL; s = s->next) session_cancel_all(s);
+    corio__queue_foreach(q, &ft->sessions) session_cancel_all(session_of(q));
     if (ft->pend_head == NULL) break;
     on_idle(&ft->idle);
   }
-  while (ft->sessions != NULL) session_destroy(ft->sessions);
+  while (!corio__queue_empty(&ft->sessions))
+    session_destroy(session_of(corio__queue_head(&ft->sessions)));
   while (ft->pool != NULL) {
     corio_fetch *f = ft->pool;
     ft->pool = f->next;

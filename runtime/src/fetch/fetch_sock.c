@@ -164,6 +164,7 @@ int corio__fsock_curl_cb(CURL *e, curl_socket_t fd, int what, void *userp,
         corio__free(k);
         return doom(sh, e);
       }
+      corio__opened(s->rt);
       k->rt = s->rt;
       k->shard = sh;
       k->fd = fd;

@@ -167,20 +167,8 @@ static corio__srv_home *home_of(corio_rt *rt) {
   return rt->part[CORIO__PART_SERVER].state;
 }
 
-static void list_remove(corio__srv_conn **head, corio__srv_conn *c) {
-  if (c->prev)
-    c->prev->next = c->next;
-  else
-    *head = c->next;
-  if (c->next) c->next->prev = c->prev;
-  c->prev = c->next = NULL;
-}
-
-static void list_push(corio__srv_conn **head, corio__srv_conn *c) {
-  c->prev = NULL;
-  c->next = *head;
-  if (*head) (*head)->prev = c;
-  *head = c;
+static corio__srv_conn *conn_of(corio__queue *q) {
+  return corio__queue_data(q, corio__srv_conn, node);
 }
 
 static void conn_free(corio__srv_conn *c) {
@@ -204,12 +192,13 @@ void corio__srv_gone(corio__srv_conn *c) {
 static void on_conn_closed(uv_handle_t *h) {
   corio__srv_conn *c = h->data;
   corio_server *s = c->srv;
-  list_remove(&s->conns, c);
+  corio__queue_remove(&c->node);
   s->nconns--;
   c->flags |= CORIO__SRV_CLOSED;
   if (c->rstate == CORIO__SRV_USER || c->rstate == CORIO__SRV_STREAM) {
-    list_push(&s->orphans, c); /* the host still holds the request */
-    corio__srv_gone(c);        /* it may answer now: c may be freed */
+    /* the host still holds the request */
+    corio__queue_insert_head(&s->orphans, &c->node);
+    corio__srv_gone(c); /* it may answer now: c may be freed */
   } else {
     conn_free(c);
   }
@@ -228,7 +217,7 @@ void corio__srv_conn_close(corio__srv_conn *c) {
 /* The host answered a request whose connection is closing or closed. */
 void corio__srv_conn_release(corio__srv_conn *c) {
   if (!(c->flags & CORIO__SRV_CLOSED)) return; /* on_conn_closed frees it */
-  list_remove(c->srv != NULL ? &c->srv->orphans : &home_of(c->rt)->orphans, c);
+  corio__queue_remove(&c->node);               /* from its orphans list */
   conn_free(c);
 }
 
@@ -458,6 +447,7 @@ static void reject(corio_server *s) {
     corio__free(t);
     return;
   }
+  corio__opened(s->rt);
   uv_accept((uv_stream_t *)&s->listener, (uv_stream_t *)t);
   t->data = s->rt;
   corio__closing(s->rt);
@@ -482,11 +472,12 @@ static void on_connection(uv_stream_t *ls, int status) {
     reject(s);
     return;
   }
+  corio__opened(s->rt);
   c->tcp.data = c;
   c->srv = s;
   c->rt = s->rt;
   c->req.conn = c;
-  list_push(&s->conns, c);
+  corio__queue_insert_head(&s->conns, &c->node);
   s->nconns++;
   if (uv_accept(ls, (uv_stream_t *)&c->tcp) != 0) {
     corio__srv_conn_close(c);
@@ -575,11 +566,11 @@ static int resolve_host(corio_rt *rt, const char *host, int port,
 }
 
 static void server_free(corio_server *s) {
-  corio__srv_conn *c;
-  while ((c = s->orphans) != NULL) { /* the runtime keeps them */
-    list_remove(&s->orphans, c);
+  while (!corio__queue_empty(&s->orphans)) { /* the runtime keeps them */
+    corio__srv_conn *c = conn_of(corio__queue_head(&s->orphans));
+    corio__queue_remove(&c->node);
     c->srv = NULL;
-    list_push(&home_of(s->rt)->orphans, c);
+    corio__queue_insert_head(&home_of(s->rt)->orphans, &c->node);
   }
   corio__free(s->slab);
   corio__free(s);
@@ -588,11 +579,7 @@ static void server_free(corio_server *s) {
 static void on_timer_closed(uv_handle_t *h) {
   corio_server *s = h->data;
   corio_rt *rt = s->rt;
-  if (s->prev)
-    s->prev->next = s->next;
-  else
-    home_of(rt)->servers = s->next;
-  if (s->next) s->next->prev = s->prev;
+  corio__queue_remove(&s->node);
   if (s->on_closed != NULL) s->on_closed(s, s->closed_ud);
   server_free(s);
   corio__closed(rt);
@@ -600,11 +587,11 @@ static void on_timer_closed(uv_handle_t *h) {
 
 /* Close every connection now. */
 static void cut_all(corio_server *s) {
-  corio__srv_conn *c, *next;
+  corio__queue *q, *next;
   s->close_due = UINT64_MAX;
-  for (c = s->conns; c != NULL; c = next) {
-    next = c->next;
-    corio__srv_conn_close(c);
+  for (q = s->conns.next; q != &s->conns; q = next) {
+    next = q->next;
+    corio__srv_conn_close(conn_of(q));
   }
 }
 
@@ -614,18 +601,19 @@ static void cut_all(corio_server *s) {
 */
 static void server_shutdown(corio_rt *rt) {
   corio__srv_home *home = home_of(rt);
-  corio_server *s;
-  corio__srv_conn *c;
+  corio__queue *q;
   if (home == NULL) return;
-  for (s = home->servers; s != NULL; s = s->next) {
+  corio__queue_foreach(q, &home->servers) {
+    corio_server *s = corio__queue_data(q, corio_server, node);
     if (!s->closing)
       corio_server_close(s, 0, NULL, NULL);
     else
       cut_all(s); /* a graceful close's deadline is not waited for */
   }
-  while (home->servers != NULL) uv_run(rt->loop, UV_RUN_ONCE);
-  while ((c = home->orphans) != NULL) { /* requests nobody answered */
-    list_remove(&home->orphans, c);
+  while (!corio__queue_empty(&home->servers)) uv_run(rt->loop, UV_RUN_ONCE);
+  while (!corio__queue_empty(&home->orphans)) { /* nobody answered them */
+    corio__srv_conn *c = conn_of(corio__queue_head(&home->orphans));
+    corio__queue_remove(&c->node);
     conn_free(c);
   }
   rt->part[CORIO__PART_SERVER].state = NULL;
@@ -638,6 +626,8 @@ static corio__srv_home *home_get(corio_rt *rt) {
   if (home != NULL) return home;
   home = corio__calloc(1, sizeof *home);
   if (home == NULL) return NULL;
+  corio__queue_init(&home->servers);
+  corio__queue_init(&home->orphans);
   rt->part[CORIO__PART_SERVER].state = home;
   rt->part[CORIO__PART_SERVER].shutdown = server_shutdown;
   return home;
@@ -681,6 +671,8 @@ int corio_server_listen(corio_rt *rt, const corio_server_opts *o,
   if ((home = home_get(rt)) == NULL) return CORIO_ENOMEM;
   s = corio__calloc(1, sizeof *s);
   if (s == NULL) return CORIO_ENOMEM;
+  corio__queue_init(&s->conns);
+  corio__queue_init(&s->orphans);
   if ((r = resolve_opts(&s->o, o)) != 0 ||
       (r = resolve_host(rt, s->o.host, s->o.port, &ss)) != 0) {
     corio__free(s);
@@ -704,6 +696,8 @@ int corio_server_listen(corio_rt *rt, const corio_server_opts *o,
   s->tl_ms[CORIO__SRV_T_LINGER] = SRV_LINGER_MS;
   uv_tcp_init(rt->loop, &s->listener);
   uv_timer_init(rt->loop, &s->timer);
+  corio__opened(rt);
+  corio__opened(rt);
   s->listener.data = s->timer.data = s;
   s->nopen = 2;
   r = uv_tcp_bind(&s->listener, (const struct sockaddr *)&ss, 0);
@@ -722,24 +716,23 @@ int corio_server_listen(corio_rt *rt, const corio_server_opts *o,
   s->port = ntohs(bound.ss_family == AF_INET6
                       ? ((struct sockaddr_in6 *)&bound)->sin6_port
                       : ((struct sockaddr_in *)&bound)->sin_port);
-  s->next = home->servers;
-  if (home->servers != NULL) home->servers->prev = s;
-  home->servers = s;
+  corio__queue_insert_head(&home->servers, &s->node);
   *out = s;
   return 0;
 }
 
 int corio_server_close(corio_server *s, uint64_t deadline_ms,
                        corio_server_closed_fn cb, void *ud) {
-  corio__srv_conn *c, *next;
+  corio__queue *q, *next;
   if (s->closing) return CORIO_ESTATE;
   s->closing = 1;
   s->on_closed = cb;
   s->closed_ud = ud;
   corio__closing(s->rt);
   uv_close((uv_handle_t *)&s->listener, on_listener_closed);
-  for (c = s->conns; c != NULL; c = next) {
-    next = c->next;
+  for (q = s->conns.next; q != &s->conns; q = next) {
+    corio__srv_conn *c = conn_of(q);
+    next = q->next;
     if (deadline_ms == 0 ||
         (c->rstate == CORIO__SRV_IDLE && !(c->flags & CORIO__SRV_WRITING) &&
          !(c->flags & CORIO__SRV_LINGER)))

@@ -8,6 +8,7 @@
 #include <http_parser.h>
 
 #include "core/core.h"
+#include "core/queue.h"
 
 /* A growable byte buffer, reused across requests of one connection. */
 typedef struct corio__srv_buf {
@@ -85,7 +86,7 @@ struct corio__srv_conn {
   uv_tcp_t tcp;
   corio_server *srv; /* NULL for an orphan whose server is gone */
   corio_rt *rt;
-  corio__srv_conn *prev, *next;   /* srv->conns, or srv->orphans */
+  corio__queue node;              /* srv->conns, or an orphans list */
   corio__srv_conn *tprev, *tnext; /* deadline list srv->tl[tkind] */
   uint64_t due;
   http_parser parser;
@@ -114,8 +115,8 @@ typedef struct corio__srv_tlist {
 /* The runtime's state of the server part: its servers, and the requests
    of servers freed before their host answered them. */
 typedef struct corio__srv_home {
-  corio_server *servers; /* listening or closing */
-  corio__srv_conn *orphans;
+  corio__queue servers; /* listening or closing */
+  corio__queue orphans;
 } corio__srv_home;
 
 struct corio_server {
@@ -126,8 +127,8 @@ struct corio_server {
   corio_srv_request_fn cb;
   corio_srv_disconnect_fn on_gone;
   void *data;
-  corio_server *prev, *next; /* rt->servers */
-  corio__srv_conn *conns, *orphans;
+  corio__queue node;           /* the servers of the runtime */
+  corio__queue conns, orphans; /* of corio__srv_conn */
   corio__srv_tlist tl[CORIO__SRV_T_COUNT];
   uint64_t tl_ms[CORIO__SRV_T_COUNT];
   uint64_t armed_due, close_due;

@@ -96,25 +96,12 @@ static int ieq(const char *a, size_t alen, const char *b) {
   return b[i] == '\0';
 }
 
-/* RFC 9110 token characters, the only ones allowed in a header name. */
-static int is_tchar(unsigned char ch) {
-  if ((ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') ||
-      (ch >= '0' && ch <= '9'))
-    return 1;
-  return ch != '\0' && strchr("!#$%&'*+-.^_`|~", ch) != NULL;
-}
-
+/* One rule with the client's: corio_http_token_ok, corio_http_value_ok. */
 static int header_ok(const corio_srv_header *h) {
-  size_t i;
   if (h->name == NULL || h->name_len == 0) return 0;
   if (h->value == NULL && h->value_len > 0) return 0;
-  for (i = 0; i < h->name_len; i++)
-    if (!is_tchar((unsigned char)h->name[i])) return 0;
-  for (i = 0; i < h->value_len; i++) {
-    char ch = h->value[i];
-    if (ch == '\r' || ch == '\n' || ch == '\0') return 0; /* no splitting */
-  }
-  return 1;
+  return corio_http_token_ok(h->name, h->name_len) &&
+         corio_http_value_ok(h->value, h->value_len);
 }
 
 /* Headers the server writes itself: the user's copies are dropped. */

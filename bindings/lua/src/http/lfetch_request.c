@@ -23,28 +23,6 @@
 
 #define CJSON_KEY "corio.cjson"
 
-/* RFC 9110 tchar: the characters of a method or a header name. */
-static int is_token(const char *s, size_t len) {
-  size_t i;
-  if (len == 0) return 0;
-  for (i = 0; i < len; i++) {
-    unsigned char c = (unsigned char)s[i];
-    if (!isalnum(c) && (c == 0 || strchr("!#$%&'*+-.^_`|~", c) == NULL))
-      return 0;
-  }
-  return 1;
-}
-
-/* A header value: no CR, LF, NUL or other control character but tab. */
-static int is_clean_value(const char *s, size_t len) {
-  size_t i;
-  for (i = 0; i < len; i++) {
-    unsigned char c = (unsigned char)s[i];
-    if ((c < 0x20 && c != '\t') || c == 0x7f) return 0;
-  }
-  return 1;
-}
-
 /*
 ** {==================================================================
 ** lua-cjson, loaded on first use and kept in the registry
@@ -107,9 +85,9 @@ void lcorio_header_check(lua_State *L, int name, int value, const char *what) {
   size_t nlen, vlen;
   const char *n = lua_tolstring(L, name, &nlen);
   const char *v = lua_tolstring(L, value, &vlen);
-  if (!is_token(n, nlen))
+  if (!corio_http_token_ok(n, nlen))
     luaL_error(L, "bad option '%s': invalid header name '%s'", what, n);
-  if (!is_clean_value(v, vlen))
+  if (!corio_http_value_ok(v, vlen))
     luaL_error(L,
                "bad option '%s': value of '%s' contains CR, LF, NUL or "
                "another control character",
@@ -308,7 +286,8 @@ static unsigned read_opts(lua_State *L, lcorio_req *r, int opts,
     lua_pop(L, 1);
   }
   req->method = lcorio_opt_string(L, opts, fn, "method", req->method);
-  if ((seen & (1u << O_METHOD)) && !is_token(req->method, strlen(req->method)))
+  if ((seen & (1u << O_METHOD)) &&
+      !corio_http_token_ok(req->method, strlen(req->method)))
     luaL_error(L, "%s: option 'method': '%s' is not an HTTP method", fn,
                req->method);
   opt_timeout(L, opts, fn, "timeout", &req->timeout);
