@@ -1,5 +1,6 @@
 /*
-** test-lua-memory.c: Lua running out of memory (docs/reliability.md fault 16), the
+** test-lua-memory.c: Lua running out of memory (docs/reliability.md fault 16),
+*the
 ** way Lua's own memerr tests and curl's torture runs do it.  A script that
 ** serves, fetches, sleeps, waits in every way and runs a thread runs in a
 ** state whose allocator refuses more memory from its Nth request on, for
@@ -247,5 +248,29 @@ TEST_IMPL(memory_limit_tasks_cannot_start) {
 
 /* }================================================================== */
 
+/*
+** A done callback added to a task already done waits in the runtime for
+** its next turn.  A host that owns the runtime closes the Lua state first
+** and frees the runtime after, and corio_rt_free runs what was queued: the
+** binding's callback must have been taken back by lua_close, or it reads
+** the freed state (the sanitizer and valgrind runs see it).
+*/
+TEST_IMPL(late_done_callback_host_runtime) {
+  corio_rt *rt = corio_rt_new(NULL);
+  lua_State *L = luaL_newstate();
+  ASSERT_NOT_NULL(rt);
+  ASSERT_NOT_NULL(L);
+  luaL_openlibs(L);
+  corio_lua_set_runtime(L, rt);
+  luaL_requiref(L, "corio", luaopen_corio, 1);
+  lua_pop(L, 1);
+  ASSERT_OK(luaL_dostring(L, "local f = corio.future()\n"
+                             "f:set_result(1)\n"
+                             "f:add_done_callback(print)\n"));
+  lua_close(L);
+  ASSERT_OK(corio_rt_free(rt));
+}
+
 TEST_MAIN(TEST_ENTRY(out_of_memory) TEST_ENTRY(memory_limit_script_fails)
-              TEST_ENTRY(memory_limit_tasks_cannot_start))
+              TEST_ENTRY(memory_limit_tasks_cannot_start)
+                  TEST_ENTRY(late_done_callback_host_runtime))

@@ -32,7 +32,8 @@ typedef struct lcorio_state {
   struct lcorio_bodies *bodies; /* lbody.c; NULL: bodies are copied */
   int nomem_ref;  /* a task's error when even storing its error failed */
   int starved_kb; /* heap size when a task could not start; 0: not starved */
-  size_t nomem_unretrieved; /* failed for lack of memory, never looked at */
+  size_t nomem_unretrieved;    /* failed for lack of memory, never looked at */
+  struct lcorio_late_cb *late; /* lfuture.c: late done callbacks queued */
 } lcorio_state;
 
 /* ltask.c: a task or future as a Lua value. */
@@ -130,6 +131,9 @@ void lcorio_push_pending(lua_State *L, int hidden);
 int lcorio_cancel_all(lua_State *L);
 void lcorio_task_open(lua_State *L);
 void lcorio_task_shutdown(lua_State *L, lcorio_state *S); /* lua_close */
+/* lfuture.c: take back the late done callbacks still queued (closing) */
+typedef struct lcorio_late_cb lcorio_late_cb;
+void lcorio_late_drop(lua_State *L, lcorio_state *S);
 
 /* }================================================================== */
 

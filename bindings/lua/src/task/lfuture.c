@@ -52,11 +52,45 @@ static void on_done(corio_task *t, void *ud) {
   lua_pop(L, 1);
 }
 
-/* A done callback added after the task was done: anchored by two refs. */
-typedef struct late_cb {
+/*
+** A done callback added after the task was done: anchored by two refs,
+** queued in the runtime for its next turn, and listed in the state, which
+** takes back those still queued when it closes (lcorio_late_drop): a host
+** that frees its runtime after lua_close would otherwise have them run on
+** a freed state.
+*/
+struct lcorio_late_cb {
   lcorio_state *S;
+  corio_task *t;
   int fn_ref, task_ref;
-} late_cb;
+  lcorio_late_cb *prev, *next;
+};
+typedef lcorio_late_cb late_cb;
+
+static void late_unlink(late_cb *c) {
+  if (c->prev != NULL)
+    c->prev->next = c->next;
+  else
+    c->S->late = c->next;
+  if (c->next != NULL) c->next->prev = c->prev;
+}
+
+static void late_free(lua_State *L, late_cb *c) {
+  late_unlink(c);
+  luaL_unref(L, LUA_REGISTRYINDEX, c->fn_ref);
+  luaL_unref(L, LUA_REGISTRYINDEX, c->task_ref);
+  free(c);
+}
+
+static void on_late_done(corio_task *t, void *ud);
+
+void lcorio_late_drop(lua_State *L, lcorio_state *S) {
+  while (S->late != NULL) {
+    late_cb *c = S->late;
+    corio_task_remove_done(c->t, on_late_done, c);
+    late_free(L, c);
+  }
+}
 
 static void on_late_done(corio_task *t, void *ud) {
   late_cb *c = ud;
@@ -73,9 +107,7 @@ static void on_late_done(corio_task *t, void *ud) {
     c->S->running = outer;
     lua_pop(L, 1);
   }
-  luaL_unref(L, LUA_REGISTRYINDEX, c->fn_ref);
-  luaL_unref(L, LUA_REGISTRYINDEX, c->task_ref);
-  free(c);
+  late_free(L, c);
 }
 
 /* }================================================================== */
@@ -146,14 +178,18 @@ static int t_add_done_callback(lua_State *L) {
     late_cb *c = malloc(sizeof *c);
     if (c == NULL) return luaL_error(L, "not enough memory");
     c->S = S;
+    c->t = t;
+    c->prev = NULL;
+    c->next = S->late;
+    if (S->late != NULL) S->late->prev = c;
+    S->late = c;
+    c->fn_ref = c->task_ref = LUA_NOREF;
     lua_pushvalue(L, 2);
     c->fn_ref = luaL_ref(L, LUA_REGISTRYINDEX);
     lua_pushvalue(L, 1);
     c->task_ref = luaL_ref(L, LUA_REGISTRYINDEX);
     if (corio_task_add_done(t, on_late_done, c) != 0) {
-      luaL_unref(L, LUA_REGISTRYINDEX, c->fn_ref);
-      luaL_unref(L, LUA_REGISTRYINDEX, c->task_ref);
-      free(c);
+      late_free(L, c);
       return luaL_error(L, "not enough memory");
     }
     return 0;

@@ -80,6 +80,7 @@ void lcorio_push_pending(lua_State *L, int hidden) {
 void lcorio_task_shutdown(lua_State *L, lcorio_state *S) {
   if (S->closing || S->rt == NULL) return;
   S->closing = 1;
+  lcorio_late_drop(L, S);
   lua_checkstack(L, 4);
   lua_pushnil(L); /* finishing runs no Lua now (closing): the walk holds */
   while (lua_next(L, LUA_REGISTRYINDEX) != 0) {
