@@ -28,14 +28,15 @@ typedef struct job {
 ** The server: answers every request at once
 ** =================================================================== */
 
-static void on_request(corio_server *s, corio_srv_req *req, void *ud) {
-  static const corio_srv_header h[] = {{"Content-Type", 12, "text/plain", 10}};
+static void on_request(corio_server *s, corio_server_req *req, void *ud) {
+  static const corio_server_header h[] = {
+      {"Content-Type", 12, "text/plain", 10}};
   char body[64];
-  int n =
-      snprintf(body, sizeof body, "hello, %s\n", corio_srv_req_path(req, NULL));
+  int n = snprintf(body, sizeof body, "hello, %s\n",
+                   corio_server_req_path(req, NULL));
   (void)s;
   (void)ud;
-  corio_srv_respond(req, 200, h, 1, body, (size_t)n); /* copies everything */
+  corio_server_respond(req, 200, h, 1, body, (size_t)n); /* copies everything */
 }
 
 /* }================================================================== */

@@ -755,7 +755,7 @@ CORIO_EXTERN void corio_response_free(corio_response *res);
 **
 ** A server owns one TCP listener and its connections, and parses requests
 ** with http_parser.  Each complete request (head and whole body) is handed
-** to the request callback; the host answers it with corio_srv_respond,
+** to the request callback; the host answers it with corio_server_respond,
 ** either inside the callback or later (from a timer, a task, ...).  A
 ** connection hands out one request at a time: pipelined requests wait, in
 ** order, until the one before has been answered.  The server answers
@@ -774,15 +774,15 @@ CORIO_EXTERN void corio_response_free(corio_response *res);
 */
 
 typedef struct corio_server corio_server;
-typedef struct corio_srv_req corio_srv_req;
+typedef struct corio_server_req corio_server_req;
 
 /* A header line.  Strings need not be NUL-terminated: the lengths count. */
-typedef struct corio_srv_header {
+typedef struct corio_server_header {
   const char *name;
   size_t name_len;
   const char *value;
   size_t value_len;
-} corio_srv_header;
+} corio_server_header;
 
 /* Options.  Zero-fill (or corio_server_opts_init) and set what you need: a
    zero field takes the default in brackets. */
@@ -814,11 +814,11 @@ CORIO_EXTERN void corio_server_opts_init(corio_server_opts *o);
 
 /*
 ** Request callback: `req` is complete (head and body).  It belongs to the
-** server; the callee must answer it exactly once with corio_srv_respond,
+** server; the callee must answer it exactly once with corio_server_respond,
 ** now or later.  `ud` is the server's data slot (corio_server_get_data).
 */
-typedef void (*corio_srv_request_fn)(corio_server *s, corio_srv_req *req,
-                                     void *ud);
+typedef void (*corio_server_request_fn)(corio_server *s, corio_server_req *req,
+                                        void *ud);
 
 /*
 ** Name: corio_server_listen
@@ -830,7 +830,7 @@ typedef void (*corio_srv_request_fn)(corio_server *s, corio_srv_req *req,
 **          CORIO_EIO.  On failure nothing is left to close.
 */
 CORIO_EXTERN int corio_server_listen(corio_rt *rt, const corio_server_opts *o,
-                                     corio_srv_request_fn cb, void *ud,
+                                     corio_server_request_fn cb, void *ud,
                                      corio_server **out);
 
 /* The port actually bound (useful after port 0), or a negative code. */
@@ -856,7 +856,7 @@ typedef void (*corio_server_closed_fn)(corio_server *s, void *ud);
 ** Desc: Graceful shutdown.  The listener closes at once (new connections
 **       are refused) and idle connections are closed.  Connections in the
 **       middle of a request may go on until `deadline_ms`: their request
-**       still reaches the callback and corio_srv_respond still works; each
+**       still reaches the callback and corio_server_respond still works; each
 **       closes after its response ("Connection: close").  At the deadline
 **       whatever is left is cut (0: cut everything now); requests still
 **       held then stay valid and must still be answered (respond returns
@@ -880,73 +880,73 @@ CORIO_EXTERN int corio_server_close(corio_server *s, uint64_t deadline_ms,
 **       write to it fails.
 **       At most once per request, on the loop, never from inside a corio
 **       call of the host's.  The request stays valid and must still be
-**       answered (corio_srv_respond or corio_srv_abort), typically after
+**       answered (corio_server_respond or corio_server_abort), typically after
 **       cancelling the work it started.  NULL removes the callback.
 */
-typedef void (*corio_srv_disconnect_fn)(corio_server *s, corio_srv_req *req,
-                                        void *ud);
+typedef void (*corio_server_disconnect_fn)(corio_server *s,
+                                           corio_server_req *req, void *ud);
 CORIO_EXTERN void corio_server_on_disconnect(corio_server *s,
-                                             corio_srv_disconnect_fn cb);
+                                             corio_server_disconnect_fn cb);
 
 /*
 ** Request getters.  Every string returned is owned by the request,
-** NUL-terminated, and valid until corio_srv_respond is called on it; `len`
+** NUL-terminated, and valid until corio_server_respond is called on it; `len`
 ** arguments may be NULL.  Strings are raw bytes from the wire (no
 ** percent-decoding).
 */
 
 /* "GET", "POST", ... */
-CORIO_EXTERN const char *corio_srv_req_method(const corio_srv_req *req);
+CORIO_EXTERN const char *corio_server_req_method(const corio_server_req *req);
 
 /* The request target as sent: "/a/b?x=1" (or absolute-form). */
-CORIO_EXTERN const char *corio_srv_req_target(const corio_srv_req *req,
-                                              size_t *len);
+CORIO_EXTERN const char *corio_server_req_target(const corio_server_req *req,
+                                                 size_t *len);
 
 /* The target's path ("/a/b") and its query without the '?' ("x=1", or ""
    when there is none). */
-CORIO_EXTERN const char *corio_srv_req_path(const corio_srv_req *req,
-                                            size_t *len);
-CORIO_EXTERN const char *corio_srv_req_query(const corio_srv_req *req,
-                                             size_t *len);
+CORIO_EXTERN const char *corio_server_req_path(const corio_server_req *req,
+                                               size_t *len);
+CORIO_EXTERN const char *corio_server_req_query(const corio_server_req *req,
+                                                size_t *len);
 
 /* Headers in the order received (trailers of a chunked body are dropped).
-   corio_srv_req_header_at fills *out and returns 0, or CORIO_EINVAL when
+   corio_server_req_header_at fills *out and returns 0, or CORIO_EINVAL when
    i >= count; the strings in *out are NUL-terminated. */
-CORIO_EXTERN size_t corio_srv_req_header_count(const corio_srv_req *req);
-CORIO_EXTERN int corio_srv_req_header_at(const corio_srv_req *req, size_t i,
-                                         corio_srv_header *out);
+CORIO_EXTERN size_t corio_server_req_header_count(const corio_server_req *req);
+CORIO_EXTERN int corio_server_req_header_at(const corio_server_req *req,
+                                            size_t i, corio_server_header *out);
 
 /* Value of the first header called `name` (any case), or NULL. */
-CORIO_EXTERN const char *corio_srv_req_header(const corio_srv_req *req,
-                                              const char *name, size_t *len);
+CORIO_EXTERN const char *corio_server_req_header(const corio_server_req *req,
+                                                 const char *name, size_t *len);
 
 /* The decoded body (chunked or Content-Length); "" when there is none. */
-CORIO_EXTERN const char *corio_srv_req_body(const corio_srv_req *req,
-                                            size_t *len);
+CORIO_EXTERN const char *corio_server_req_body(const corio_server_req *req,
+                                               size_t *len);
 
 /* The peer's address: "127.0.0.1:50312", "[::1]:50312". */
-CORIO_EXTERN const char *corio_srv_req_remote(const corio_srv_req *req);
+CORIO_EXTERN const char *corio_server_req_remote(const corio_server_req *req);
 
 /* HTTP version of the request: 1.1 gives *major 1, *minor 1. */
-CORIO_EXTERN void corio_srv_req_version(const corio_srv_req *req, int *major,
-                                        int *minor);
+CORIO_EXTERN void corio_server_req_version(const corio_server_req *req,
+                                           int *major, int *minor);
 
 /* Non-zero if the client asked to keep the connection open. */
-CORIO_EXTERN int corio_srv_req_keep_alive(const corio_srv_req *req);
+CORIO_EXTERN int corio_server_req_keep_alive(const corio_server_req *req);
 
 /* Non-zero once the connection is gone (the client left, a timeout, or the
    server's close deadline): the answer will go nowhere. */
-CORIO_EXTERN int corio_srv_req_closed(const corio_srv_req *req);
+CORIO_EXTERN int corio_server_req_closed(const corio_server_req *req);
 
 /* The server, or NULL if it was closed and freed since. */
-CORIO_EXTERN corio_server *corio_srv_req_server(const corio_srv_req *req);
+CORIO_EXTERN corio_server *corio_server_req_server(const corio_server_req *req);
 
 /* The host's slot, NULL for every new request. */
-CORIO_EXTERN void *corio_srv_req_get_data(const corio_srv_req *req);
-CORIO_EXTERN void corio_srv_req_set_data(corio_srv_req *req, void *data);
+CORIO_EXTERN void *corio_server_req_get_data(const corio_server_req *req);
+CORIO_EXTERN void corio_server_req_set_data(corio_server_req *req, void *data);
 
 /*
-** Name: corio_srv_respond
+** Name: corio_server_respond
 ** Desc: Answer `req` with `status` (200..999), the
 **       `nheaders` headers (borrowed; the array may be NULL when 0) and the
 **       body (borrowed, may be NULL when len is 0; it may point into the
@@ -963,54 +963,56 @@ CORIO_EXTERN void corio_srv_req_set_data(corio_srv_req *req, void *data);
 **          CORIO_ESTATE if the request was already answered while its
 **          connection is still open.
 */
-CORIO_EXTERN int corio_srv_respond(corio_srv_req *req, int status,
-                                   const corio_srv_header *headers,
-                                   size_t nheaders, const char *body,
-                                   size_t len);
+CORIO_EXTERN int corio_server_respond(corio_server_req *req, int status,
+                                      const corio_server_header *headers,
+                                      size_t nheaders, const char *body,
+                                      size_t len);
 
 /*
-** Streaming: a body sent as it is made.  corio_srv_stream sends the status
-** line and headers (as corio_srv_respond checks them) with
+** Streaming: a body sent as it is made.  corio_server_stream sends the status
+** line and headers (as corio_server_respond checks them) with
 ** "Transfer-Encoding: chunked" (an HTTP/1.0 client gets no length, and
 ** the connection closes after the body; HEAD, 204 and 304 get no body,
-** whatever is written); each corio_srv_write sends one chunk; corio_srv_end
-** sends the last chunk and gives the request back, like corio_srv_respond.
+** whatever is written); each corio_server_write sends one chunk;
+*corio_server_end
+** sends the last chunk and gives the request back, like corio_server_respond.
 ** Until then the request is the host's, and counts as in flight.
 **
-** corio_srv_write copies `data` (it is free when the call returns) and
+** corio_server_write copies `data` (it is free when the call returns) and
 ** calls `cb(status, ud)` (may be NULL) once the chunk has gone to the
 ** kernel (0) or could not (CORIO_ECLOSED): wait for it before writing
 ** more to go at the client's pace.  Callbacks still due when the host
 ** gives the request back (end or abort) are not called.
 **
-** corio_srv_stream returns 0; CORIO_EINVAL (bad status or header),
+** corio_server_stream returns 0; CORIO_EINVAL (bad status or header),
 ** CORIO_ECLOSED (the connection is gone) or CORIO_ENOMEM, after which
 ** nothing was sent and the request is still to be answered; CORIO_ESTATE
-** if it was answered or streamed already.  corio_srv_write returns 0,
+** if it was answered or streamed already.  corio_server_write returns 0,
 ** CORIO_ECLOSED (cb not called), CORIO_ESTATE (not streaming).
-** corio_srv_end returns 0, CORIO_ECLOSED (the request is given back all
+** corio_server_end returns 0, CORIO_ECLOSED (the request is given back all
 ** the same), CORIO_ESTATE (not streaming).
 */
-typedef void (*corio_srv_write_fn)(int status, void *ud);
-CORIO_EXTERN int corio_srv_stream(corio_srv_req *req, int status,
-                                  const corio_srv_header *headers,
-                                  size_t nheaders);
-CORIO_EXTERN int corio_srv_write(corio_srv_req *req, const char *data,
-                                 size_t len, corio_srv_write_fn cb, void *ud);
-CORIO_EXTERN int corio_srv_end(corio_srv_req *req);
+typedef void (*corio_server_write_fn)(int status, void *ud);
+CORIO_EXTERN int corio_server_stream(corio_server_req *req, int status,
+                                     const corio_server_header *headers,
+                                     size_t nheaders);
+CORIO_EXTERN int corio_server_write(corio_server_req *req, const char *data,
+                                    size_t len, corio_server_write_fn cb,
+                                    void *ud);
+CORIO_EXTERN int corio_server_end(corio_server_req *req);
 
 /*
-** Name: corio_srv_abort
+** Name: corio_server_abort
 ** Desc: Give `req` back without answering it: its connection is closed
 **       (a client still there sees the connection end without a
 **       response).  For work cancelled because the client left, or a
 **       handler that wants to drop the connection.  Consumes the request
-**       like corio_srv_respond.
+**       like corio_server_respond.
 ** Returns: 0; CORIO_ECLOSED when the connection was already gone;
 **          CORIO_ESTATE if the request was already answered.  A streamed
 **          request may be aborted too (its client sees a truncated body).
 */
-CORIO_EXTERN int corio_srv_abort(corio_srv_req *req);
+CORIO_EXTERN int corio_server_abort(corio_server_req *req);
 
 /* }================================================================== */
 

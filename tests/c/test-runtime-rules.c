@@ -153,10 +153,10 @@ static void on_timer(corio_timer *tm, void *ud) {
   timer_calls++;
 }
 
-static void on_request(corio_server *s, corio_srv_req *req, void *ud) {
+static void on_request(corio_server *s, corio_server_req *req, void *ud) {
   (void)s;
   (void)ud;
-  corio_srv_respond(req, 204, NULL, 0, NULL, 0);
+  corio_server_respond(req, 204, NULL, 0, NULL, 0);
 }
 
 static void host_closed(uv_handle_t *h) {
@@ -280,14 +280,15 @@ TEST_IMPL(http_chars) {
 static int respond_rc = 1;
 static long fetched_status;
 
-static void bad_value_handler(corio_server *s, corio_srv_req *req, void *ud) {
-  static const corio_srv_header h[] = {{"X-Bad", 5,
-                                        "a\x01"
-                                        "b",
-                                        3}};
+static void bad_value_handler(corio_server *s, corio_server_req *req,
+                              void *ud) {
+  static const corio_server_header h[] = {{"X-Bad", 5,
+                                           "a\x01"
+                                           "b",
+                                           3}};
   (void)s;
   (void)ud;
-  respond_rc = corio_srv_respond(req, 200, h, 1, "hi", 2);
+  respond_rc = corio_server_respond(req, 200, h, 1, "hi", 2);
 }
 
 static void on_fetched(corio_fetch *f, int status, const corio_response *res,

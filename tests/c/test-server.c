@@ -267,26 +267,26 @@ static void record(int r) {
   if (T.nrespond_ret < 8) T.respond_ret[T.nrespond_ret++] = r;
 }
 
-static void respond_str(corio_srv_req *req, int status, const char *body) {
-  static const corio_srv_header h[] = {
+static void respond_str(corio_server_req *req, int status, const char *body) {
+  static const corio_server_header h[] = {
       {"Content-Type", 12, "text/plain", 10},
   };
-  record(corio_srv_respond(req, status, h, 1, body, strlen(body)));
+  record(corio_server_respond(req, status, h, 1, body, strlen(body)));
 }
 
 /* Answer from a timer: "late <path>?<query>". */
 static void late(corio_timer *tm, void *ud) {
-  corio_srv_req *req = ud;
+  corio_server_req *req = ud;
   char body[128];
   (void)tm;
-  if (starts(corio_srv_req_path(req, NULL), "/echo")) {
+  if (starts(corio_server_req_path(req, NULL), "/echo")) {
     size_t len;
-    const char *b = corio_srv_req_body(req, &len);
-    record(corio_srv_respond(req, 200, NULL, 0, b, len));
+    const char *b = corio_server_req_body(req, &len);
+    record(corio_server_respond(req, 200, NULL, 0, b, len));
     return;
   }
-  snprintf(body, sizeof body, "late %s?%s", corio_srv_req_path(req, NULL),
-           corio_srv_req_query(req, NULL));
+  snprintf(body, sizeof body, "late %s?%s", corio_server_req_path(req, NULL),
+           corio_server_req_query(req, NULL));
   respond_str(req, 200, body);
 }
 
@@ -296,15 +296,15 @@ static void late(corio_timer *tm, void *ud) {
 ** /badheader answers with a CR/LF in a header; anything else gets
 ** "hello world\n" at once.
 */
-static void handler(corio_server *s, corio_srv_req *req, void *ud) {
-  const char *path = corio_srv_req_path(req, NULL);
+static void handler(corio_server *s, corio_server_req *req, void *ud) {
+  const char *path = corio_server_req_path(req, NULL);
   (void)ud;
   ASSERT(s == T.srv);
-  ASSERT(corio_srv_req_server(req) == s);
-  ASSERT(corio_srv_req_get_data(req) == NULL);
+  ASSERT(corio_server_req_server(req) == s);
+  ASSERT(corio_server_req_get_data(req) == NULL);
   if (T.nreq < 8)
     snprintf(T.remotes[T.nreq], sizeof T.remotes[0], "%s",
-             corio_srv_req_remote(req));
+             corio_server_req_remote(req));
   T.nreq++;
   if (starts(path, "/delay/")) {
     ASSERT_NOT_NULL(
@@ -313,28 +313,28 @@ static void handler(corio_server *s, corio_srv_req *req, void *ud) {
     ASSERT_NOT_NULL(corio_timer_start(T.rt, 20, late, req));
   } else if (strcmp(path, "/echo") == 0) {
     size_t len;
-    const char *b = corio_srv_req_body(req, &len);
-    int r = corio_srv_respond(req, 200, NULL, 0, b, len);
+    const char *b = corio_server_req_body(req, &len);
+    int r = corio_server_respond(req, 200, NULL, 0, b, len);
     ASSERT_OK(r);
   } else if (starts(path, "/big/")) {
     size_t n = strtoull(path + 5, NULL, 10);
     char *big = malloc(n);
     ASSERT_NOT_NULL(big);
     memset(big, 'x', n);
-    record(corio_srv_respond(req, 200, NULL, 0, big, n));
+    record(corio_server_respond(req, 200, NULL, 0, big, n));
     free(big);
   } else if (strcmp(path, "/sum") == 0) {
     /* the body's length and FNV-1a hash */
     size_t len, i;
-    const char *b = corio_srv_req_body(req, &len);
+    const char *b = corio_server_req_body(req, &len);
     uint32_t h = 2166136261u;
     char out[64];
     for (i = 0; i < len; i++) h = (h ^ (unsigned char)b[i]) * 16777619u;
     snprintf(out, sizeof out, "%zu %08x", len, (unsigned)h);
     respond_str(req, 200, out);
   } else if (strcmp(path, "/badheader") == 0) {
-    corio_srv_header h = {"X-Bad", 5, "a\r\nSet-Cookie: x", 16};
-    ASSERT_EQ(corio_srv_respond(req, 200, &h, 1, "no", 2), CORIO_EINVAL);
+    corio_server_header h = {"X-Bad", 5, "a\r\nSet-Cookie: x", 16};
+    ASSERT_EQ(corio_server_respond(req, 200, &h, 1, "no", 2), CORIO_EINVAL);
   } else {
     respond_str(req, 200, "hello world\n");
   }
@@ -659,9 +659,9 @@ TEST_IMPL(graceful_close) {
 
 /* The close deadline cuts a request still held; answering it afterwards is
    harmless and returns CORIO_ECLOSED, even once the server is freed. */
-static corio_srv_req *held;
+static corio_server_req *held;
 
-static void hold_handler(corio_server *s, corio_srv_req *req, void *ud) {
+static void hold_handler(corio_server *s, corio_server_req *req, void *ud) {
   (void)s;
   (void)ud;
   held = req;
@@ -680,10 +680,10 @@ TEST_IMPL(close_deadline_cuts) {
   ASSERT_OK(corio_rt_run(T.rt, UV_RUN_DEFAULT));
   ASSERT_EQ(T.server_closed, 1);
   ASSERT_NOT_NULL(held);
-  ASSERT(corio_srv_req_closed(held));
-  ASSERT(corio_srv_req_server(held) == NULL);
-  ASSERT_STR_EQ(corio_srv_req_path(held, NULL), "/");
-  ASSERT_EQ(corio_srv_respond(held, 200, NULL, 0, "x", 1), CORIO_ECLOSED);
+  ASSERT(corio_server_req_closed(held));
+  ASSERT(corio_server_req_server(held) == NULL);
+  ASSERT_STR_EQ(corio_server_req_path(held, NULL), "/");
+  ASSERT_EQ(corio_server_respond(held, 200, NULL, 0, "x", 1), CORIO_ECLOSED);
   ASSERT(cl.eof || cl.read_err);
   ASSERT_EQ(cl.nresp, 0);
   RT_FREE_CLEAN(T.rt);
@@ -1012,61 +1012,61 @@ TEST_IMPL(many_idle_connections) {
 }
 
 /* The getters, checked inside the callback. */
-static void inspect_handler(corio_server *s, corio_srv_req *req, void *ud) {
+static void inspect_handler(corio_server *s, corio_server_req *req, void *ud) {
   size_t len;
-  corio_srv_header h;
+  corio_server_header h;
   int major, minor;
   const char *v;
   (void)s;
   (void)ud;
   T.nreq++;
-  if (strcmp(corio_srv_req_method(req), "GET") == 0 &&
-      strcmp(corio_srv_req_target(req, NULL), "/a/b?x=1&y=%20") == 0) {
-    ASSERT_STR_EQ(corio_srv_req_path(req, &len), "/a/b");
+  if (strcmp(corio_server_req_method(req), "GET") == 0 &&
+      strcmp(corio_server_req_target(req, NULL), "/a/b?x=1&y=%20") == 0) {
+    ASSERT_STR_EQ(corio_server_req_path(req, &len), "/a/b");
     ASSERT_EQ(len, 4);
-    ASSERT_STR_EQ(corio_srv_req_query(req, &len), "x=1&y=%20");
+    ASSERT_STR_EQ(corio_server_req_query(req, &len), "x=1&y=%20");
     ASSERT_EQ(len, 9);
-    ASSERT_EQ(corio_srv_req_header_count(req), 4);
-    ASSERT_OK(corio_srv_req_header_at(req, 0, &h));
+    ASSERT_EQ(corio_server_req_header_count(req), 4);
+    ASSERT_OK(corio_server_req_header_at(req, 0, &h));
     ASSERT_STR_EQ(h.name, "Host");
     ASSERT_STR_EQ(h.value, "example");
-    ASSERT_OK(corio_srv_req_header_at(req, 2, &h));
+    ASSERT_OK(corio_server_req_header_at(req, 2, &h));
     ASSERT_STR_EQ(h.name, "X-Empty");
     ASSERT_STR_EQ(h.value, "");
     ASSERT_EQ(h.value_len, 0);
-    ASSERT_EQ(corio_srv_req_header_at(req, 4, &h), CORIO_EINVAL);
-    v = corio_srv_req_header(req, "content-type", &len);
+    ASSERT_EQ(corio_server_req_header_at(req, 4, &h), CORIO_EINVAL);
+    v = corio_server_req_header(req, "content-type", &len);
     ASSERT_NOT_NULL(v);
     ASSERT_STR_EQ(v, "text/plain; q=1");
     ASSERT_EQ(len, 15);
-    ASSERT_STR_EQ(corio_srv_req_header(req, "X-THING", NULL), "Value");
-    ASSERT(corio_srv_req_header(req, "x-missing", NULL) == NULL);
-    ASSERT(corio_srv_req_header(req, "x-thin", NULL) == NULL);
-    corio_srv_req_version(req, &major, &minor);
+    ASSERT_STR_EQ(corio_server_req_header(req, "X-THING", NULL), "Value");
+    ASSERT(corio_server_req_header(req, "x-missing", NULL) == NULL);
+    ASSERT(corio_server_req_header(req, "x-thin", NULL) == NULL);
+    corio_server_req_version(req, &major, &minor);
     ASSERT_EQ(major, 1);
     ASSERT_EQ(minor, 1);
-    ASSERT(corio_srv_req_keep_alive(req));
-    ASSERT(!corio_srv_req_closed(req));
-    ASSERT_STR_EQ(corio_srv_req_body(req, &len), "");
+    ASSERT(corio_server_req_keep_alive(req));
+    ASSERT(!corio_server_req_closed(req));
+    ASSERT_STR_EQ(corio_server_req_body(req, &len), "");
     ASSERT_EQ(len, 0);
-    ASSERT(starts(corio_srv_req_remote(req), "127.0.0.1:"));
-    corio_srv_req_set_data(req, &len);
-    ASSERT(corio_srv_req_get_data(req) == &len);
-  } else if (strcmp(corio_srv_req_method(req), "DELETE") == 0) {
+    ASSERT(starts(corio_server_req_remote(req), "127.0.0.1:"));
+    corio_server_req_set_data(req, &len);
+    ASSERT(corio_server_req_get_data(req) == &len);
+  } else if (strcmp(corio_server_req_method(req), "DELETE") == 0) {
     /* absolute-form target */
-    ASSERT_STR_EQ(corio_srv_req_path(req, NULL), "/p/q");
-    ASSERT_STR_EQ(corio_srv_req_query(req, NULL), "z=9");
-    ASSERT_EQ(corio_srv_req_header_count(req), 0);
+    ASSERT_STR_EQ(corio_server_req_path(req, NULL), "/p/q");
+    ASSERT_STR_EQ(corio_server_req_query(req, NULL), "z=9");
+    ASSERT_EQ(corio_server_req_header_count(req), 0);
   } else {
-    ASSERT_STR_EQ(corio_srv_req_method(req), "PUT");
-    ASSERT_STR_EQ(corio_srv_req_path(req, NULL), "/noquery");
-    ASSERT_STR_EQ(corio_srv_req_query(req, &len), "");
+    ASSERT_STR_EQ(corio_server_req_method(req), "PUT");
+    ASSERT_STR_EQ(corio_server_req_path(req, NULL), "/noquery");
+    ASSERT_STR_EQ(corio_server_req_query(req, &len), "");
     ASSERT_EQ(len, 0);
-    corio_srv_req_version(req, &major, &minor);
+    corio_server_req_version(req, &major, &minor);
     ASSERT_EQ(minor, 0);
-    ASSERT(!corio_srv_req_keep_alive(req));
+    ASSERT(!corio_server_req_keep_alive(req));
   }
-  ASSERT_OK(corio_srv_respond(req, 204, NULL, 0, NULL, 0));
+  ASSERT_OK(corio_server_respond(req, 204, NULL, 0, NULL, 0));
 }
 
 TEST_IMPL(path_query_headers) {
@@ -1291,29 +1291,29 @@ TEST_IMPL(real_curl) {
 ** ===================================================================
 */
 
-static corio_srv_req *kept[4];
+static corio_server_req *kept[4];
 static int nkept, ngone;
-static corio_srv_req *gone_req[4];
+static corio_server_req *gone_req[4];
 
-static void keep_handler(corio_server *s, corio_srv_req *req, void *ud) {
+static void keep_handler(corio_server *s, corio_server_req *req, void *ud) {
   (void)s;
   (void)ud;
   T.nreq++;
-  if (strcmp(corio_srv_req_path(req, NULL), "/now") == 0) {
+  if (strcmp(corio_server_req_path(req, NULL), "/now") == 0) {
     respond_str(req, 200, "now\n");
     return;
   }
-  if (strcmp(corio_srv_req_path(req, NULL), "/abort") == 0) {
-    ASSERT_OK(corio_srv_abort(req));
+  if (strcmp(corio_server_req_path(req, NULL), "/abort") == 0) {
+    ASSERT_OK(corio_server_abort(req));
     return;
   }
   ASSERT(nkept < 4);
   kept[nkept++] = req;
 }
 
-static void on_gone(corio_server *s, corio_srv_req *req, void *ud) {
+static void on_gone(corio_server *s, corio_server_req *req, void *ud) {
   (void)ud;
-  ASSERT(corio_srv_req_server(req) == s);
+  ASSERT(corio_server_req_server(req) == s);
   ASSERT(ngone < 4);
   gone_req[ngone++] = req;
 }
@@ -1348,11 +1348,11 @@ TEST_IMPL(disconnect_notified) {
   client_reset(&cl);
   run_until(&ngone, 1);
   ASSERT(gone_req[0] == kept[0]);
-  ASSERT_STR_EQ(corio_srv_req_path(gone_req[0], NULL), "/held");
-  ASSERT(corio_srv_req_closed(kept[0]));
+  ASSERT_STR_EQ(corio_server_req_path(gone_req[0], NULL), "/held");
+  ASSERT(corio_server_req_closed(kept[0]));
   corio_server_get_stats(T.srv, &st);
   ASSERT_EQ(st.inflight, 1);
-  r = corio_srv_respond(kept[0], 200, NULL, 0, "late", 4);
+  r = corio_server_respond(kept[0], 200, NULL, 0, "late", 4);
   ASSERT_EQ(r, CORIO_ECLOSED);
   corio_server_get_stats(T.srv, &st);
   ASSERT_EQ(st.inflight, 0);
@@ -1437,7 +1437,7 @@ TEST_IMPL(half_close_incomplete) {
   client_free(&b);
 }
 
-/* corio_srv_abort closes the connection without an answer; the server
+/* corio_server_abort closes the connection without an answer; the server
    goes on serving the other clients. */
 TEST_IMPL(abort_drops_connection) {
   client a = {0}, b = {0};
@@ -1514,22 +1514,23 @@ static void on_written(int status, void *ud) {
 
 /* the rest of /stream: "world", then the end, from a timer */
 static void stream_rest(corio_timer *tm, void *ud) {
-  corio_srv_req *req = ud;
+  corio_server_req *req = ud;
   (void)tm;
-  if (corio_srv_req_closed(req)) {
-    ASSERT_EQ(corio_srv_end(req), CORIO_ECLOSED);
+  if (corio_server_req_closed(req)) {
+    ASSERT_EQ(corio_server_end(req), CORIO_ECLOSED);
     return;
   }
-  ASSERT_OK(corio_srv_write(req, "world", 5, on_written, NULL));
-  ASSERT_OK(corio_srv_write(req, "", 0, on_written, NULL)); /* no chunk */
-  ASSERT_OK(corio_srv_end(req));
-  ASSERT_EQ(corio_srv_end(req), CORIO_ESTATE);
+  ASSERT_OK(corio_server_write(req, "world", 5, on_written, NULL));
+  ASSERT_OK(corio_server_write(req, "", 0, on_written, NULL)); /* no chunk */
+  ASSERT_OK(corio_server_end(req));
+  ASSERT_EQ(corio_server_end(req), CORIO_ESTATE);
 }
 
-static void stream_handler(corio_server *s, corio_srv_req *req, void *ud) {
-  static const corio_srv_header h[] = {{"Content-Type", 12, "text/plain", 10}};
-  corio_srv_header bad = {"X-Bad", 5, "a\r\nb", 4};
-  const char *path = corio_srv_req_path(req, NULL);
+static void stream_handler(corio_server *s, corio_server_req *req, void *ud) {
+  static const corio_server_header h[] = {
+      {"Content-Type", 12, "text/plain", 10}};
+  corio_server_header bad = {"X-Bad", 5, "a\r\nb", 4};
+  const char *path = corio_server_req_path(req, NULL);
   (void)s;
   (void)ud;
   T.nreq++;
@@ -1537,12 +1538,12 @@ static void stream_handler(corio_server *s, corio_srv_req *req, void *ud) {
     respond_str(req, 200, "now\n");
     return;
   }
-  ASSERT_EQ(corio_srv_write(req, "x", 1, NULL, NULL), CORIO_ESTATE);
-  ASSERT_EQ(corio_srv_stream(req, 200, &bad, 1), CORIO_EINVAL);
-  ASSERT_OK(corio_srv_stream(req, 200, h, 1));
-  ASSERT_EQ(corio_srv_stream(req, 200, h, 1), CORIO_ESTATE);
-  ASSERT_EQ(corio_srv_respond(req, 200, NULL, 0, "x", 1), CORIO_ESTATE);
-  ASSERT_OK(corio_srv_write(req, "hello ", 6, on_written, NULL));
+  ASSERT_EQ(corio_server_write(req, "x", 1, NULL, NULL), CORIO_ESTATE);
+  ASSERT_EQ(corio_server_stream(req, 200, &bad, 1), CORIO_EINVAL);
+  ASSERT_OK(corio_server_stream(req, 200, h, 1));
+  ASSERT_EQ(corio_server_stream(req, 200, h, 1), CORIO_ESTATE);
+  ASSERT_EQ(corio_server_respond(req, 200, NULL, 0, "x", 1), CORIO_ESTATE);
+  ASSERT_OK(corio_server_write(req, "hello ", 6, on_written, NULL));
   /* /stream-slow: the rest comes late enough for the client to leave */
   ASSERT_NOT_NULL(corio_timer_start(
       T.rt, strcmp(path, "/stream-slow") == 0 ? 1000 : 30, stream_rest, req));
@@ -1635,18 +1636,20 @@ TEST_IMPL(stream_client_leaves) {
 */
 
 static void bench_late(corio_timer *tm, void *ud) {
-  static const corio_srv_header h[] = {{"Content-Type", 12, "text/plain", 10}};
+  static const corio_server_header h[] = {
+      {"Content-Type", 12, "text/plain", 10}};
   (void)tm;
-  corio_srv_respond(ud, 200, h, 1, "hello world\n", 12);
+  corio_server_respond(ud, 200, h, 1, "hello world\n", 12);
 }
 
-static void bench_handler(corio_server *s, corio_srv_req *req, void *ud) {
-  static const corio_srv_header h[] = {{"Content-Type", 12, "text/plain", 10}};
+static void bench_handler(corio_server *s, corio_server_req *req, void *ud) {
+  static const corio_server_header h[] = {
+      {"Content-Type", 12, "text/plain", 10}};
   (void)s;
   if (ud != NULL) /* --async: answer from the next loop turn */
     corio_timer_start(corio_server_rt(s), 0, bench_late, req);
   else
-    corio_srv_respond(req, 200, h, 1, "hello world\n", 12);
+    corio_server_respond(req, 200, h, 1, "hello world\n", 12);
 }
 
 static int bench_serve(int port, int async) {

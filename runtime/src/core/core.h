@@ -91,7 +91,7 @@ typedef struct corio__soon {
 */
 typedef enum corio__part_id {
   CORIO__PART_FETCH,  /* fetch/: a corio__fetcher */
-  CORIO__PART_SERVER, /* server/: a corio__srv_home */
+  CORIO__PART_SERVER, /* server/: a corio__server_home */
   CORIO__PART_COUNT
 } corio__part_id;
 

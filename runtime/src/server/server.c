@@ -14,14 +14,14 @@
 **
 ** Lifetime.  A connection's memory is freed in its close callback, unless
 ** the host still holds its request: it then stays, as an orphan, until
-** corio_srv_respond.  The server is freed after its close callback, once
+** corio_server_respond.  The server is freed after its close callback, once
 ** its listener, timer and connections are closed; orphans left then are
 ** detached (conn->srv = NULL) onto the runtime's list, which
 ** corio_rt_free empties.  The runtime also lists its servers, so that
 ** corio_rt_free can close those a host forgot.
 **
 ** Disconnects.  A host that holds a request (a task computing the answer)
-** wants to know when nobody waits for it any more: corio__srv_gone tells
+** wants to know when nobody waits for it any more: corio__server_gone tells
 ** it once, when the connection closes (a reset, a failed write, a
 ** timeout).  The peer's EOF is not that: a client may send its request,
 ** shut down its writing side and wait for the answer (shutdown(SHUT_WR)),
@@ -45,7 +45,7 @@ static void cut_all(corio_server *s);
 ** copies) but not past `bound` unless `extra` needs more: a body of known
 ** length grows up to that length, not to twice it.
 */
-int corio__srv_buf_grow(corio__srv_buf *b, size_t extra, size_t bound) {
+int corio__server_buf_grow(corio__server_buf *b, size_t extra, size_t bound) {
   size_t cap, need;
   char *p;
   if (b->cap - b->len >= extra) return 0;
@@ -61,8 +61,8 @@ int corio__srv_buf_grow(corio__srv_buf *b, size_t extra, size_t bound) {
   return 0;
 }
 
-int corio__srv_buf_reserve(corio__srv_buf *b, size_t extra) {
-  return corio__srv_buf_grow(b, extra, SIZE_MAX);
+int corio__server_buf_reserve(corio__server_buf *b, size_t extra) {
+  return corio__server_buf_grow(b, extra, SIZE_MAX);
 }
 
 /*
@@ -74,7 +74,7 @@ int corio__srv_buf_reserve(corio__srv_buf *b, size_t extra) {
 static void arm(corio_server *s) {
   uint64_t due = s->close_due, now;
   int k;
-  for (k = 1; k < CORIO__SRV_T_COUNT; k++)
+  for (k = 1; k < CORIO__SERVER_T_COUNT; k++)
     if (s->tl[k].head != NULL && s->tl[k].head->due < due)
       due = s->tl[k].head->due;
   if (due == s->armed_due) return;
@@ -87,9 +87,9 @@ static void arm(corio_server *s) {
   uv_timer_start(&s->timer, on_timer, due > now ? due - now : 0, 0);
 }
 
-static void tl_remove(corio__srv_conn *c) {
-  corio__srv_tlist *l = &c->srv->tl[c->tkind];
-  if (c->tkind == CORIO__SRV_T_NONE) return;
+static void tl_remove(corio__server_conn *c) {
+  corio__server_tlist *l = &c->srv->tl[c->tkind];
+  if (c->tkind == CORIO__SERVER_T_NONE) return;
   if (c->tprev)
     c->tprev->tnext = c->tnext;
   else
@@ -99,16 +99,16 @@ static void tl_remove(corio__srv_conn *c) {
   else
     l->tail = c->tprev;
   c->tprev = c->tnext = NULL;
-  c->tkind = CORIO__SRV_T_NONE;
+  c->tkind = CORIO__SERVER_T_NONE;
   /* the timer may now fire early; it then just re-arms */
 }
 
 /* Put the connection on deadline list `kind`, due from now (NONE: none). */
-void corio__srv_timer_set(corio__srv_conn *c, int kind) {
+void corio__server_timer_set(corio__server_conn *c, int kind) {
   corio_server *s = c->srv;
-  corio__srv_tlist *l;
+  corio__server_tlist *l;
   tl_remove(c);
-  if (kind == CORIO__SRV_T_NONE) return;
+  if (kind == CORIO__SERVER_T_NONE) return;
   l = &s->tl[kind];
   c->tkind = (uint8_t)kind;
   c->due = uv_now(s->rt->loop) + s->tl_ms[kind];
@@ -121,20 +121,20 @@ void corio__srv_timer_set(corio__srv_conn *c, int kind) {
   if (c->due < s->armed_due) arm(s);
 }
 
-static void expire(corio__srv_conn *c, int kind) {
+static void expire(corio__server_conn *c, int kind) {
   switch (kind) {
-  case CORIO__SRV_T_HEADER:
+  case CORIO__SERVER_T_HEADER:
     /* a connection that never sent a byte is just closed */
-    if (c->rstate == CORIO__SRV_HEAD)
-      corio__srv_reply(c, 408, 1);
+    if (c->rstate == CORIO__SERVER_HEAD)
+      corio__server_reply(c, 408, 1);
     else
-      corio__srv_conn_close(c);
+      corio__server_conn_close(c);
     break;
-  case CORIO__SRV_T_BODY:
-    corio__srv_reply(c, 408, 1);
+  case CORIO__SERVER_T_BODY:
+    corio__server_reply(c, 408, 1);
     break;
   default: /* idle, write, linger */
-    corio__srv_conn_close(c);
+    corio__server_conn_close(c);
     break;
   }
 }
@@ -142,11 +142,11 @@ static void expire(corio__srv_conn *c, int kind) {
 static void on_timer(uv_timer_t *t) {
   corio_server *s = corio__container_of(t, corio_server, timer);
   uint64_t now = uv_now(s->rt->loop);
-  corio__srv_conn *c;
+  corio__server_conn *c;
   int k;
   s->armed_due = UINT64_MAX;
   if (s->close_due <= now) cut_all(s); /* graceful close ran out of time */
-  for (k = 1; k < CORIO__SRV_T_COUNT; k++) {
+  for (k = 1; k < CORIO__SERVER_T_COUNT; k++) {
     while ((c = s->tl[k].head) != NULL && c->due <= now) {
       tl_remove(c);
       expire(c, k);
@@ -163,15 +163,15 @@ static void on_timer(uv_timer_t *t) {
 ** ===================================================================
 */
 
-static corio__srv_home *home_of(corio_rt *rt) {
+static corio__server_home *home_of(corio_rt *rt) {
   return rt->part[CORIO__PART_SERVER].state;
 }
 
-static corio__srv_conn *conn_of(corio__queue *q) {
-  return corio__queue_data(q, corio__srv_conn, node);
+static corio__server_conn *conn_of(corio__queue *q) {
+  return corio__queue_data(q, corio__server_conn, node);
 }
 
-static void conn_free(corio__srv_conn *c) {
+static void conn_free(corio__server_conn *c) {
   corio__free(c->in.base);
   corio__free(c->out.base);
   corio__free(c->req.buf.base);
@@ -180,25 +180,25 @@ static void conn_free(corio__srv_conn *c) {
 }
 
 /* Tell the host that the client of the request it holds is gone. */
-void corio__srv_gone(corio__srv_conn *c) {
+void corio__server_gone(corio__server_conn *c) {
   corio_server *s = c->srv;
-  if ((c->rstate != CORIO__SRV_USER && c->rstate != CORIO__SRV_STREAM) ||
-      (c->flags & CORIO__SRV_GONE) || s == NULL || s->on_gone == NULL)
+  if ((c->rstate != CORIO__SERVER_USER && c->rstate != CORIO__SERVER_STREAM) ||
+      (c->flags & CORIO__SERVER_GONE) || s == NULL || s->on_gone == NULL)
     return;
-  c->flags |= CORIO__SRV_GONE;
+  c->flags |= CORIO__SERVER_GONE;
   s->on_gone(s, &c->req, s->data);
 }
 
 static void on_conn_closed(uv_handle_t *h) {
-  corio__srv_conn *c = h->data;
+  corio__server_conn *c = h->data;
   corio_server *s = c->srv;
   corio__queue_remove(&c->node);
   s->nconns--;
-  c->flags |= CORIO__SRV_CLOSED;
-  if (c->rstate == CORIO__SRV_USER || c->rstate == CORIO__SRV_STREAM) {
+  c->flags |= CORIO__SERVER_CLOSED;
+  if (c->rstate == CORIO__SERVER_USER || c->rstate == CORIO__SERVER_STREAM) {
     /* the host still holds the request */
     corio__queue_insert_head(&s->orphans, &c->node);
-    corio__srv_gone(c); /* it may answer now: c may be freed */
+    corio__server_gone(c); /* it may answer now: c may be freed */
   } else {
     conn_free(c);
   }
@@ -206,28 +206,28 @@ static void on_conn_closed(uv_handle_t *h) {
   server_maybe_done(s);
 }
 
-void corio__srv_conn_close(corio__srv_conn *c) {
-  if (c->flags & CORIO__SRV_CLOSING) return;
-  c->flags |= CORIO__SRV_CLOSING | CORIO__SRV_NO_INPUT;
+void corio__server_conn_close(corio__server_conn *c) {
+  if (c->flags & CORIO__SERVER_CLOSING) return;
+  c->flags |= CORIO__SERVER_CLOSING | CORIO__SERVER_NO_INPUT;
   tl_remove(c);
   corio__closing(c->srv->rt);
   uv_close((uv_handle_t *)&c->tcp, on_conn_closed);
 }
 
 /* The host answered a request whose connection is closing or closed. */
-void corio__srv_conn_release(corio__srv_conn *c) {
-  if (!(c->flags & CORIO__SRV_CLOSED)) return; /* on_conn_closed frees it */
-  corio__queue_remove(&c->node);               /* from its orphans list */
+void corio__server_conn_release(corio__server_conn *c) {
+  if (!(c->flags & CORIO__SERVER_CLOSED)) return; /* on_conn_closed frees it */
+  corio__queue_remove(&c->node);                  /* from its orphans list */
   conn_free(c);
 }
 
 static void on_shutdown(uv_shutdown_t *r, int status) {
-  corio__srv_conn *c = corio__container_of(r, corio__srv_conn, sreq);
-  if (status < 0) corio__srv_conn_close(c);
+  corio__server_conn *c = corio__container_of(r, corio__server_conn, sreq);
+  if (status < 0) corio__server_conn_close(c);
 }
 
 static void on_alloc(uv_handle_t *h, size_t hint, uv_buf_t *buf) {
-  corio__srv_conn *c = h->data;
+  corio__server_conn *c = h->data;
   (void)hint;
   *buf = uv_buf_init(c->srv->slab, SRV_SLAB);
 }
@@ -240,90 +240,90 @@ static void on_read(uv_stream_t *st, ssize_t nread, const uv_buf_t *buf);
 ** with unread input makes the kernel send RST, which can destroy the
 ** response before the client has read it.
 */
-static void conn_linger(corio__srv_conn *c) {
-  if (c->flags & (CORIO__SRV_EOF | CORIO__SRV_CLOSING)) {
-    corio__srv_conn_close(c);
+static void conn_linger(corio__server_conn *c) {
+  if (c->flags & (CORIO__SERVER_EOF | CORIO__SERVER_CLOSING)) {
+    corio__server_conn_close(c);
     return;
   }
-  c->flags |= CORIO__SRV_LINGER | CORIO__SRV_NO_INPUT;
+  c->flags |= CORIO__SERVER_LINGER | CORIO__SERVER_NO_INPUT;
   c->ilen = c->ioff = 0;
   if (uv_shutdown(&c->sreq, (uv_stream_t *)&c->tcp, on_shutdown) != 0) {
-    corio__srv_conn_close(c);
+    corio__server_conn_close(c);
     return;
   }
-  if (c->flags & CORIO__SRV_READ_OFF) {
-    c->flags &= ~CORIO__SRV_READ_OFF;
+  if (c->flags & CORIO__SERVER_READ_OFF) {
+    c->flags &= ~CORIO__SERVER_READ_OFF;
     uv_read_start((uv_stream_t *)&c->tcp, on_alloc, on_read);
   }
-  corio__srv_timer_set(c, CORIO__SRV_T_LINGER);
+  corio__server_timer_set(c, CORIO__SERVER_T_LINGER);
 }
 
 /* Hand a complete request to the host (or answer it: overload). */
-static void dispatch(corio__srv_conn *c) {
+static void dispatch(corio__server_conn *c) {
   corio_server *s = c->srv;
   c->nreq++;
   s->nrequests++;
-  c->flags &= ~CORIO__SRV_GONE;
+  c->flags &= ~CORIO__SERVER_GONE;
   if (c->req.rejected) {
     s->nrejected++;
-    corio__srv_reply(c, s->o.overload_status, 0);
+    corio__server_reply(c, s->o.overload_status, 0);
     return;
   }
-  c->rstate = CORIO__SRV_USER;
+  c->rstate = CORIO__SERVER_USER;
   s->inflight++;
   s->cb(s, &c->req, s->data);
 }
 
 /* After processing: idle timing, EOF, and reading again. */
-static void settle(corio__srv_conn *c) {
+static void settle(corio__server_conn *c) {
   size_t pending = c->ilen - c->ioff;
-  if (c->flags & (CORIO__SRV_CLOSING | CORIO__SRV_LINGER)) return;
+  if (c->flags & (CORIO__SERVER_CLOSING | CORIO__SERVER_LINGER)) return;
   if (pending == 0 &&
-      (c->rstate == CORIO__SRV_IDLE || c->rstate == CORIO__SRV_HEAD ||
-       c->rstate == CORIO__SRV_BODY)) {
-    if (c->flags & CORIO__SRV_EOF) { /* done, or a request cut short */
-      corio__srv_conn_close(c);
+      (c->rstate == CORIO__SERVER_IDLE || c->rstate == CORIO__SERVER_HEAD ||
+       c->rstate == CORIO__SERVER_BODY)) {
+    if (c->flags & CORIO__SERVER_EOF) { /* done, or a request cut short */
+      corio__server_conn_close(c);
       return;
     }
     /* before its first request a connection keeps its head deadline */
-    if (c->rstate == CORIO__SRV_IDLE && c->nreq > 0 &&
-        c->tkind != CORIO__SRV_T_IDLE)
-      corio__srv_timer_set(c, CORIO__SRV_T_IDLE);
+    if (c->rstate == CORIO__SERVER_IDLE && c->nreq > 0 &&
+        c->tkind != CORIO__SERVER_T_IDLE)
+      corio__server_timer_set(c, CORIO__SERVER_T_IDLE);
   }
-  if ((c->flags & CORIO__SRV_READ_OFF) && pending < SRV_IN_HIGH) {
-    c->flags &= ~CORIO__SRV_READ_OFF;
+  if ((c->flags & CORIO__SERVER_READ_OFF) && pending < SRV_IN_HIGH) {
+    c->flags &= ~CORIO__SERVER_READ_OFF;
     if (uv_read_start((uv_stream_t *)&c->tcp, on_alloc, on_read) != 0)
-      corio__srv_conn_close(c);
+      corio__server_conn_close(c);
   }
 }
 
 /*
 ** Parse pending input and hand out the requests it holds, one at a time:
 ** stop at a request the host has not answered yet, or at a response still
-** being written.  Re-entered from corio_srv_respond inside the request
+** being written.  Re-entered from corio_server_respond inside the request
 ** callback: the inner call returns and the outer loop goes on.
 */
-void corio__srv_process(corio__srv_conn *c) {
-  if (c->flags & CORIO__SRV_IN_PROCESS) return;
-  c->flags |= CORIO__SRV_IN_PROCESS;
+void corio__server_process(corio__server_conn *c) {
+  if (c->flags & CORIO__SERVER_IN_PROCESS) return;
+  c->flags |= CORIO__SERVER_IN_PROCESS;
   for (;;) {
     size_t n, avail;
     enum http_errno e;
-    if (c->flags & (CORIO__SRV_NO_INPUT | CORIO__SRV_WRITING)) break;
-    if (c->rstate == CORIO__SRV_READY) {
+    if (c->flags & (CORIO__SERVER_NO_INPUT | CORIO__SERVER_WRITING)) break;
+    if (c->rstate == CORIO__SERVER_READY) {
       dispatch(c);
       continue;
     }
-    if (c->rstate == CORIO__SRV_USER || c->rstate == CORIO__SRV_WRITE ||
-        c->rstate == CORIO__SRV_STREAM)
+    if (c->rstate == CORIO__SERVER_USER || c->rstate == CORIO__SERVER_WRITE ||
+        c->rstate == CORIO__SERVER_STREAM)
       break;
-    if (c->rstate == CORIO__SRV_IDLE && c->srv->closing) {
-      corio__srv_conn_close(c); /* graceful close: no new request */
+    if (c->rstate == CORIO__SERVER_IDLE && c->srv->closing) {
+      corio__server_conn_close(c); /* graceful close: no new request */
       break;
     }
     avail = c->ilen - c->ioff;
     if (avail == 0) break;
-    n = http_parser_execute(&c->parser, &corio__srv_settings,
+    n = http_parser_execute(&c->parser, &corio__server_settings,
                             c->ibase + c->ioff, avail);
     c->ioff += n;
     e = HTTP_PARSER_ERRNO(&c->parser);
@@ -334,50 +334,50 @@ void corio__srv_process(corio__srv_conn *c) {
     if (e != HPE_OK) {
       int status = c->err_status ? c->err_status : 400;
       if (e == HPE_HEADER_OVERFLOW) status = 431;
-      corio__srv_reply(c, status, 1);
+      corio__server_reply(c, status, 1);
       break;
     }
     if (n < avail) { /* upgrade: the rest is not HTTP */
-      c->flags |= CORIO__SRV_NO_INPUT | CORIO__SRV_CLOSE_AFTER;
+      c->flags |= CORIO__SERVER_NO_INPUT | CORIO__SERVER_CLOSE_AFTER;
       break;
     }
   }
-  c->flags &= ~CORIO__SRV_IN_PROCESS;
+  c->flags &= ~CORIO__SERVER_IN_PROCESS;
   settle(c);
 }
 
 /* The response is out: close, or go on with the next request. */
-void corio__srv_after_response(corio__srv_conn *c) {
-  c->rstate = CORIO__SRV_IDLE;
-  if (c->flags & CORIO__SRV_CLOSING) return;
-  if (c->flags & CORIO__SRV_CLOSE_AFTER) {
+void corio__server_after_response(corio__server_conn *c) {
+  c->rstate = CORIO__SERVER_IDLE;
+  if (c->flags & CORIO__SERVER_CLOSING) return;
+  if (c->flags & CORIO__SERVER_CLOSE_AFTER) {
     conn_linger(c);
     return;
   }
-  corio__srv_process(c);
+  corio__server_process(c);
 }
 
 static void on_read(uv_stream_t *st, ssize_t nread, const uv_buf_t *buf) {
-  corio__srv_conn *c = st->data;
+  corio__server_conn *c = st->data;
   int from_slab = 0;
   if (nread == 0) return;
   if (nread < 0) {
-    if (nread != UV_EOF || (c->flags & CORIO__SRV_LINGER)) {
-      corio__srv_conn_close(c);
+    if (nread != UV_EOF || (c->flags & CORIO__SERVER_LINGER)) {
+      corio__server_conn_close(c);
       return;
     }
-    c->flags |= CORIO__SRV_EOF; /* a half-close: answers still go out */
-    if (!(c->flags & CORIO__SRV_IN_PROCESS)) settle(c);
+    c->flags |= CORIO__SERVER_EOF; /* a half-close: answers still go out */
+    if (!(c->flags & CORIO__SERVER_IN_PROCESS)) settle(c);
     return;
   }
-  if (c->flags & CORIO__SRV_NO_INPUT) return; /* lingering: dropped */
+  if (c->flags & CORIO__SERVER_NO_INPUT) return; /* lingering: dropped */
   if (c->ioff < c->ilen) {
     /* input waits already: append (ibase is in.base here) */
     size_t rest = c->ilen - c->ioff;
     memmove(c->in.base, c->in.base + c->ioff, rest);
     c->in.len = rest;
-    if (corio__srv_buf_reserve(&c->in, (size_t)nread) != 0) {
-      corio__srv_conn_close(c);
+    if (corio__server_buf_reserve(&c->in, (size_t)nread) != 0) {
+      corio__server_conn_close(c);
       return;
     }
     memcpy(c->in.base + rest, buf->base, (size_t)nread);
@@ -391,13 +391,13 @@ static void on_read(uv_stream_t *st, ssize_t nread, const uv_buf_t *buf) {
     c->ioff = 0;
     from_slab = 1;
   }
-  corio__srv_process(c);
+  corio__server_process(c);
   if (from_slab) {
     size_t rest = c->ilen - c->ioff;
     c->in.len = 0;
-    if (rest > 0 && !(c->flags & CORIO__SRV_NO_INPUT)) {
-      if (corio__srv_buf_reserve(&c->in, rest) != 0) {
-        corio__srv_conn_close(c);
+    if (rest > 0 && !(c->flags & CORIO__SERVER_NO_INPUT)) {
+      if (corio__server_buf_reserve(&c->in, rest) != 0) {
+        corio__server_conn_close(c);
         return;
       }
       memcpy(c->in.base, c->ibase + c->ioff, rest);
@@ -407,14 +407,14 @@ static void on_read(uv_stream_t *st, ssize_t nread, const uv_buf_t *buf) {
     c->ilen = c->in.len;
     c->ioff = 0;
   }
-  if (c->ilen - c->ioff >= SRV_IN_HIGH && !(c->flags & CORIO__SRV_CLOSING) &&
-      !(c->flags & CORIO__SRV_READ_OFF)) {
-    c->flags |= CORIO__SRV_READ_OFF;
+  if (c->ilen - c->ioff >= SRV_IN_HIGH && !(c->flags & CORIO__SERVER_CLOSING) &&
+      !(c->flags & CORIO__SERVER_READ_OFF)) {
+    c->flags |= CORIO__SERVER_READ_OFF;
     uv_read_stop(st);
   }
 }
 
-static void format_remote(corio__srv_conn *c) {
+static void format_remote(corio__server_conn *c) {
   struct sockaddr_storage ss;
   int len = sizeof ss;
   char ip[48];
@@ -456,7 +456,7 @@ static void reject(corio_server *s) {
 
 static void on_connection(uv_stream_t *ls, int status) {
   corio_server *s = corio__container_of(ls, corio_server, listener);
-  corio__srv_conn *c;
+  corio__server_conn *c;
   if (status < 0 || s->closing) return;
   if (s->nconns >= s->o.max_connections) {
     reject(s);
@@ -480,16 +480,16 @@ static void on_connection(uv_stream_t *ls, int status) {
   corio__queue_insert_head(&s->conns, &c->node);
   s->nconns++;
   if (uv_accept(ls, (uv_stream_t *)&c->tcp) != 0) {
-    corio__srv_conn_close(c);
+    corio__server_conn_close(c);
     return;
   }
   uv_tcp_nodelay(&c->tcp, 1);
   format_remote(c);
   http_parser_init(&c->parser, HTTP_REQUEST);
   c->ibase = c->in.base;
-  corio__srv_timer_set(c, CORIO__SRV_T_HEADER);
+  corio__server_timer_set(c, CORIO__SERVER_T_HEADER);
   if (uv_read_start((uv_stream_t *)&c->tcp, on_alloc, on_read) != 0)
-    corio__srv_conn_close(c);
+    corio__server_conn_close(c);
 }
 
 /* }================================================================== */
@@ -567,7 +567,7 @@ static int resolve_host(corio_rt *rt, const char *host, int port,
 
 static void server_free(corio_server *s) {
   while (!corio__queue_empty(&s->orphans)) { /* the runtime keeps them */
-    corio__srv_conn *c = conn_of(corio__queue_head(&s->orphans));
+    corio__server_conn *c = conn_of(corio__queue_head(&s->orphans));
     corio__queue_remove(&c->node);
     c->srv = NULL;
     corio__queue_insert_head(&home_of(s->rt)->orphans, &c->node);
@@ -591,7 +591,7 @@ static void cut_all(corio_server *s) {
   s->close_due = UINT64_MAX;
   for (q = s->conns.next; q != &s->conns; q = next) {
     next = q->next;
-    corio__srv_conn_close(conn_of(q));
+    corio__server_conn_close(conn_of(q));
   }
 }
 
@@ -600,7 +600,7 @@ static void cut_all(corio_server *s) {
 ** are gone, and free the requests nobody answered.
 */
 static void server_shutdown(corio_rt *rt) {
-  corio__srv_home *home = home_of(rt);
+  corio__server_home *home = home_of(rt);
   corio__queue *q;
   if (home == NULL) return;
   corio__queue_foreach(q, &home->servers) {
@@ -612,7 +612,7 @@ static void server_shutdown(corio_rt *rt) {
   }
   while (!corio__queue_empty(&home->servers)) uv_run(rt->loop, UV_RUN_ONCE);
   while (!corio__queue_empty(&home->orphans)) { /* nobody answered them */
-    corio__srv_conn *c = conn_of(corio__queue_head(&home->orphans));
+    corio__server_conn *c = conn_of(corio__queue_head(&home->orphans));
     corio__queue_remove(&c->node);
     conn_free(c);
   }
@@ -621,8 +621,8 @@ static void server_shutdown(corio_rt *rt) {
 }
 
 /* The runtime's server part, made with its first server. */
-static corio__srv_home *home_get(corio_rt *rt) {
-  corio__srv_home *home = home_of(rt);
+static corio__server_home *home_get(corio_rt *rt) {
+  corio__server_home *home = home_of(rt);
   if (home != NULL) return home;
   home = corio__calloc(1, sizeof *home);
   if (home == NULL) return NULL;
@@ -660,9 +660,10 @@ static void on_failed_listen_closed(uv_handle_t *h) {
 }
 
 int corio_server_listen(corio_rt *rt, const corio_server_opts *o,
-                        corio_srv_request_fn cb, void *ud, corio_server **out) {
+                        corio_server_request_fn cb, void *ud,
+                        corio_server **out) {
   corio_server *s;
-  corio__srv_home *home;
+  corio__server_home *home;
   struct sockaddr_storage ss;
   struct sockaddr_storage bound;
   int r, len = sizeof bound;
@@ -689,11 +690,11 @@ int corio_server_listen(corio_rt *rt, const corio_server_opts *o,
   s->armed_due = s->close_due = UINT64_MAX;
   s->date_sec = -1;
   s->o.host = NULL; /* borrowed: not kept */
-  s->tl_ms[CORIO__SRV_T_HEADER] = s->o.header_timeout_ms;
-  s->tl_ms[CORIO__SRV_T_BODY] = s->o.body_timeout_ms;
-  s->tl_ms[CORIO__SRV_T_IDLE] = s->o.idle_timeout_ms;
-  s->tl_ms[CORIO__SRV_T_WRITE] = s->o.write_timeout_ms;
-  s->tl_ms[CORIO__SRV_T_LINGER] = SRV_LINGER_MS;
+  s->tl_ms[CORIO__SERVER_T_HEADER] = s->o.header_timeout_ms;
+  s->tl_ms[CORIO__SERVER_T_BODY] = s->o.body_timeout_ms;
+  s->tl_ms[CORIO__SERVER_T_IDLE] = s->o.idle_timeout_ms;
+  s->tl_ms[CORIO__SERVER_T_WRITE] = s->o.write_timeout_ms;
+  s->tl_ms[CORIO__SERVER_T_LINGER] = SRV_LINGER_MS;
   uv_tcp_init(rt->loop, &s->listener);
   uv_timer_init(rt->loop, &s->timer);
   corio__opened(rt);
@@ -731,14 +732,15 @@ int corio_server_close(corio_server *s, uint64_t deadline_ms,
   corio__closing(s->rt);
   uv_close((uv_handle_t *)&s->listener, on_listener_closed);
   for (q = s->conns.next; q != &s->conns; q = next) {
-    corio__srv_conn *c = conn_of(q);
+    corio__server_conn *c = conn_of(q);
     next = q->next;
-    if (deadline_ms == 0 ||
-        (c->rstate == CORIO__SRV_IDLE && !(c->flags & CORIO__SRV_WRITING) &&
-         !(c->flags & CORIO__SRV_LINGER)))
-      corio__srv_conn_close(c);
+    if (deadline_ms == 0 || (c->rstate == CORIO__SERVER_IDLE &&
+                             !(c->flags & CORIO__SERVER_WRITING) &&
+                             !(c->flags & CORIO__SERVER_LINGER)))
+      corio__server_conn_close(c);
     else
-      c->flags |= CORIO__SRV_CLOSE_AFTER; /* after the response in progress */
+      c->flags |=
+          CORIO__SERVER_CLOSE_AFTER; /* after the response in progress */
   }
   if (deadline_ms > 0) {
     s->close_due = uv_now(s->rt->loop) + deadline_ms;
@@ -747,7 +749,8 @@ int corio_server_close(corio_server *s, uint64_t deadline_ms,
   return 0;
 }
 
-void corio_server_on_disconnect(corio_server *s, corio_srv_disconnect_fn cb) {
+void corio_server_on_disconnect(corio_server *s,
+                                corio_server_disconnect_fn cb) {
   s->on_gone = cb;
 }
 

@@ -11,15 +11,15 @@
 #include "core/queue.h"
 
 /* A growable byte buffer, reused across requests of one connection. */
-typedef struct corio__srv_buf {
+typedef struct corio__server_buf {
   char *base;
   size_t len, cap;
-} corio__srv_buf;
+} corio__server_buf;
 
 /* A received header: offsets into the request's buffer. */
-typedef struct corio__srv_hdr {
+typedef struct corio__server_hdr {
   size_t name, name_len, value, value_len;
-} corio__srv_hdr;
+} corio__server_hdr;
 
 /*
 ** The request being received or handed out.  It lives inside its
@@ -27,11 +27,11 @@ typedef struct corio__srv_hdr {
 ** buffers have grown; every string is an offset into `buf` (which may move
 ** while the request arrives) followed by a NUL.
 */
-struct corio_srv_req {
-  struct corio__srv_conn *conn;
+struct corio_server_req {
+  struct corio__server_conn *conn;
   void *data;
-  corio__srv_buf buf; /* target, path, query, header strings, body */
-  corio__srv_hdr *hdrs;
+  corio__server_buf buf; /* target, path, query, header strings, body */
+  corio__server_hdr *hdrs;
   size_t nhdrs, hdrs_cap;
   size_t target, target_len, path, path_len, query, query_len;
   size_t body, body_len;
@@ -46,91 +46,91 @@ struct corio_srv_req {
 
 /* conn->rstate: where the connection is in its request cycle */
 enum {
-  CORIO__SRV_IDLE = 0, /* between requests */
-  CORIO__SRV_HEAD,     /* a request head is arriving */
-  CORIO__SRV_BODY,     /* its body is arriving */
-  CORIO__SRV_READY,    /* complete, about to be handed out */
-  CORIO__SRV_USER,     /* handed to the callback, not answered yet */
-  CORIO__SRV_WRITE,    /* answered, response being written */
-  CORIO__SRV_STREAM    /* head sent by corio_srv_stream, body to come */
+  CORIO__SERVER_IDLE = 0, /* between requests */
+  CORIO__SERVER_HEAD,     /* a request head is arriving */
+  CORIO__SERVER_BODY,     /* its body is arriving */
+  CORIO__SERVER_READY,    /* complete, about to be handed out */
+  CORIO__SERVER_USER,     /* handed to the callback, not answered yet */
+  CORIO__SERVER_WRITE,    /* answered, response being written */
+  CORIO__SERVER_STREAM    /* head sent by corio_server_stream, body to come */
 };
 
 /* conn->tkind: which deadline list the connection is on */
 enum {
-  CORIO__SRV_T_NONE = 0,
-  CORIO__SRV_T_HEADER,
-  CORIO__SRV_T_BODY,
-  CORIO__SRV_T_IDLE,
-  CORIO__SRV_T_WRITE,
-  CORIO__SRV_T_LINGER,
-  CORIO__SRV_T_COUNT
+  CORIO__SERVER_T_NONE = 0,
+  CORIO__SERVER_T_HEADER,
+  CORIO__SERVER_T_BODY,
+  CORIO__SERVER_T_IDLE,
+  CORIO__SERVER_T_WRITE,
+  CORIO__SERVER_T_LINGER,
+  CORIO__SERVER_T_COUNT
 };
 
 /* conn->flags */
-#define CORIO__SRV_CLOSING     0x001  /* uv_close called */
-#define CORIO__SRV_CLOSED      0x002  /* close callback ran: an orphan */
-#define CORIO__SRV_EOF         0x004  /* the peer sent FIN */
-#define CORIO__SRV_WRITING     0x008  /* wreq in flight */
-#define CORIO__SRV_CLOSE_AFTER 0x010  /* close once the response is out */
-#define CORIO__SRV_NO_INPUT    0x020  /* parse nothing more */
-#define CORIO__SRV_LINGER      0x040  /* shut down, draining the peer */
-#define CORIO__SRV_READ_OFF    0x080  /* reading stopped: too much pending */
-#define CORIO__SRV_IN_PROCESS  0x100  /* inside corio__srv_process */
-#define CORIO__SRV_CONTINUE    0x200  /* creq (100 Continue) in flight */
-#define CORIO__SRV_GONE        0x400  /* disconnect reported for this request */
-#define CORIO__SRV_NO_BODY     0x800  /* streamed response without a body */
-#define CORIO__SRV_CHUNKED     0x1000 /* streamed body in chunked encoding */
+#define CORIO__SERVER_CLOSING     0x001 /* uv_close called */
+#define CORIO__SERVER_CLOSED      0x002 /* close callback ran: an orphan */
+#define CORIO__SERVER_EOF         0x004 /* the peer sent FIN */
+#define CORIO__SERVER_WRITING     0x008 /* wreq in flight */
+#define CORIO__SERVER_CLOSE_AFTER 0x010 /* close once the response is out */
+#define CORIO__SERVER_NO_INPUT    0x020 /* parse nothing more */
+#define CORIO__SERVER_LINGER      0x040 /* shut down, draining the peer */
+#define CORIO__SERVER_READ_OFF    0x080 /* reading stopped: too much pending */
+#define CORIO__SERVER_IN_PROCESS  0x100 /* inside corio__server_process */
+#define CORIO__SERVER_CONTINUE    0x200 /* creq (100 Continue) in flight */
+#define CORIO__SERVER_GONE        0x400 /* disconnect reported for this request */
+#define CORIO__SERVER_NO_BODY     0x800  /* streamed response without a body */
+#define CORIO__SERVER_CHUNKED     0x1000 /* streamed body in chunked encoding */
 
-typedef struct corio__srv_conn corio__srv_conn;
-struct corio__srv_conn {
+typedef struct corio__server_conn corio__server_conn;
+struct corio__server_conn {
   uv_tcp_t tcp;
   corio_server *srv; /* NULL for an orphan whose server is gone */
   corio_rt *rt;
-  corio__queue node;              /* srv->conns, or an orphans list */
-  corio__srv_conn *tprev, *tnext; /* deadline list srv->tl[tkind] */
+  corio__queue node;                 /* srv->conns, or an orphans list */
+  corio__server_conn *tprev, *tnext; /* deadline list srv->tl[tkind] */
   uint64_t due;
   http_parser parser;
-  corio_srv_req req;
+  corio_server_req req;
   /* unparsed input: [ibase + ioff, ibase + ilen), ibase being the server's
      read slab during a read callback and `in.base` otherwise */
   const char *ibase;
   size_t ilen, ioff;
-  corio__srv_buf in;
-  corio__srv_buf out; /* the serialized response */
+  corio__server_buf in;
+  corio__server_buf out; /* the serialized response */
   uv_write_t wreq, creq;
   uv_shutdown_t sreq;
   unsigned flags;
   unsigned nreq;    /* requests handed out on this connection */
   unsigned nwrites; /* stream writes in flight (server_stream.c) */
-  struct corio__srv_swrite *swrites; /* those writes, oldest first */
+  struct corio__server_swrite *swrites; /* those writes, oldest first */
   int err_status; /* status a parser callback chose for its error */
   uint8_t rstate, tkind;
   char remote[56]; /* "[ipv6]:port" */
 };
 
-typedef struct corio__srv_tlist {
-  corio__srv_conn *head, *tail;
-} corio__srv_tlist;
+typedef struct corio__server_tlist {
+  corio__server_conn *head, *tail;
+} corio__server_tlist;
 
 /* The runtime's state of the server part: its servers, and the requests
    of servers freed before their host answered them. */
-typedef struct corio__srv_home {
+typedef struct corio__server_home {
   corio__queue servers; /* listening or closing */
   corio__queue orphans;
-} corio__srv_home;
+} corio__server_home;
 
 struct corio_server {
   corio_rt *rt;
   uv_tcp_t listener;
   uv_timer_t timer;    /* every deadline of the server */
   corio_server_opts o; /* defaults filled in */
-  corio_srv_request_fn cb;
-  corio_srv_disconnect_fn on_gone;
+  corio_server_request_fn cb;
+  corio_server_disconnect_fn on_gone;
   void *data;
   corio__queue node;           /* the servers of the runtime */
-  corio__queue conns, orphans; /* of corio__srv_conn */
-  corio__srv_tlist tl[CORIO__SRV_T_COUNT];
-  uint64_t tl_ms[CORIO__SRV_T_COUNT];
+  corio__queue conns, orphans; /* of corio__server_conn */
+  corio__server_tlist tl[CORIO__SERVER_T_COUNT];
+  uint64_t tl_ms[CORIO__SERVER_T_COUNT];
   uint64_t armed_due, close_due;
   size_t nconns, inflight;
   uint64_t nrequests, nrejected;
@@ -144,33 +144,34 @@ struct corio_server {
 };
 
 /* server.c */
-void corio__srv_timer_set(corio__srv_conn *c, int kind);
-void corio__srv_process(corio__srv_conn *c);
-void corio__srv_after_response(corio__srv_conn *c);
-void corio__srv_conn_close(corio__srv_conn *c);
-void corio__srv_conn_release(corio__srv_conn *c);
-void corio__srv_gone(corio__srv_conn *c);
+void corio__server_timer_set(corio__server_conn *c, int kind);
+void corio__server_process(corio__server_conn *c);
+void corio__server_after_response(corio__server_conn *c);
+void corio__server_conn_close(corio__server_conn *c);
+void corio__server_conn_release(corio__server_conn *c);
+void corio__server_gone(corio__server_conn *c);
 /* 0 or CORIO_ENOMEM */
-int corio__srv_buf_reserve(corio__srv_buf *b, size_t extra);
-int corio__srv_buf_grow(corio__srv_buf *b, size_t extra, size_t bound);
+int corio__server_buf_reserve(corio__server_buf *b, size_t extra);
+int corio__server_buf_grow(corio__server_buf *b, size_t extra, size_t bound);
 
 /* server_parse.c */
-extern const http_parser_settings corio__srv_settings;
-void corio__srv_req_shrink(corio_srv_req *req);
+extern const http_parser_settings corio__server_settings;
+void corio__server_req_shrink(corio_server_req *req);
 
 /* server_write.c */
-void corio__srv_reply(corio__srv_conn *c, int status, int fatal);
-int corio__srv_check_answer(corio__srv_conn *c, int status,
-                            const corio_srv_header *h, size_t nh,
-                            const char *body, size_t len);
-int corio__srv_keep_open(corio__srv_conn *c);
+void corio__server_reply(corio__server_conn *c, int status, int fatal);
+int corio__server_check_answer(corio__server_conn *c, int status,
+                               const corio_server_header *h, size_t nh,
+                               const char *body, size_t len);
+int corio__server_keep_open(corio__server_conn *c);
 
 /* server_stream.c */
-void corio__srv_stream_drop(corio__srv_conn *c);
+void corio__server_stream_drop(corio__server_conn *c);
 /* framing: 0 Content-Length, 1 chunked, 2 none (until the close) */
-int corio__srv_serialize(corio__srv_conn *c, int status,
-                         const corio_srv_header *h, size_t nh, const char *body,
-                         size_t len, int keep, int framing);
-void corio__srv_send_continue(corio__srv_conn *c);
+int corio__server_serialize(corio__server_conn *c, int status,
+                            const corio_server_header *h, size_t nh,
+                            const char *body, size_t len, int keep,
+                            int framing);
+void corio__server_send_continue(corio__server_conn *c);
 
 #endif

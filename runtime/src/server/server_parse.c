@@ -14,23 +14,23 @@
 /* req->last: the element the last data callback belonged to */
 enum { SRV_EL_NONE = 0, SRV_EL_URL, SRV_EL_FIELD, SRV_EL_VALUE };
 
-static corio__srv_conn *conn_of(http_parser *p) {
-  return corio__container_of(p, corio__srv_conn, parser);
+static corio__server_conn *conn_of(http_parser *p) {
+  return corio__container_of(p, corio__server_conn, parser);
 }
 
-static int append(corio_srv_req *req, const char *at, size_t len) {
-  if (corio__srv_buf_reserve(&req->buf, len) != 0) return -1;
+static int append(corio_server_req *req, const char *at, size_t len) {
+  if (corio__server_buf_reserve(&req->buf, len) != 0) return -1;
   memcpy(req->buf.base + req->buf.len, at, len);
   req->buf.len += len;
   return 0;
 }
 
 /* Terminate the element being received with its NUL. */
-static int seal(corio_srv_req *req) {
+static int seal(corio_server_req *req) {
   if (!req->open) return 0;
   req->open = 0;
   if (req->last == SRV_EL_VALUE) { /* the value ends before trailing OWS */
-    corio__srv_hdr *h = &req->hdrs[req->nhdrs - 1];
+    corio__server_hdr *h = &req->hdrs[req->nhdrs - 1];
     while (h->value_len > 0 && (req->buf.base[req->buf.len - 1] == ' ' ||
                                 req->buf.base[req->buf.len - 1] == '\t')) {
       h->value_len--;
@@ -41,20 +41,20 @@ static int seal(corio_srv_req *req) {
 }
 
 /* Fail the parse with `status`; the parser reports HPE_CB_*. */
-static int fail(corio__srv_conn *c, int status) {
+static int fail(corio__server_conn *c, int status) {
   c->err_status = status;
   return -1;
 }
 
 /* Count head bytes against the limit ("+ extra" for separators). */
-static int count_head(corio__srv_conn *c, size_t len, size_t extra) {
+static int count_head(corio__server_conn *c, size_t len, size_t extra) {
   c->req.head_bytes += len + extra;
   return c->req.head_bytes > c->srv->o.max_header_bytes;
 }
 
 static int on_message_begin(http_parser *p) {
-  corio__srv_conn *c = conn_of(p);
-  corio_srv_req *req = &c->req;
+  corio__server_conn *c = conn_of(p);
+  corio_server_req *req = &c->req;
   req->data = NULL;
   req->buf.len = 0;
   req->nhdrs = 0;
@@ -63,16 +63,16 @@ static int on_message_begin(http_parser *p) {
   req->head_bytes = 0;
   req->last = SRV_EL_NONE;
   req->open = req->rejected = req->in_body = 0;
-  c->rstate = CORIO__SRV_HEAD;
+  c->rstate = CORIO__SERVER_HEAD;
   /* the first request's head is timed from accept, the others from here */
-  if (c->tkind != CORIO__SRV_T_HEADER)
-    corio__srv_timer_set(c, CORIO__SRV_T_HEADER);
+  if (c->tkind != CORIO__SERVER_T_HEADER)
+    corio__server_timer_set(c, CORIO__SERVER_T_HEADER);
   return 0;
 }
 
 static int on_url(http_parser *p, const char *at, size_t len) {
-  corio__srv_conn *c = conn_of(p);
-  corio_srv_req *req = &c->req;
+  corio__server_conn *c = conn_of(p);
+  corio_server_req *req = &c->req;
   if (count_head(c, len, 0)) return fail(c, 431);
   if (req->last != SRV_EL_URL) {
     req->last = SRV_EL_URL;
@@ -84,9 +84,9 @@ static int on_url(http_parser *p, const char *at, size_t len) {
 }
 
 static int on_header_field(http_parser *p, const char *at, size_t len) {
-  corio__srv_conn *c = conn_of(p);
-  corio_srv_req *req = &c->req;
-  corio__srv_hdr *h;
+  corio__server_conn *c = conn_of(p);
+  corio_server_req *req = &c->req;
+  corio__server_hdr *h;
   if (count_head(c, len, 4)) return fail(c, 431); /* ": " and CRLF */
   if (req->in_body) return 0;                     /* a trailer: dropped */
   if (req->last != SRV_EL_FIELD) {
@@ -109,9 +109,9 @@ static int on_header_field(http_parser *p, const char *at, size_t len) {
 }
 
 static int on_header_value(http_parser *p, const char *at, size_t len) {
-  corio__srv_conn *c = conn_of(p);
-  corio_srv_req *req = &c->req;
-  corio__srv_hdr *h;
+  corio__server_conn *c = conn_of(p);
+  corio_server_req *req = &c->req;
+  corio__server_hdr *h;
   if (count_head(c, len, 0)) return fail(c, 431);
   if (req->in_body) return 0;
   h = &req->hdrs[req->nhdrs - 1];
@@ -140,7 +140,7 @@ static int ieq(const char *a, size_t alen, const char *b) {
 }
 
 /* Split the target into path and query; both are copied after it. */
-static int split_target(corio_srv_req *req, int is_connect) {
+static int split_target(corio_server_req *req, int is_connect) {
   const char *t = req->buf.base + req->target;
   size_t plen = req->target_len, qoff = 0, qlen = 0;
   struct http_parser_url u;
@@ -168,7 +168,7 @@ static int split_target(corio_srv_req *req, int is_connect) {
     }
   }
   /* buf may move: keep offsets, not pointers */
-  if (corio__srv_buf_reserve(&req->buf, plen + qlen + 3) != 0) return -1;
+  if (corio__server_buf_reserve(&req->buf, plen + qlen + 3) != 0) return -1;
   t = req->buf.base + req->target;
   req->path = req->buf.len;
   if (plen == 0) {
@@ -186,15 +186,15 @@ static int split_target(corio_srv_req *req, int is_connect) {
   return 0;
 }
 
-static int wants_continue(corio__srv_conn *c) {
+static int wants_continue(corio__server_conn *c) {
   size_t len;
-  const char *v = corio_srv_req_header(&c->req, "expect", &len);
+  const char *v = corio_server_req_header(&c->req, "expect", &len);
   return v != NULL && ieq(v, len, "100-continue");
 }
 
 static int on_headers_complete(http_parser *p) {
-  corio__srv_conn *c = conn_of(p);
-  corio_srv_req *req = &c->req;
+  corio__server_conn *c = conn_of(p);
+  corio_server_req *req = &c->req;
   corio_server *s = c->srv;
   int has_body = (p->flags & F_CHUNKED) ||
                  (p->content_length > 0 && p->content_length != ULLONG_MAX);
@@ -206,7 +206,7 @@ static int on_headers_complete(http_parser *p) {
   req->major = (uint8_t)p->http_major;
   req->minor = (uint8_t)p->http_minor;
   req->keep_alive = (uint8_t)http_should_keep_alive(p);
-  if (p->upgrade) c->flags |= CORIO__SRV_CLOSE_AFTER; /* not supported */
+  if (p->upgrade) c->flags |= CORIO__SERVER_CLOSE_AFTER; /* not supported */
   if (p->content_length != ULLONG_MAX &&
       p->content_length > s->o.max_body_bytes)
     return fail(c, 413);
@@ -218,44 +218,44 @@ static int on_headers_complete(http_parser *p) {
   req->body_max = p->content_length != ULLONG_MAX ? (size_t)p->content_length
                                                   : s->o.max_body_bytes;
   if (has_body) {
-    c->rstate = CORIO__SRV_BODY;
-    corio__srv_timer_set(c, CORIO__SRV_T_BODY);
+    c->rstate = CORIO__SERVER_BODY;
+    corio__server_timer_set(c, CORIO__SERVER_T_BODY);
     if (req->major == 1 && req->minor >= 1 && wants_continue(c))
-      corio__srv_send_continue(c);
+      corio__server_send_continue(c);
   }
   return 0;
 }
 
 static int on_body(http_parser *p, const char *at, size_t len) {
-  corio__srv_conn *c = conn_of(p);
-  corio_srv_req *req = &c->req;
+  corio__server_conn *c = conn_of(p);
+  corio_server_req *req = &c->req;
   size_t bound;
   if (len > c->srv->o.max_body_bytes - req->body_len) return fail(c, 413);
   req->body_len += len;
-  corio__srv_timer_set(c, CORIO__SRV_T_BODY); /* silence is timed */
+  corio__server_timer_set(c, CORIO__SERVER_T_BODY); /* silence is timed */
   if (req->rejected) return 0;
   /* grown by doubling as the body arrives, up to its declared length (or
      the limit) and its NUL; append then finds the room */
   bound = req->body_max < SIZE_MAX - req->body - 1
               ? req->body + req->body_max + 1
               : SIZE_MAX;
-  if (corio__srv_buf_grow(&req->buf, len, bound) != 0) return fail(c, 500);
+  if (corio__server_buf_grow(&req->buf, len, bound) != 0) return fail(c, 500);
   return append(req, at, len) == 0 ? 0 : fail(c, 500);
 }
 
 static int on_message_complete(http_parser *p) {
-  corio__srv_conn *c = conn_of(p);
-  corio_srv_req *req = &c->req;
+  corio__server_conn *c = conn_of(p);
+  corio_server_req *req = &c->req;
   if (req->rejected) req->body_len = 0;
   if (append(req, "", 1) != 0) return fail(c, 500); /* the body's NUL */
-  c->rstate = CORIO__SRV_READY;
-  corio__srv_timer_set(c, CORIO__SRV_T_NONE);
+  c->rstate = CORIO__SERVER_READY;
+  corio__server_timer_set(c, CORIO__SERVER_T_NONE);
   /* stop here: the next pipelined request waits for this one's answer */
   http_parser_pause(p, 1);
   return 0;
 }
 
-const http_parser_settings corio__srv_settings = {
+const http_parser_settings corio__server_settings = {
     .on_message_begin = on_message_begin,
     .on_url = on_url,
     .on_header_field = on_header_field,
@@ -266,7 +266,7 @@ const http_parser_settings corio__srv_settings = {
 };
 
 /* Give back what a big request grew, once it has been answered. */
-void corio__srv_req_shrink(corio_srv_req *req) {
+void corio__server_req_shrink(corio_server_req *req) {
   if (req->buf.cap > 64 * 1024) {
     corio__free(req->buf.base);
     req->buf.base = NULL;
@@ -287,35 +287,35 @@ void corio__srv_req_shrink(corio_srv_req *req) {
 ** ===================================================================
 */
 
-static const char *str(const corio_srv_req *req, size_t off, size_t n,
+static const char *str(const corio_server_req *req, size_t off, size_t n,
                        size_t *len) {
   if (len != NULL) *len = n;
   return req->buf.base + off;
 }
 
-const char *corio_srv_req_method(const corio_srv_req *req) {
+const char *corio_server_req_method(const corio_server_req *req) {
   return http_method_str((enum http_method)req->method);
 }
 
-const char *corio_srv_req_target(const corio_srv_req *req, size_t *len) {
+const char *corio_server_req_target(const corio_server_req *req, size_t *len) {
   return str(req, req->target, req->target_len, len);
 }
 
-const char *corio_srv_req_path(const corio_srv_req *req, size_t *len) {
+const char *corio_server_req_path(const corio_server_req *req, size_t *len) {
   return str(req, req->path, req->path_len, len);
 }
 
-const char *corio_srv_req_query(const corio_srv_req *req, size_t *len) {
+const char *corio_server_req_query(const corio_server_req *req, size_t *len) {
   return str(req, req->query, req->query_len, len);
 }
 
-size_t corio_srv_req_header_count(const corio_srv_req *req) {
+size_t corio_server_req_header_count(const corio_server_req *req) {
   return req->nhdrs;
 }
 
-int corio_srv_req_header_at(const corio_srv_req *req, size_t i,
-                            corio_srv_header *out) {
-  const corio__srv_hdr *h;
+int corio_server_req_header_at(const corio_server_req *req, size_t i,
+                               corio_server_header *out) {
+  const corio__server_hdr *h;
   if (i >= req->nhdrs) return CORIO_EINVAL;
   h = &req->hdrs[i];
   out->name = req->buf.base + h->name;
@@ -327,12 +327,12 @@ int corio_srv_req_header_at(const corio_srv_req *req, size_t i,
   return 0;
 }
 
-const char *corio_srv_req_header(const corio_srv_req *req, const char *name,
-                                 size_t *len) {
+const char *corio_server_req_header(const corio_server_req *req,
+                                    const char *name, size_t *len) {
   size_t i;
-  corio_srv_header h;
+  corio_server_header h;
   for (i = 0; i < req->nhdrs; i++) {
-    corio_srv_req_header_at(req, i, &h);
+    corio_server_req_header_at(req, i, &h);
     if (ieq(h.name, h.name_len, name)) {
       if (len != NULL) *len = h.value_len;
       return h.value;
@@ -341,36 +341,37 @@ const char *corio_srv_req_header(const corio_srv_req *req, const char *name,
   return NULL;
 }
 
-const char *corio_srv_req_body(const corio_srv_req *req, size_t *len) {
+const char *corio_server_req_body(const corio_server_req *req, size_t *len) {
   return str(req, req->body, req->body_len, len);
 }
 
-const char *corio_srv_req_remote(const corio_srv_req *req) {
+const char *corio_server_req_remote(const corio_server_req *req) {
   return req->conn->remote;
 }
 
-void corio_srv_req_version(const corio_srv_req *req, int *major, int *minor) {
+void corio_server_req_version(const corio_server_req *req, int *major,
+                              int *minor) {
   if (major != NULL) *major = req->major;
   if (minor != NULL) *minor = req->minor;
 }
 
-int corio_srv_req_keep_alive(const corio_srv_req *req) {
+int corio_server_req_keep_alive(const corio_server_req *req) {
   return req->keep_alive;
 }
 
-int corio_srv_req_closed(const corio_srv_req *req) {
-  return (req->conn->flags & CORIO__SRV_CLOSING) != 0;
+int corio_server_req_closed(const corio_server_req *req) {
+  return (req->conn->flags & CORIO__SERVER_CLOSING) != 0;
 }
 
-corio_server *corio_srv_req_server(const corio_srv_req *req) {
+corio_server *corio_server_req_server(const corio_server_req *req) {
   return req->conn->srv;
 }
 
-void *corio_srv_req_get_data(const corio_srv_req *req) {
+void *corio_server_req_get_data(const corio_server_req *req) {
   return req->data;
 }
 
-void corio_srv_req_set_data(corio_srv_req *req, void *data) {
+void corio_server_req_set_data(corio_server_req *req, void *data) {
   req->data = data;
 }
 

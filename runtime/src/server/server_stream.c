@@ -1,8 +1,8 @@
 /*
 ** server_stream.c: responses whose body is not known in advance.
-** corio_srv_stream sends the head ("Transfer-Encoding: chunked", or for an
+** corio_server_stream sends the head ("Transfer-Encoding: chunked", or for an
 ** HTTP/1.0 client no length and a close after the body), each
-** corio_srv_write one chunk, corio_srv_end the last chunk.  Every piece
+** corio_server_write one chunk, corio_server_end the last chunk.  Every piece
 ** is copied into a write request of its own, so the host's buffer is free
 ** at once; the callback of a write tells the host when it has left (its
 ** pace: the backpressure), and is dropped once the host gave the request
@@ -13,12 +13,12 @@
 
 #include "server.h"
 
-typedef struct corio__srv_swrite swrite;
-struct corio__srv_swrite {
+typedef struct corio__server_swrite swrite;
+struct corio__server_swrite {
   uv_write_t w;
-  corio__srv_conn *c;
+  corio__server_conn *c;
   swrite *next; /* the connection's writes in flight, oldest first */
-  corio_srv_write_fn cb;
+  corio_server_write_fn cb;
   void *ud;
   int last; /* the end of the body: the request is done once it is out */
   char data[];
@@ -26,8 +26,8 @@ struct corio__srv_swrite {
 
 static void on_swrite(uv_write_t *w, int status) {
   swrite *sw = corio__container_of(w, swrite, w), **p;
-  corio__srv_conn *c = sw->c;
-  corio_srv_write_fn cb = sw->cb;
+  corio__server_conn *c = sw->c;
+  corio_server_write_fn cb = sw->cb;
   void *ud = sw->ud;
   int last = sw->last;
   for (p = &c->swrites; *p != NULL && *p != sw; p = &(*p)->next)
@@ -36,25 +36,25 @@ static void on_swrite(uv_write_t *w, int status) {
   corio__free(sw);
   c->nwrites--;
   if (status < 0)
-    corio__srv_conn_close(c); /* also how a cancelled write ends */
-  else if (!(c->flags & CORIO__SRV_CLOSING))
-    corio__srv_timer_set(c, c->nwrites > 0 ? CORIO__SRV_T_WRITE
-                                           : CORIO__SRV_T_NONE);
+    corio__server_conn_close(c); /* also how a cancelled write ends */
+  else if (!(c->flags & CORIO__SERVER_CLOSING))
+    corio__server_timer_set(c, c->nwrites > 0 ? CORIO__SERVER_T_WRITE
+                                              : CORIO__SERVER_T_NONE);
   if (cb != NULL) cb(status < 0 ? CORIO_ECLOSED : 0, ud);
   if (last && status >= 0 && c->nwrites == 0 &&
-      !(c->flags & CORIO__SRV_CLOSING))
-    corio__srv_after_response(c);
+      !(c->flags & CORIO__SERVER_CLOSING))
+    corio__server_after_response(c);
 }
 
 /* Queue `a` then `b` then `tail` (any may be empty) as one write. */
-static int queue(corio__srv_conn *c, const char *a, size_t alen, const char *b,
-                 size_t blen, const char *tail, corio_srv_write_fn cb, void *ud,
-                 int last) {
+static int queue(corio__server_conn *c, const char *a, size_t alen,
+                 const char *b, size_t blen, const char *tail,
+                 corio_server_write_fn cb, void *ud, int last) {
   size_t tlen = tail != NULL ? strlen(tail) : 0;
   swrite *sw = corio__malloc(sizeof *sw + alen + blen + tlen), **p;
   uv_buf_t buf;
   if (sw == NULL) {
-    corio__srv_conn_close(c);
+    corio__server_conn_close(c);
     return CORIO_ENOMEM;
   }
   if (alen) memcpy(sw->data, a, alen);
@@ -68,81 +68,82 @@ static int queue(corio__srv_conn *c, const char *a, size_t alen, const char *b,
   buf = uv_buf_init(sw->data, (unsigned)(alen + blen + tlen));
   if (uv_write(&sw->w, (uv_stream_t *)&c->tcp, &buf, 1, on_swrite) != 0) {
     corio__free(sw);
-    corio__srv_conn_close(c);
+    corio__server_conn_close(c);
     return CORIO_ECLOSED;
   }
   for (p = &c->swrites; *p != NULL; p = &(*p)->next)
     ;
   *p = sw;
   c->nwrites++;
-  corio__srv_timer_set(c, CORIO__SRV_T_WRITE);
+  corio__server_timer_set(c, CORIO__SERVER_T_WRITE);
   return 0;
 }
 
 /* The host gives the request back: no more callbacks into it. */
-static void drop_callbacks(corio__srv_conn *c) {
+static void drop_callbacks(corio__server_conn *c) {
   swrite *sw;
   for (sw = c->swrites; sw != NULL; sw = sw->next) sw->cb = NULL;
 }
 
-int corio_srv_stream(corio_srv_req *req, int status,
-                     const corio_srv_header *headers, size_t nheaders) {
-  corio__srv_conn *c = req->conn;
+int corio_server_stream(corio_server_req *req, int status,
+                        const corio_server_header *headers, size_t nheaders) {
+  corio__server_conn *c = req->conn;
   int r, keep, no_body;
-  if (c->rstate != CORIO__SRV_USER) return CORIO_ESTATE;
-  if (c->flags & CORIO__SRV_CLOSING) return CORIO_ECLOSED;
-  if ((r = corio__srv_check_answer(c, status, headers, nheaders, NULL, 0)) != 0)
+  if (c->rstate != CORIO__SERVER_USER) return CORIO_ESTATE;
+  if (c->flags & CORIO__SERVER_CLOSING) return CORIO_ECLOSED;
+  if ((r = corio__server_check_answer(c, status, headers, nheaders, NULL, 0)) !=
+      0)
     return r;
   no_body = status == 204 || status == 304 || c->req.method == HTTP_HEAD;
-  keep = corio__srv_keep_open(c) && (no_body || c->req.minor >= 1);
-  if (!keep) c->flags |= CORIO__SRV_CLOSE_AFTER;
-  c->flags &= ~(CORIO__SRV_NO_BODY | CORIO__SRV_CHUNKED);
+  keep = corio__server_keep_open(c) && (no_body || c->req.minor >= 1);
+  if (!keep) c->flags |= CORIO__SERVER_CLOSE_AFTER;
+  c->flags &= ~(CORIO__SERVER_NO_BODY | CORIO__SERVER_CHUNKED);
   if (no_body)
-    c->flags |= CORIO__SRV_NO_BODY;
+    c->flags |= CORIO__SERVER_NO_BODY;
   else if (c->req.minor >= 1)
-    c->flags |= CORIO__SRV_CHUNKED;
-  r = corio__srv_serialize(c, status, headers, nheaders, NULL, 0, keep,
-                           (c->flags & CORIO__SRV_CHUNKED) ? 1 : 2);
+    c->flags |= CORIO__SERVER_CHUNKED;
+  r = corio__server_serialize(c, status, headers, nheaders, NULL, 0, keep,
+                              (c->flags & CORIO__SERVER_CHUNKED) ? 1 : 2);
   if (r != 0) return r;
   r = queue(c, c->out.base, c->out.len, NULL, 0, NULL, NULL, NULL, 0);
   c->out.len = 0;
-  if (r == 0) c->rstate = CORIO__SRV_STREAM; /* else still the host's */
+  if (r == 0) c->rstate = CORIO__SERVER_STREAM; /* else still the host's */
   return r;
 }
 
-int corio_srv_write(corio_srv_req *req, const char *data, size_t len,
-                    corio_srv_write_fn cb, void *ud) {
-  corio__srv_conn *c = req->conn;
+int corio_server_write(corio_server_req *req, const char *data, size_t len,
+                       corio_server_write_fn cb, void *ud) {
+  corio__server_conn *c = req->conn;
   char size[24];
-  if (c->rstate != CORIO__SRV_STREAM) return CORIO_ESTATE;
+  if (c->rstate != CORIO__SERVER_STREAM) return CORIO_ESTATE;
   if (data == NULL && len > 0) return CORIO_EINVAL;
-  if (c->flags & CORIO__SRV_CLOSING) return CORIO_ECLOSED;
-  if (len == 0 || (c->flags & CORIO__SRV_NO_BODY)) /* nothing to frame */
+  if (c->flags & CORIO__SERVER_CLOSING) return CORIO_ECLOSED;
+  if (len == 0 || (c->flags & CORIO__SERVER_NO_BODY)) /* nothing to frame */
     return queue(c, NULL, 0, NULL, 0, NULL, cb, ud, 0);
-  if (!(c->flags & CORIO__SRV_CHUNKED))
+  if (!(c->flags & CORIO__SERVER_CHUNKED))
     return queue(c, data, len, NULL, 0, NULL, cb, ud, 0);
   snprintf(size, sizeof size, "%zx\r\n", len);
   return queue(c, size, strlen(size), data, len, "\r\n", cb, ud, 0);
 }
 
-int corio_srv_end(corio_srv_req *req) {
-  corio__srv_conn *c = req->conn;
-  int chunked = (c->flags & CORIO__SRV_CHUNKED) != 0;
-  if (c->rstate != CORIO__SRV_STREAM) return CORIO_ESTATE;
+int corio_server_end(corio_server_req *req) {
+  corio__server_conn *c = req->conn;
+  int chunked = (c->flags & CORIO__SERVER_CHUNKED) != 0;
+  if (c->rstate != CORIO__SERVER_STREAM) return CORIO_ESTATE;
   if (c->srv != NULL) c->srv->inflight--;
   drop_callbacks(c);
-  corio__srv_req_shrink(req);
-  if (c->flags & CORIO__SRV_CLOSING) {
-    c->rstate = CORIO__SRV_IDLE;
-    corio__srv_conn_release(c); /* frees an orphan */
+  corio__server_req_shrink(req);
+  if (c->flags & CORIO__SERVER_CLOSING) {
+    c->rstate = CORIO__SERVER_IDLE;
+    corio__server_conn_release(c); /* frees an orphan */
     return CORIO_ECLOSED;
   }
-  c->rstate = CORIO__SRV_WRITE;
+  c->rstate = CORIO__SERVER_WRITE;
   return queue(c, chunked ? "0\r\n\r\n" : NULL, chunked ? 5 : 0, NULL, 0, NULL,
                NULL, NULL, 1);
 }
 
-/* corio_srv_abort of a streamed request (server_write.c) */
-void corio__srv_stream_drop(corio__srv_conn *c) {
+/* corio_server_abort of a streamed request (server_write.c) */
+void corio__server_stream_drop(corio__server_conn *c) {
   drop_callbacks(c);
 }

@@ -97,7 +97,7 @@ static int ieq(const char *a, size_t alen, const char *b) {
 }
 
 /* One rule with the client's: corio_http_token_ok, corio_http_value_ok. */
-static int header_ok(const corio_srv_header *h) {
+static int header_ok(const corio_server_header *h) {
   if (h->name == NULL || h->name_len == 0) return 0;
   if (h->value == NULL && h->value_len > 0) return 0;
   return corio_http_token_ok(h->name, h->name_len) &&
@@ -105,7 +105,7 @@ static int header_ok(const corio_srv_header *h) {
 }
 
 /* Headers the server writes itself: the user's copies are dropped. */
-static int reserved_header(const corio_srv_header *h) {
+static int reserved_header(const corio_server_header *h) {
   return ieq(h->name, h->name_len, "content-length") ||
          ieq(h->name, h->name_len, "transfer-encoding") ||
          ieq(h->name, h->name_len, "connection");
@@ -153,9 +153,10 @@ static char *put_uint(char *p, uint64_t v) {
 ** says how the body's end is marked: 0 Content-Length (the body is `len`
 ** bytes here), 1 chunked, 2 by closing (both streamed: no body here).
 */
-int corio__srv_serialize(corio__srv_conn *c, int status,
-                         const corio_srv_header *h, size_t nh, const char *body,
-                         size_t len, int keep, int framing) {
+int corio__server_serialize(corio__server_conn *c, int status,
+                            const corio_server_header *h, size_t nh,
+                            const char *body, size_t len, int keep,
+                            int framing) {
   const char *rs = reason(status);
   const char *date = date_line(c->srv);
   size_t i, need = 128 + strlen(rs) + strlen(date) + len;
@@ -165,7 +166,7 @@ int corio__srv_serialize(corio__srv_conn *c, int status,
   char *p;
   for (i = 0; i < nh; i++) need += h[i].name_len + h[i].value_len + 4;
   c->out.len = 0;
-  if (corio__srv_buf_reserve(&c->out, need) != 0) return CORIO_ENOMEM;
+  if (corio__server_buf_reserve(&c->out, need) != 0) return CORIO_ENOMEM;
   p = c->out.base;
   p = PUTS(p, "HTTP/1.1 ");
   p = put_uint(p, (uint64_t)status);
@@ -198,38 +199,38 @@ int corio__srv_serialize(corio__srv_conn *c, int status,
 }
 
 static void on_write(uv_write_t *w, int status) {
-  corio__srv_conn *c = corio__container_of(w, corio__srv_conn, wreq);
-  c->flags &= ~CORIO__SRV_WRITING;
+  corio__server_conn *c = corio__container_of(w, corio__server_conn, wreq);
+  c->flags &= ~CORIO__SERVER_WRITING;
   if (status < 0) {
-    corio__srv_conn_close(c); /* also how a cancelled write ends */
+    corio__server_conn_close(c); /* also how a cancelled write ends */
     return;
   }
   c->out.len = 0;
-  corio__srv_timer_set(c, CORIO__SRV_T_NONE);
-  corio__srv_after_response(c);
+  corio__server_timer_set(c, CORIO__SERVER_T_NONE);
+  corio__server_after_response(c);
 }
 
-/* Send c->out; corio__srv_after_response follows once it is all out. */
-static void send_out(corio__srv_conn *c) {
+/* Send c->out; corio__server_after_response follows once it is all out. */
+static void send_out(corio__server_conn *c) {
   uv_buf_t b = uv_buf_init(c->out.base, (unsigned)c->out.len);
   int r = uv_try_write((uv_stream_t *)&c->tcp, &b, 1);
   if (r >= 0 && (size_t)r == c->out.len) {
     c->out.len = 0;
-    corio__srv_after_response(c);
+    corio__server_after_response(c);
     return;
   }
   if (r < 0 && r != UV_EAGAIN) {
-    corio__srv_conn_close(c);
+    corio__server_conn_close(c);
     return;
   }
   if (r < 0) r = 0;
   b = uv_buf_init(c->out.base + r, (unsigned)(c->out.len - (size_t)r));
   if (uv_write(&c->wreq, (uv_stream_t *)&c->tcp, &b, 1, on_write) != 0) {
-    corio__srv_conn_close(c);
+    corio__server_conn_close(c);
     return;
   }
-  c->flags |= CORIO__SRV_WRITING;
-  corio__srv_timer_set(c, CORIO__SRV_T_WRITE);
+  c->flags |= CORIO__SERVER_WRITING;
+  corio__server_timer_set(c, CORIO__SERVER_T_WRITE);
 }
 
 /*
@@ -237,20 +238,21 @@ static void send_out(corio__srv_conn *c) {
 ** After the peer's FIN only input already received can follow: pipelined
 ** requests behind this one keep it open, and the last answer closes it.
 */
-int corio__srv_keep_open(corio__srv_conn *c) {
+int corio__server_keep_open(corio__server_conn *c) {
   corio_server *s = c->srv;
-  if (!c->req.keep_alive || s->closing || (c->flags & CORIO__SRV_CLOSE_AFTER))
+  if (!c->req.keep_alive || s->closing ||
+      (c->flags & CORIO__SERVER_CLOSE_AFTER))
     return 0;
-  if ((c->flags & CORIO__SRV_EOF) && c->ilen == c->ioff) return 0;
+  if ((c->flags & CORIO__SERVER_EOF) && c->ilen == c->ioff) return 0;
   return s->o.max_requests_per_conn == 0 ||
          c->nreq < s->o.max_requests_per_conn;
 }
 
 /* Status and headers an answer may have (CORIO_EINVAL otherwise); a
    "Connection: close" of the host's closes after the answer. */
-int corio__srv_check_answer(corio__srv_conn *c, int status,
-                            const corio_srv_header *h, size_t nh,
-                            const char *body, size_t len) {
+int corio__server_check_answer(corio__server_conn *c, int status,
+                               const corio_server_header *h, size_t nh,
+                               const char *body, size_t len) {
   size_t i;
   if (status < 200 || status > 999 || (body == NULL && len > 0) ||
       (h == NULL && nh > 0))
@@ -260,23 +262,23 @@ int corio__srv_check_answer(corio__srv_conn *c, int status,
   for (i = 0; i < nh; i++)
     if (ieq(h[i].name, h[i].name_len, "connection") &&
         ieq(h[i].value, h[i].value_len, "close"))
-      c->flags |= CORIO__SRV_CLOSE_AFTER;
+      c->flags |= CORIO__SERVER_CLOSE_AFTER;
   return 0;
 }
 
-int corio_srv_respond(corio_srv_req *req, int status,
-                      const corio_srv_header *headers, size_t nheaders,
-                      const char *body, size_t len) {
-  corio__srv_conn *c = req->conn;
+int corio_server_respond(corio_server_req *req, int status,
+                         const corio_server_header *headers, size_t nheaders,
+                         const char *body, size_t len) {
+  corio__server_conn *c = req->conn;
   int err = 0, keep;
-  if (c->rstate != CORIO__SRV_USER) return CORIO_ESTATE;
+  if (c->rstate != CORIO__SERVER_USER) return CORIO_ESTATE;
   if (c->srv != NULL) c->srv->inflight--;
-  if (c->flags & CORIO__SRV_CLOSING) {
-    c->rstate = CORIO__SRV_IDLE;
-    corio__srv_conn_release(c); /* frees an orphan */
+  if (c->flags & CORIO__SERVER_CLOSING) {
+    c->rstate = CORIO__SERVER_IDLE;
+    corio__server_conn_release(c); /* frees an orphan */
     return CORIO_ECLOSED;
   }
-  err = corio__srv_check_answer(c, status, headers, nheaders, body, len);
+  err = corio__server_check_answer(c, status, headers, nheaders, body, len);
   if (err != 0) {
     status = 500;
     headers = NULL;
@@ -284,33 +286,33 @@ int corio_srv_respond(corio_srv_req *req, int status,
     body = "Internal Server Error\n";
     len = strlen(body);
   }
-  keep = corio__srv_keep_open(c);
-  if (!keep) c->flags |= CORIO__SRV_CLOSE_AFTER;
-  if (corio__srv_serialize(c, status, headers, nheaders, body, len, keep, 0) !=
-      0) {
-    c->rstate = CORIO__SRV_IDLE;
-    corio__srv_conn_close(c);
+  keep = corio__server_keep_open(c);
+  if (!keep) c->flags |= CORIO__SERVER_CLOSE_AFTER;
+  if (corio__server_serialize(c, status, headers, nheaders, body, len, keep,
+                              0) != 0) {
+    c->rstate = CORIO__SERVER_IDLE;
+    corio__server_conn_close(c);
     return CORIO_ENOMEM;
   }
-  corio__srv_req_shrink(req); /* after the copy: body may point into it */
-  c->rstate = CORIO__SRV_WRITE;
+  corio__server_req_shrink(req); /* after the copy: body may point into it */
+  c->rstate = CORIO__SERVER_WRITE;
   send_out(c);
   return err;
 }
 
-int corio_srv_abort(corio_srv_req *req) {
-  corio__srv_conn *c = req->conn;
-  if (c->rstate != CORIO__SRV_USER && c->rstate != CORIO__SRV_STREAM)
+int corio_server_abort(corio_server_req *req) {
+  corio__server_conn *c = req->conn;
+  if (c->rstate != CORIO__SERVER_USER && c->rstate != CORIO__SERVER_STREAM)
     return CORIO_ESTATE;
-  corio__srv_stream_drop(c);
+  corio__server_stream_drop(c);
   if (c->srv != NULL) c->srv->inflight--;
-  c->rstate = CORIO__SRV_IDLE;
-  if (c->flags & CORIO__SRV_CLOSING) {
-    corio__srv_conn_release(c); /* frees an orphan */
+  c->rstate = CORIO__SERVER_IDLE;
+  if (c->flags & CORIO__SERVER_CLOSING) {
+    corio__server_conn_release(c); /* frees an orphan */
     return CORIO_ECLOSED;
   }
-  corio__srv_req_shrink(req);
-  corio__srv_conn_close(c);
+  corio__server_req_shrink(req);
+  corio__server_conn_close(c);
   return 0;
 }
 
@@ -319,48 +321,48 @@ int corio_srv_abort(corio_srv_req *req) {
 ** the errors, after which the connection closes and reads nothing more;
 ** not for the overload status, answered to a complete request.
 */
-void corio__srv_reply(corio__srv_conn *c, int status, int fatal) {
+void corio__server_reply(corio__server_conn *c, int status, int fatal) {
   char body[64];
   size_t len;
   int keep;
   if (fatal) {
-    c->flags |= CORIO__SRV_CLOSE_AFTER | CORIO__SRV_NO_INPUT;
+    c->flags |= CORIO__SERVER_CLOSE_AFTER | CORIO__SERVER_NO_INPUT;
     c->req.method = HTTP_GET; /* the head may not have been parsed */
   }
-  if (c->flags & CORIO__SRV_WRITING) { /* parsing stops while writing */
-    corio__srv_conn_close(c);
+  if (c->flags & CORIO__SERVER_WRITING) { /* parsing stops while writing */
+    corio__server_conn_close(c);
     return;
   }
   len = (size_t)snprintf(body, sizeof body, "%s\n", reason(status));
-  keep = corio__srv_keep_open(c);
-  if (!keep) c->flags |= CORIO__SRV_CLOSE_AFTER;
-  if (corio__srv_serialize(c, status, NULL, 0, body, len, keep, 0) != 0) {
-    corio__srv_conn_close(c);
+  keep = corio__server_keep_open(c);
+  if (!keep) c->flags |= CORIO__SERVER_CLOSE_AFTER;
+  if (corio__server_serialize(c, status, NULL, 0, body, len, keep, 0) != 0) {
+    corio__server_conn_close(c);
     return;
   }
-  corio__srv_req_shrink(&c->req);
-  c->rstate = CORIO__SRV_WRITE;
-  corio__srv_timer_set(c, CORIO__SRV_T_NONE);
+  corio__server_req_shrink(&c->req);
+  c->rstate = CORIO__SERVER_WRITE;
+  corio__server_timer_set(c, CORIO__SERVER_T_NONE);
   send_out(c);
 }
 
 static void on_continue(uv_write_t *w, int status) {
-  corio__srv_conn *c = corio__container_of(w, corio__srv_conn, creq);
-  c->flags &= ~CORIO__SRV_CONTINUE;
-  if (status < 0) corio__srv_conn_close(c);
+  corio__server_conn *c = corio__container_of(w, corio__server_conn, creq);
+  c->flags &= ~CORIO__SERVER_CONTINUE;
+  if (status < 0) corio__server_conn_close(c);
 }
 
 /* "100 Continue" for a client that waits for it before sending its body. */
-void corio__srv_send_continue(corio__srv_conn *c) {
+void corio__server_send_continue(corio__server_conn *c) {
   static const char msg[] = "HTTP/1.1 100 Continue\r\n\r\n";
   uv_buf_t b = uv_buf_init((char *)msg, sizeof msg - 1);
   int r;
-  if (c->flags & (CORIO__SRV_CONTINUE | CORIO__SRV_WRITING)) return;
+  if (c->flags & (CORIO__SERVER_CONTINUE | CORIO__SERVER_WRITING)) return;
   r = uv_try_write((uv_stream_t *)&c->tcp, &b, 1);
   if (r >= 0 && (size_t)r == b.len) return;
   if (r < 0 && r != UV_EAGAIN) return; /* the read side will notice */
   if (r < 0) r = 0;
   b = uv_buf_init((char *)msg + r, (unsigned)(sizeof msg - 1 - (size_t)r));
   if (uv_write(&c->creq, (uv_stream_t *)&c->tcp, &b, 1, on_continue) == 0)
-    c->flags |= CORIO__SRV_CONTINUE;
+    c->flags |= CORIO__SERVER_CONTINUE;
 }

@@ -157,7 +157,7 @@ static int spawn_handler(lua_State *L) {
 }
 
 /* A request: hand it to a new task running lcorio_serve_run_request. */
-static void on_request(corio_server *srv, corio_srv_req *req, void *ud) {
+static void on_request(corio_server *srv, corio_server_req *req, void *ud) {
   static const char busy[] = "Service Unavailable\n";
   lserver *ls = ud;
   lserve_req *r;
@@ -167,7 +167,7 @@ static void on_request(corio_server *srv, corio_srv_req *req, void *ud) {
   (void)srv;
   if (!lua_usable(ls) ||
       (r = ls->free_reqs != NULL ? ls->free_reqs : malloc(sizeof *r)) == NULL) {
-    corio_srv_respond(req, 503, NULL, 0, busy, sizeof busy - 1);
+    corio_server_respond(req, 503, NULL, 0, busy, sizeof busy - 1);
     return;
   }
   if (r == ls->free_reqs) {
@@ -187,7 +187,7 @@ static void on_request(corio_server *srv, corio_srv_req *req, void *ud) {
   if (lua_pcall(L, 1, 1, 0) != LUA_OK || (t = lcorio_totask(L, -1)) == NULL) {
     fprintf(stderr, "corio.serve: cannot start a handler task: %s\n",
             lua_isstring(L, -1) ? lua_tostring(L, -1) : "?");
-    corio_srv_respond(req, 503, NULL, 0, busy, sizeof busy - 1);
+    corio_server_respond(req, 503, NULL, 0, busy, sizeof busy - 1);
     lua_settop(L, top);
     r->req = NULL;
     lcorio_serve_req_release(r);
@@ -197,11 +197,11 @@ static void on_request(corio_server *srv, corio_srv_req *req, void *ud) {
   if (corio_task_add_done(r->task, lcorio_serve_req_done, r) != 0) {
     /* out of memory: the task is dropped before it ever runs */
     corio_task_cancel(r->task);
-    corio_srv_respond(req, 503, NULL, 0, busy, sizeof busy - 1);
+    corio_server_respond(req, 503, NULL, 0, busy, sizeof busy - 1);
     r->req = NULL;
     lcorio_serve_req_release(r);
   } else {
-    corio_srv_req_set_data(req, r);
+    corio_server_req_set_data(req, r);
   }
   lua_settop(L, top);
 }
@@ -213,9 +213,9 @@ static int cancel_gone(lua_State *L) {
 }
 
 /* The client of a request left: cancel its handler task. */
-static void on_gone(corio_server *srv, corio_srv_req *req, void *ud) {
+static void on_gone(corio_server *srv, corio_server_req *req, void *ud) {
   lserver *ls = ud;
-  lserve_req *r = corio_srv_req_get_data(req);
+  lserve_req *r = corio_server_req_get_data(req);
   lua_State *L;
   (void)srv;
   if (r == NULL) return;

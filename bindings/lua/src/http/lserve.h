@@ -38,11 +38,11 @@ typedef struct lserver {
 
 /* One request handed to a task; recycled through lserver.free_reqs. */
 struct lserve_req {
-  corio_srv_req *req; /* NULL once answered */
+  corio_server_req *req; /* NULL once answered */
   lserver *ls;
   corio_task *task; /* the handler task */
   int gone;         /* the client left: drop the request, do not answer */
-  int streaming;    /* head sent (corio_srv_stream): end or abort it */
+  int streaming;    /* head sent (corio_server_stream): end or abort it */
   int waiting;      /* the task waits for a chunk's write callback */
   lserve_req *prev, *next; /* ls->held, or the free list (next only) */
 };

@@ -23,8 +23,8 @@
   "a header name or value is invalid (a name must be a token; no CR, LF or "   \
   "NUL in values): sent a 500 instead"
 
-static const corio_srv_header text_plain = {"Content-Type", 12,
-                                            "text/plain; charset=utf-8", 25};
+static const corio_server_header text_plain = {"Content-Type", 12,
+                                               "text/plain; charset=utf-8", 25};
 
 /*
 ** {==================================================================
@@ -117,44 +117,44 @@ static void push_query(lua_State *L, const char *q, size_t n) {
 ** ==================================================================
 */
 /* Headers by lower-case name (lheaders.c). */
-static void push_headers(lua_State *L, const corio_srv_req *req) {
-  size_t i, n = corio_srv_req_header_count(req);
-  corio_srv_header h;
+static void push_headers(lua_State *L, const corio_server_req *req) {
+  size_t i, n = corio_server_req_header_count(req);
+  corio_server_header h;
   lcorio_headers_new(L, (int)n);
   for (i = 0; i < n; i++) {
-    corio_srv_req_header_at(req, i, &h);
+    corio_server_req_header_at(req, i, &h);
     lcorio_headers_add(L, -1, h.name, h.name_len, h.value, h.value_len);
   }
 }
 
-static void push_request(lua_State *L, const corio_srv_req *req) {
+static void push_request(lua_State *L, const corio_server_req *req) {
   size_t len;
   const char *s;
   int major, minor;
   lua_createtable(L, 0, 12);
-  lua_pushstring(L, corio_srv_req_method(req));
+  lua_pushstring(L, corio_server_req_method(req));
   lua_setfield(L, -2, "method");
-  s = corio_srv_req_target(req, &len);
+  s = corio_server_req_target(req, &len);
   lua_pushlstring(L, s, len);
   lua_setfield(L, -2, "target");
-  s = corio_srv_req_path(req, &len);
+  s = corio_server_req_path(req, &len);
   lua_pushlstring(L, s, len);
   lua_setfield(L, -2, "raw_path");
   push_decoded(L, s, len, 0);
   lua_setfield(L, -2, "path");
-  s = corio_srv_req_query(req, &len);
+  s = corio_server_req_query(req, &len);
   lua_pushlstring(L, s, len);
   lua_setfield(L, -2, "query_string");
   push_query(L, s, len);
   lua_setfield(L, -2, "query");
   push_headers(L, req);
   lua_setfield(L, -2, "headers");
-  s = corio_srv_req_body(req, &len);
+  s = corio_server_req_body(req, &len);
   lua_pushlstring(L, s, len);
   lua_setfield(L, -2, "body");
-  lua_pushstring(L, corio_srv_req_remote(req));
+  lua_pushstring(L, corio_server_req_remote(req));
   lua_setfield(L, -2, "remote");
-  corio_srv_req_version(req, &major, &minor);
+  corio_server_req_version(req, &major, &minor);
   lua_pushfstring(L, "%d.%d", major, minor);
   lua_setfield(L, -2, "version");
 }
@@ -173,8 +173,9 @@ static void push_request(lua_State *L, const corio_srv_req *req) {
 ** point to: values converted from numbers, and *h once it outgrows the
 ** caller's array.  NULL, or what was wrong.
 */
-static const char *collect_headers(lua_State *L, int idx, corio_srv_header **h,
-                                   size_t *nh, size_t *cap) {
+static const char *collect_headers(lua_State *L, int idx,
+                                   corio_server_header **h, size_t *nh,
+                                   size_t *cap) {
   int keep, nkeep = 0;
   idx = lua_absindex(L, idx);
   lua_newtable(L);
@@ -189,7 +190,7 @@ static const char *collect_headers(lua_State *L, int idx, corio_srv_header **h,
       return "header names must be strings";
     name = lua_tolstring(L, vals - 1, &name_len); /* held by the table */
     for (i = 1; i <= nv; i++) {
-      corio_srv_header *x;
+      corio_server_header *x;
       int t;
       if (arr)
         lua_rawgeti(L, vals, i);
@@ -202,7 +203,7 @@ static const char *collect_headers(lua_State *L, int idx, corio_srv_header **h,
                                "an array of those",
                                name);
       if (*nh == *cap) {
-        corio_srv_header *bigger =
+        corio_server_header *bigger =
             lua_newuserdatauv(L, *cap * 2 * sizeof *x, 0);
         memcpy(bigger, *h, *nh * sizeof *x);
         lua_rawseti(L, keep, ++nkeep);
@@ -228,7 +229,8 @@ static const char *collect_headers(lua_State *L, int idx, corio_srv_header **h,
 ** wrong.
 */
 static const char *table_head(lua_State *L, int idx, lua_Integer *status,
-                              corio_srv_header **h, size_t *nh, size_t *cap) {
+                              corio_server_header **h, size_t *nh,
+                              size_t *cap) {
   int isnum;
   if (lua_getfield(L, idx, "status") != LUA_TNIL) {
     *status = lua_tointegerx(L, -1, &isnum);
@@ -249,7 +251,7 @@ static const char *table_head(lua_State *L, int idx, lua_Integer *status,
 ** which case the request is not answered yet.
 */
 static const char *respond(lua_State *L, lserve_req *r, int idx) {
-  corio_srv_header small[16], *h = small;
+  corio_server_header small[16], *h = small;
   size_t nh = 0, cap = 16, blen = 0;
   const char *body = "", *err;
   lua_Integer status = 200;
@@ -281,7 +283,7 @@ static const char *respond(lua_State *L, lserve_req *r, int idx) {
                            "string or nothing)",
                            luaL_typename(L, idx));
   }
-  rc = corio_srv_respond(r->req, (int)status, h, nh, body, blen);
+  rc = corio_server_respond(r->req, (int)status, h, nh, body, blen);
   r->req = NULL;
   if (rc == CORIO_EINVAL) return BAD_HEADER;
   return NULL;
@@ -290,7 +292,7 @@ static const char *respond(lua_State *L, lserve_req *r, int idx) {
 static void answer_500(lserve_req *r) {
   static const char msg[] = "Internal Server Error\n";
   if (r->req == NULL) return;
-  corio_srv_respond(r->req, 500, &text_plain, 1, msg, sizeof msg - 1);
+  corio_server_respond(r->req, 500, &text_plain, 1, msg, sizeof msg - 1);
   r->req = NULL;
 }
 
@@ -334,7 +336,7 @@ static void cancel_write(corio_task *t, void *op) {
 
 /* Give the request back half-sent: the client sees the body cut short. */
 static int stream_drop(lserve_req *r) {
-  corio_srv_abort(r->req);
+  corio_server_abort(r->req);
   r->req = NULL;
   return 0;
 }
@@ -361,13 +363,13 @@ static int stream_got(lua_State *L, int status, lua_KContext ctx) {
   }
   switch (lua_type(L, 6)) {
   case LUA_TNIL:
-    corio_srv_end(r->req);
+    corio_server_end(r->req);
     r->req = NULL;
     return 0;
   case LUA_TSTRING:
   case LUA_TNUMBER:
     data = lua_tolstring(L, 6, &len);
-    if (corio_srv_write(r->req, data, len, on_written, r) != 0)
+    if (corio_server_write(r->req, data, len, on_written, r) != 0)
       return stream_drop(r);
     r->waiting = 1;
     lcorio_check(L, corio_task_suspend(r->task, cancel_write, r), "serve");
@@ -388,13 +390,13 @@ static int stream_next(lua_State *L) {
 
 /* The handler returned {status=, headers=, body=function}. */
 static int stream_start(lua_State *L, lserve_req *r) {
-  corio_srv_header small[16], *h = small;
+  corio_server_header small[16], *h = small;
   size_t nh = 0, cap = 16;
   lua_Integer status = 200;
   const char *err = table_head(L, 4, &status, &h, &nh, &cap);
   int rc;
   if (err == NULL) {
-    rc = corio_srv_stream(r->req, (int)status, h, nh);
+    rc = corio_server_stream(r->req, (int)status, h, nh);
     if (rc == CORIO_EINVAL) err = BAD_HEADER;
     /* the connection is gone: the done callback gives the request back */
     if (rc != 0 && rc != CORIO_EINVAL) return 0;
@@ -468,10 +470,10 @@ void lcorio_serve_req_done(corio_task *t, void *ud) {
   static const char msg[] = "Service Unavailable\n";
   lserve_req *r = ud;
   if (r->req != NULL) {
-    if (r->gone || r->streaming || corio_srv_req_closed(r->req))
-      corio_srv_abort(r->req); /* nobody to answer, or half answered */
+    if (r->gone || r->streaming || corio_server_req_closed(r->req))
+      corio_server_abort(r->req); /* nobody to answer, or half answered */
     else if (corio_task_get_state(t) == CORIO_TASK_CANCELLED)
-      corio_srv_respond(r->req, 503, &text_plain, 1, msg, sizeof msg - 1);
+      corio_server_respond(r->req, 503, &text_plain, 1, msg, sizeof msg - 1);
     else
       answer_500(r);
     r->req = NULL;
