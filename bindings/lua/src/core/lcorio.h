@@ -201,6 +201,11 @@ uint64_t lcorio_checkseconds(lua_State *L, int arg);
 #define LCORIO_SECONDS_NONE     0x2 /* refuses 0 too */
 int lcorio_opts_check(lua_State *L, int idx, const char *fn,
                       const char *const names[]);
+/* The same check on the table at idx, returning the set of the options it
+   holds (bit i: names[i], for the first 32): a function called for every
+   request reads only those. */
+unsigned lcorio_opts_scan(lua_State *L, int idx, const char *fn,
+                          const char *const names[]);
 int lcorio_opt_push(lua_State *L, int opts, const char *fn, const char *name,
                     int type);
 lua_Number lcorio_opt_number(lua_State *L, int opts, const char *fn,

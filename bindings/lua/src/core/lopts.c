@@ -56,6 +56,14 @@ int lcorio_opts_check(lua_State *L, int idx, const char *fn,
                       const char *const names[]) {
   if (lua_isnoneornil(L, idx)) return 0;
   idx = lua_absindex(L, idx);
+  lcorio_opts_scan(L, idx, fn, names);
+  return idx;
+}
+
+unsigned lcorio_opts_scan(lua_State *L, int idx, const char *fn,
+                          const char *const names[]) {
+  unsigned present = 0;
+  idx = lua_absindex(L, idx);
   if (lua_type(L, idx) != LUA_TTABLE)
     luaL_error(L, "%s: options must be a table, not a %s", fn,
                luaL_typename(L, idx));
@@ -70,9 +78,10 @@ int lcorio_opts_check(lua_State *L, int idx, const char *fn,
     for (i = 0; names[i] != NULL && strcmp(names[i], k) != 0; i++)
       ;
     if (names[i] == NULL) luaL_error(L, "%s: unknown option '%s'", fn, k);
+    if (i < 32) present |= 1u << i;
     lua_pop(L, 1);
   }
-  return idx;
+  return present;
 }
 
 int lcorio_opt_push(lua_State *L, int opts, const char *fn, const char *name,

@@ -278,30 +278,34 @@ static const char *const opt_names[] = {"method",
 static unsigned read_opts(lua_State *L, lcorio_req *r, int opts,
                           const char *fn) {
   corio_request *req = &r->req;
-  unsigned seen = 0;
-  int o;
-  lcorio_opts_check(L, opts, fn, opt_names);
-  for (o = 0; opt_names[o] != NULL; o++) {
-    if (lua_getfield(L, opts, opt_names[o]) != LUA_TNIL) seen |= 1u << o;
-    lua_pop(L, 1);
+  /* once per request: only the options given are read */
+  unsigned seen = lcorio_opts_scan(L, opts, fn, opt_names);
+#define GIVEN(o) (seen & (1u << (o)))
+  if (GIVEN(O_METHOD)) {
+    req->method = lcorio_opt_string(L, opts, fn, "method", req->method);
+    if (!corio_http_token_ok(req->method, strlen(req->method)))
+      luaL_error(L, "%s: option 'method': '%s' is not an HTTP method", fn,
+                 req->method);
   }
-  req->method = lcorio_opt_string(L, opts, fn, "method", req->method);
-  if ((seen & (1u << O_METHOD)) &&
-      !corio_http_token_ok(req->method, strlen(req->method)))
-    luaL_error(L, "%s: option 'method': '%s' is not an HTTP method", fn,
-               req->method);
-  opt_timeout(L, opts, fn, "timeout", &req->timeout);
-  opt_timeout(L, opts, fn, "connect_timeout", &req->connect_timeout);
-  opt_redirects(L, opts, fn, req);
-  opt_max_body(L, opts, fn, req);
-  req->verify_tls =
-      lcorio_opt_boolean(L, opts, fn, "verify_tls", req->verify_tls);
-  opt_http_version(L, opts, fn, req);
-  req->proxy = lcorio_opt_string(L, opts, fn, "proxy", req->proxy);
+  if (GIVEN(O_TIMEOUT)) opt_timeout(L, opts, fn, "timeout", &req->timeout);
+  if (GIVEN(O_CONNECT_TIMEOUT))
+    opt_timeout(L, opts, fn, "connect_timeout", &req->connect_timeout);
+  if (GIVEN(O_FOLLOW_REDIRECTS)) opt_redirects(L, opts, fn, req);
+  if (GIVEN(O_MAX_BODY)) opt_max_body(L, opts, fn, req);
+  if (GIVEN(O_VERIFY_TLS))
+    req->verify_tls =
+        lcorio_opt_boolean(L, opts, fn, "verify_tls", req->verify_tls);
+  if (GIVEN(O_HTTP_VERSION)) opt_http_version(L, opts, fn, req);
+  if (GIVEN(O_PROXY))
+    req->proxy = lcorio_opt_string(L, opts, fn, "proxy", req->proxy);
   /* pushed and popped: only their types are checked here */
-  if (lcorio_opt_push(L, opts, fn, "body", LUA_TSTRING)) lua_pop(L, 1);
-  if (lcorio_opt_push(L, opts, fn, "headers", LUA_TTABLE)) lua_pop(L, 1);
-  if (lcorio_opt_push(L, opts, fn, "form", LUA_TTABLE)) lua_pop(L, 1);
+  if (GIVEN(O_BODY) && lcorio_opt_push(L, opts, fn, "body", LUA_TSTRING))
+    lua_pop(L, 1);
+  if (GIVEN(O_HEADERS) && lcorio_opt_push(L, opts, fn, "headers", LUA_TTABLE))
+    lua_pop(L, 1);
+  if (GIVEN(O_FORM) && lcorio_opt_push(L, opts, fn, "form", LUA_TTABLE))
+    lua_pop(L, 1);
+#undef GIVEN
   return seen; /* json: any value cjson takes; session: checked later */
 }
 
