@@ -96,6 +96,9 @@ int lcorio_collecting(lua_State *L);
 ** arguments; nargs is ignored).  Raises if the runtime is closed.
 */
 ltask *lcorio_spawn(lua_State *L, int fidx, int nargs);
+/* corio.spawn's own argument check, then lcorio_spawn: argument `arg` is
+   the function or coroutine object, every argument after it goes along. */
+ltask *lcorio_spawn_args(lua_State *L, int arg);
 /* Push a new future (done only by set_result, set_exception or cancel). */
 ltask *lcorio_future(lua_State *L);
 /*

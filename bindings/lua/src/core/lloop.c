@@ -73,11 +73,7 @@ static int loop_is_running(lua_State *L) {
 
 /* loop:create_task(fn, ...) or loop:create_task(coro): as corio.spawn */
 static int loop_create_task(lua_State *L) {
-  luaL_argexpected(L,
-                   lua_type(L, 2) == LUA_TFUNCTION ||
-                       luaL_testudata(L, 2, LCORIO_CORO_MT) != NULL,
-                   2, "function or coroutine object");
-  lcorio_spawn(L, 2, lua_gettop(L) - 2);
+  lcorio_spawn_args(L, 2);
   return 1;
 }
 

@@ -120,11 +120,7 @@ static int coro_gc(lua_State *L) {
 
 /* corio.spawn(fn, ...) / corio.create_task(coro) */
 static int l_spawn(lua_State *L) {
-  luaL_argexpected(L,
-                   lua_type(L, 1) == LUA_TFUNCTION ||
-                       luaL_testudata(L, 1, LCORIO_CORO_MT) != NULL,
-                   1, "function or coroutine object");
-  lcorio_spawn(L, 1, lua_gettop(L) - 1);
+  lcorio_spawn_args(L, 1);
   return 1;
 }
 

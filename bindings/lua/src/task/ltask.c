@@ -459,6 +459,14 @@ ltask *lcorio_spawn(lua_State *L, int fidx, int nargs) {
   return lcorio_task_new(L, fidx, nargs, 0);
 }
 
+ltask *lcorio_spawn_args(lua_State *L, int arg) {
+  luaL_argexpected(L,
+                   lua_type(L, arg) == LUA_TFUNCTION ||
+                       luaL_testudata(L, arg, LCORIO_CORO_MT) != NULL,
+                   arg, "function or coroutine object");
+  return lcorio_spawn(L, arg, lua_gettop(L) - arg);
+}
+
 ltask *lcorio_future(lua_State *L) {
   return push_new(L, lcorio_open_state(L), 0, LT_FUTURE, NULL);
 }
