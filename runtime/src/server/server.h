@@ -10,6 +10,9 @@
 #include "core/core.h"
 #include "core/queue.h"
 
+/* the read buffer shared by a server's connections */
+#define CORIO__SERVER_SLAB (64 * 1024)
+
 /* A growable byte buffer, reused across requests of one connection. */
 typedef struct corio__server_buf {
   char *base;
@@ -143,12 +146,23 @@ struct corio_server {
   char date[48]; /* "Date: ...\r\n" for date_sec */
 };
 
+static inline corio__server_conn *corio__server_conn_of(corio__queue *q) {
+  return corio__queue_data(q, corio__server_conn, node);
+}
+
 /* server.c */
+void corio__server_cut_all(corio_server *s);
+void corio__server_maybe_done(corio_server *s);
+
+/* server_conn.c */
+void corio__server_on_connection(uv_stream_t *ls, int status);
+void corio__server_arm(corio_server *s);
 void corio__server_timer_set(corio__server_conn *c, int kind);
 void corio__server_process(corio__server_conn *c);
 void corio__server_after_response(corio__server_conn *c);
 void corio__server_conn_close(corio__server_conn *c);
 void corio__server_conn_release(corio__server_conn *c);
+void corio__server_conn_free(corio__server_conn *c);
 void corio__server_gone(corio__server_conn *c);
 /* 0 or CORIO_ENOMEM */
 int corio__server_buf_reserve(corio__server_buf *b, size_t extra);
