@@ -194,7 +194,7 @@ int corio_server_listen(corio_rt *rt, const corio_server_opts *o,
   corio__server_home *home;
   struct sockaddr_storage ss;
   struct sockaddr_storage bound;
-  int r, len = sizeof bound;
+  int r, k, len = sizeof bound;
   if (out != NULL) *out = NULL;
   if (rt == NULL || cb == NULL || out == NULL) return CORIO_EINVAL;
   if ((home = home_get(rt)) == NULL) return CORIO_ENOMEM;
@@ -202,6 +202,7 @@ int corio_server_listen(corio_rt *rt, const corio_server_opts *o,
   if (s == NULL) return CORIO_ENOMEM;
   corio__queue_init(&s->conns);
   corio__queue_init(&s->orphans);
+  for (k = 0; k < CORIO__SERVER_T_COUNT; k++) corio__queue_init(&s->tl[k]);
   if ((r = resolve_opts(&s->o, o)) != 0 ||
       (r = resolve_host(rt, s->o.host, s->o.port, &ss)) != 0) {
     corio__free(s);

@@ -65,12 +65,18 @@ int corio__server_buf_reserve(corio__server_buf *b, size_t extra) {
 ** ===================================================================
 */
 
+/* The first of a deadline list (the earliest due), or NULL. */
+static corio__server_conn *tl_first(const corio__queue *l) {
+  if (corio__queue_empty(l)) return NULL;
+  return corio__queue_data(corio__queue_head(l), corio__server_conn, tnode);
+}
+
 void corio__server_arm(corio_server *s) {
   uint64_t due = s->close_due, now;
+  corio__server_conn *c;
   int k;
   for (k = 1; k < CORIO__SERVER_T_COUNT; k++)
-    if (s->tl[k].head != NULL && s->tl[k].head->due < due)
-      due = s->tl[k].head->due;
+    if ((c = tl_first(&s->tl[k])) != NULL && c->due < due) due = c->due;
   if (due == s->armed_due) return;
   s->armed_due = due;
   if (due == UINT64_MAX) {
@@ -82,17 +88,8 @@ void corio__server_arm(corio_server *s) {
 }
 
 static void tl_remove(corio__server_conn *c) {
-  corio__server_tlist *l = &c->srv->tl[c->tkind];
   if (c->tkind == CORIO__SERVER_T_NONE) return;
-  if (c->tprev)
-    c->tprev->tnext = c->tnext;
-  else
-    l->head = c->tnext;
-  if (c->tnext)
-    c->tnext->tprev = c->tprev;
-  else
-    l->tail = c->tprev;
-  c->tprev = c->tnext = NULL;
+  corio__queue_remove(&c->tnode);
   c->tkind = CORIO__SERVER_T_NONE;
   /* the timer may now fire early; it then just re-arms */
 }
@@ -100,18 +97,11 @@ static void tl_remove(corio__server_conn *c) {
 /* Put the connection on deadline list `kind`, due from now (NONE: none). */
 void corio__server_timer_set(corio__server_conn *c, int kind) {
   corio_server *s = c->srv;
-  corio__server_tlist *l;
   tl_remove(c);
   if (kind == CORIO__SERVER_T_NONE) return;
-  l = &s->tl[kind];
   c->tkind = (uint8_t)kind;
   c->due = uv_now(s->rt->loop) + s->tl_ms[kind];
-  c->tprev = l->tail;
-  if (l->tail)
-    l->tail->tnext = c;
-  else
-    l->head = c;
-  l->tail = c;
+  corio__queue_insert_tail(&s->tl[kind], &c->tnode);
   if (c->due < s->armed_due) corio__server_arm(s);
 }
 
@@ -142,7 +132,7 @@ static void on_timer(uv_timer_t *t) {
   if (s->close_due <= now)
     corio__server_cut_all(s); /* graceful close ran out of time */
   for (k = 1; k < CORIO__SERVER_T_COUNT; k++) {
-    while ((c = s->tl[k].head) != NULL && c->due <= now) {
+    while ((c = tl_first(&s->tl[k])) != NULL && c->due <= now) {
       tl_remove(c);
       expire(c, k);
     }
@@ -464,6 +454,8 @@ void corio__server_on_connection(uv_stream_t *ls, int status) {
   c->srv = s;
   c->rt = s->rt;
   c->req.conn = c;
+  corio__queue_init(&c->tnode);
+  corio__queue_init(&c->swrites);
   corio__queue_insert_head(&s->conns, &c->node);
   s->nconns++;
   if (uv_accept(ls, (uv_stream_t *)&c->tcp) != 0) {
