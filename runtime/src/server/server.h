@@ -10,6 +10,9 @@
 #include "core/core.h"
 #include "core/queue.h"
 
+/* the read buffer shared by a server's connections */
+#define CORIO__SERVER_SLAB (64 * 1024)
+
 /* A growable byte buffer, reused across requests of one connection. */
 typedef struct corio__server_buf {
   char *base;
@@ -86,8 +89,8 @@ struct corio__server_conn {
   uv_tcp_t tcp;
   corio_server *srv; /* NULL for an orphan whose server is gone */
   corio_rt *rt;
-  corio__queue node;                 /* srv->conns, or an orphans list */
-  corio__server_conn *tprev, *tnext; /* deadline list srv->tl[tkind] */
+  corio__queue node;  /* srv->conns, or an orphans list */
+  corio__queue tnode; /* deadline list srv->tl[tkind] */
   uint64_t due;
   http_parser parser;
   corio_server_req req;
@@ -100,17 +103,13 @@ struct corio__server_conn {
   uv_write_t wreq, creq;
   uv_shutdown_t sreq;
   unsigned flags;
-  unsigned nreq;    /* requests handed out on this connection */
-  unsigned nwrites; /* stream writes in flight (server_stream.c) */
-  struct corio__server_swrite *swrites; /* those writes, oldest first */
-  int err_status; /* status a parser callback chose for its error */
+  unsigned nreq;        /* requests handed out on this connection */
+  unsigned nwrites;     /* stream writes in flight (server_stream.c) */
+  corio__queue swrites; /* those writes, oldest first (server_stream.c) */
+  int err_status;       /* status a parser callback chose for its error */
   uint8_t rstate, tkind;
   char remote[56]; /* "[ipv6]:port" */
 };
-
-typedef struct corio__server_tlist {
-  corio__server_conn *head, *tail;
-} corio__server_tlist;
 
 /* The runtime's state of the server part: its servers, and the requests
    of servers freed before their host answered them. */
@@ -127,9 +126,9 @@ struct corio_server {
   corio_server_request_fn cb;
   corio_server_disconnect_fn on_gone;
   void *data;
-  corio__queue node;           /* the servers of the runtime */
-  corio__queue conns, orphans; /* of corio__server_conn */
-  corio__server_tlist tl[CORIO__SERVER_T_COUNT];
+  corio__queue node;                      /* the servers of the runtime */
+  corio__queue conns, orphans;            /* of corio__server_conn */
+  corio__queue tl[CORIO__SERVER_T_COUNT]; /* of conns, by tnode; [0] unused */
   uint64_t tl_ms[CORIO__SERVER_T_COUNT];
   uint64_t armed_due, close_due;
   size_t nconns, inflight;
@@ -143,12 +142,23 @@ struct corio_server {
   char date[48]; /* "Date: ...\r\n" for date_sec */
 };
 
+static inline corio__server_conn *corio__server_conn_of(corio__queue *q) {
+  return corio__queue_data(q, corio__server_conn, node);
+}
+
 /* server.c */
+void corio__server_cut_all(corio_server *s);
+void corio__server_maybe_done(corio_server *s);
+
+/* server_conn.c */
+void corio__server_on_connection(uv_stream_t *ls, int status);
+void corio__server_arm(corio_server *s);
 void corio__server_timer_set(corio__server_conn *c, int kind);
 void corio__server_process(corio__server_conn *c);
 void corio__server_after_response(corio__server_conn *c);
 void corio__server_conn_close(corio__server_conn *c);
 void corio__server_conn_release(corio__server_conn *c);
+void corio__server_conn_free(corio__server_conn *c);
 void corio__server_gone(corio__server_conn *c);
 /* 0 or CORIO_ENOMEM */
 int corio__server_buf_reserve(corio__server_buf *b, size_t extra);

@@ -17,7 +17,7 @@ typedef struct corio__server_swrite swrite;
 struct corio__server_swrite {
   uv_write_t w;
   corio__server_conn *c;
-  swrite *next; /* the connection's writes in flight, oldest first */
+  corio__queue node; /* the connection's writes in flight (c->swrites) */
   corio_server_write_fn cb;
   void *ud;
   int last; /* the end of the body: the request is done once it is out */
@@ -25,14 +25,12 @@ struct corio__server_swrite {
 };
 
 static void on_swrite(uv_write_t *w, int status) {
-  swrite *sw = corio__container_of(w, swrite, w), **p;
+  swrite *sw = corio__container_of(w, swrite, w);
   corio__server_conn *c = sw->c;
   corio_server_write_fn cb = sw->cb;
   void *ud = sw->ud;
   int last = sw->last;
-  for (p = &c->swrites; *p != NULL && *p != sw; p = &(*p)->next)
-    ;
-  if (*p == sw) *p = sw->next;
+  corio__queue_remove(&sw->node);
   corio__free(sw);
   c->nwrites--;
   if (status < 0)
@@ -51,7 +49,7 @@ static int queue(corio__server_conn *c, const char *a, size_t alen,
                  const char *b, size_t blen, const char *tail,
                  corio_server_write_fn cb, void *ud, int last) {
   size_t tlen = tail != NULL ? strlen(tail) : 0;
-  swrite *sw = corio__malloc(sizeof *sw + alen + blen + tlen), **p;
+  swrite *sw = corio__malloc(sizeof *sw + alen + blen + tlen);
   uv_buf_t buf;
   if (sw == NULL) {
     corio__server_conn_close(c);
@@ -61,7 +59,6 @@ static int queue(corio__server_conn *c, const char *a, size_t alen,
   if (blen) memcpy(sw->data + alen, b, blen);
   if (tlen) memcpy(sw->data + alen + blen, tail, tlen);
   sw->c = c;
-  sw->next = NULL;
   sw->cb = cb;
   sw->ud = ud;
   sw->last = last;
@@ -71,9 +68,7 @@ static int queue(corio__server_conn *c, const char *a, size_t alen,
     corio__server_conn_close(c);
     return CORIO_ECLOSED;
   }
-  for (p = &c->swrites; *p != NULL; p = &(*p)->next)
-    ;
-  *p = sw;
+  corio__queue_insert_tail(&c->swrites, &sw->node);
   c->nwrites++;
   corio__server_timer_set(c, CORIO__SERVER_T_WRITE);
   return 0;
@@ -81,8 +76,10 @@ static int queue(corio__server_conn *c, const char *a, size_t alen,
 
 /* The host gives the request back: no more callbacks into it. */
 static void drop_callbacks(corio__server_conn *c) {
-  swrite *sw;
-  for (sw = c->swrites; sw != NULL; sw = sw->next) sw->cb = NULL;
+  corio__queue *q;
+  corio__queue_foreach(q, &c->swrites) {
+    corio__queue_data(q, swrite, node)->cb = NULL;
+  }
 }
 
 int corio_server_stream(corio_server_req *req, int status,
