@@ -163,23 +163,43 @@ typedef struct corio__fetcher {
 extern size_t corio__body_pool_bytes;
 #define CORIO__KEEP_BODY (64 * 1024)
 
-/* fetch.c: one transfer's request and response. */
-int corio__fetch_check(const corio_request *req, CURLU *urlh);
+/* fetch.c: the transfer object. */
 corio_fetch *corio__fetch_obj_new(void);
 void corio__fetch_obj_recycle(corio_fetch *f, size_t keep_body);
 int corio__fetch_obj_easy(corio_fetch *f);
 void corio__fetch_obj_free(corio_fetch *f);
-void corio__fetch_body_free(corio_fetch *f);
+
+/* fetch_request.c: checking a request, setting up the easy handle. */
+int corio__fetch_check(const corio_request *req, CURLU *urlh);
 int corio__fetch_setup(corio_fetch *f, const corio_request *req);
+void corio__fetch_pick_buffer(corio_fetch *f);
+
+/* fetch_response.c: buffers, libcurl's write and header callbacks (set by
+   corio__fetch_setup), completion. */
+int corio__fbuf_reserve(corio__fbuf *b, size_t extra);
+void corio__fetch_body_free(corio_fetch *f);
+size_t corio__fetch_on_write(char *p, size_t size, size_t n, void *ud);
+size_t corio__fetch_on_header(char *p, size_t size, size_t n, void *ud);
 void corio__fetch_finish(corio_fetch *f, int status, CURLcode code);
 int corio__fetch_code(const corio_fetch *f, CURLcode code);
-void corio__fetch_pick_buffer(corio_fetch *f);
 
 /* fetch_multi.c: remove a shard's finished transfers and run their
    callbacks; corio__shard_action is curl_multi_socket_action on the shard
-   (the transfers it starts get their receive buffers first). */
+   (the transfers it starts get their receive buffers first); the idle
+   handle's callback (cancelled callbacks, admission); cancel a session's
+   transfers. */
 void corio__shard_check(corio__shard *sh);
 void corio__shard_action(corio__shard *sh, curl_socket_t fd, int flags);
+void corio__fetcher_on_idle(uv_idle_t *h);
+void corio__session_cancel_all(corio_session *s);
+
+/* fetch_session.c: sessions and their shards. */
+corio__shard *corio__shard_pick(corio_session *s);
+corio_session *corio__session_dflt(corio__fetcher *ft);
+void corio__session_destroy(corio_session *s);
+
+/* fetch_fetcher.c: the fetcher of `rt`, made on first use. */
+corio__fetcher *corio__fetcher_get(corio_rt *rt);
 
 /* fetch_sock.c: libcurl's socket callbacks (userp/clientp: the shard for
    the first, the transfer for open, the fetcher for close), and closing a
