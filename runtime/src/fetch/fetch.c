@@ -39,6 +39,8 @@ corio_fetch *corio__fetch_obj_new(void) {
     return NULL;
   }
   f->opened[0] = f->opened[1] = -1;
+  corio__queue_init(&f->node);
+  corio__queue_init(&f->qnode);
   return f;
 }
 
@@ -95,8 +97,8 @@ void corio__fetch_obj_recycle(corio_fetch *f, size_t keep_body) {
   f->ud = NULL;
   f->session = NULL;
   f->shard = NULL;
-  f->prev = f->next = NULL;
-  f->qprev = f->qnext = NULL;
+  corio__queue_init(&f->node);
+  corio__queue_init(&f->qnode);
   f->stage = CORIO__Q_NONE;
   f->h1 = 0;
   f->state = CORIO__F_IDLE;

@@ -27,6 +27,9 @@ corio__fetcher *corio__fetcher_get(corio_rt *rt) {
   ft = corio__calloc(1, sizeof *ft);
   if (ft == NULL) goto fail;
   corio__queue_init(&ft->sessions);
+  corio__queue_init(&ft->pend);
+  corio__queue_init(&ft->wait);
+  corio__queue_init(&ft->pool);
   ft->rt = rt;
   ft->urlh = curl_url();
   if (ft->urlh == NULL) goto fail;
@@ -93,15 +96,15 @@ static void fetch_shutdown(corio_rt *rt) {
   for (;;) {
     corio__queue_foreach(q, &ft->sessions)
         corio__session_cancel_all(session_of(q));
-    if (ft->pend_head == NULL) break;
+    if (corio__queue_empty(&ft->pend)) break;
     corio__fetcher_on_idle(&ft->idle);
   }
   while (!corio__queue_empty(&ft->sessions))
     corio__session_destroy(session_of(corio__queue_head(&ft->sessions)));
-  while (ft->pool != NULL) {
-    corio_fetch *f = ft->pool;
-    ft->pool = f->next;
-    corio__fetch_obj_free(f);
+  while (!corio__queue_empty(&ft->pool)) {
+    q = corio__queue_head(&ft->pool);
+    corio__queue_remove(q);
+    corio__fetch_obj_free(corio__queue_data(q, corio_fetch, node));
   }
   ft->npool = 0;
   ft->pool_big = 0;

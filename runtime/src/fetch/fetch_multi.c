@@ -23,6 +23,10 @@
 
 #define POOL_MAX 256 /* idle transfer objects kept for reuse */
 
+/* The transfer linked by `q`, its node or its qnode. */
+#define fetch_of(q)  corio__queue_data(q, corio_fetch, node)
+#define fetch_ofq(q) corio__queue_data(q, corio_fetch, qnode)
+
 /*
 ** {==================================================================
 ** Transfers: pool, active list, pending queue
@@ -48,21 +52,20 @@ static void pool_put(corio__fetcher *ft, corio_fetch *f) {
   corio__fetch_obj_recycle(f, keep);
   f->pool_big = f->body.cap > CORIO__KEEP_BODY ? f->body.cap : 0;
   ft->pool_big += f->pool_big;
-  f->next = ft->pool;
-  ft->pool = f;
+  corio__queue_insert_head(&ft->pool, &f->node);
   ft->npool++;
 }
 
 /* A pooled object with a new easy handle (corio__fetch_obj_recycle says
    why it is new), or a new object. */
 static corio_fetch *pool_get(corio__fetcher *ft) {
-  corio_fetch *f = ft->pool;
-  if (f != NULL) {
-    ft->pool = f->next;
+  corio_fetch *f;
+  if (!corio__queue_empty(&ft->pool)) {
+    f = fetch_of(corio__queue_head(&ft->pool));
+    corio__queue_remove(&f->node);
     ft->npool--;
     ft->pool_big -= f->pool_big;
     f->pool_big = 0;
-    f->next = NULL;
     if (corio__fetch_obj_easy(f) != 0) {
       corio__fetch_obj_free(f);
       return NULL;
@@ -80,10 +83,7 @@ static void queue_leave(corio_fetch *f);
 
 static void active_link(corio_fetch *f) {
   corio_session *s = f->session;
-  f->prev = NULL;
-  f->next = s->active;
-  if (s->active != NULL) s->active->prev = f;
-  s->active = f;
+  corio__queue_insert_head(&s->active, &f->node);
   s->nactive++;
   f->shard->nactive++;
   f->fetcher->nactive++;
@@ -92,12 +92,7 @@ static void active_link(corio_fetch *f) {
 static void active_unlink(corio_fetch *f) {
   corio_session *s = f->session;
   queue_leave(f);
-  if (f->prev != NULL)
-    f->prev->next = f->next;
-  else
-    s->active = f->next;
-  if (f->next != NULL) f->next->prev = f->prev;
-  f->prev = f->next = NULL;
+  corio__queue_remove(&f->node);
   s->nactive--;
   f->shard->nactive--;
   f->fetcher->nactive--;
@@ -140,35 +135,18 @@ static void deliver(corio_fetch *f, int status, CURLcode code) {
    list. */
 static void queue_leave(corio_fetch *f) {
   corio__fetcher *ft = f->fetcher;
-  int waiting = f->stage == CORIO__Q_WAIT;
   if (f->stage == CORIO__Q_NONE) return;
-  if (f->qnext != NULL)
-    f->qnext->qprev = f->qprev;
-  else if (waiting)
-    ft->wait_tail = f->qprev;
-  if (f->qprev != NULL)
-    f->qprev->qnext = f->qnext;
-  else if (waiting)
-    ft->wait_head = f->qnext;
-  else
-    f->shard->fresh = f->qnext;
-  if (waiting)
+  corio__queue_remove(&f->qnode);
+  if (f->stage == CORIO__Q_WAIT)
     ft->nwait--;
   else
     ft->nfresh--;
-  f->qprev = f->qnext = NULL;
   f->stage = CORIO__Q_NONE;
 }
 
 static void wait_push(corio__fetcher *ft, corio_fetch *f) {
   f->stage = CORIO__Q_WAIT;
-  f->qnext = NULL;
-  f->qprev = ft->wait_tail;
-  if (ft->wait_tail != NULL)
-    ft->wait_tail->qnext = f;
-  else
-    ft->wait_head = f;
-  ft->wait_tail = f;
+  corio__queue_insert_tail(&ft->wait, &f->qnode);
   ft->nwait++;
   uv_idle_start(&ft->idle, corio__fetcher_on_idle);
 }
@@ -202,10 +180,7 @@ static int admit(corio_fetch *f) {
   if (curl_multi_add_handle(sh->multi, f->easy) != CURLM_OK)
     return CORIO_ENOMEM;
   f->stage = CORIO__Q_FRESH;
-  f->qprev = NULL;
-  f->qnext = sh->fresh;
-  if (sh->fresh != NULL) sh->fresh->qprev = f;
-  sh->fresh = f;
+  corio__queue_insert_head(&sh->fresh, &f->qnode);
   f->fetcher->nfresh++;
   return 0;
 }
@@ -213,8 +188,9 @@ static int admit(corio_fetch *f) {
 /* From the idle handle: one refused now gets its callback with the
    error. */
 static void admit_waiting(corio__fetcher *ft) {
-  while (ft->wait_head != NULL && ft->nfresh < ADMIT_MAX && !ft->closing) {
-    corio_fetch *f = ft->wait_head;
+  while (!corio__queue_empty(&ft->wait) && ft->nfresh < ADMIT_MAX &&
+         !ft->closing) {
+    corio_fetch *f = fetch_ofq(corio__queue_head(&ft->wait));
     int r;
     queue_leave(f);
     r = admit(f);
@@ -227,8 +203,8 @@ static void admit_waiting(corio__fetcher *ft) {
 
 void corio__shard_action(corio__shard *sh, curl_socket_t fd, int flags) {
   int running;
-  while (sh->fresh != NULL) { /* libcurl starts them now */
-    corio_fetch *f = sh->fresh;
+  while (!corio__queue_empty(&sh->fresh)) { /* libcurl starts them now */
+    corio_fetch *f = fetch_ofq(corio__queue_head(&sh->fresh));
     queue_leave(f);
     corio__fetch_pick_buffer(f);
   }
@@ -238,17 +214,17 @@ void corio__shard_action(corio__shard *sh, curl_socket_t fd, int flags) {
 /* Queued callbacks of cancelled transfers, then admission. */
 void corio__fetcher_on_idle(uv_idle_t *h) {
   corio__fetcher *ft = corio__container_of(h, corio__fetcher, idle);
-  corio_fetch *f = ft->pend_head;
+  corio__queue batch;
   /* this turn's queue only: callbacks that cancel more wait a turn */
-  ft->pend_head = ft->pend_tail = NULL;
-  while (f != NULL) {
-    corio_fetch *next = f->next;
-    f->next = NULL;
-    deliver(f, CORIO_ECANCELED, CURLE_OK);
-    f = next;
+  corio__queue_move(&ft->pend, &batch);
+  while (!corio__queue_empty(&batch)) {
+    corio__queue *q = corio__queue_head(&batch);
+    corio__queue_remove(q);
+    deliver(fetch_of(q), CORIO_ECANCELED, CURLE_OK);
   }
   admit_waiting(ft);
-  if (ft->pend_head == NULL && ft->wait_head == NULL) uv_idle_stop(&ft->idle);
+  if (corio__queue_empty(&ft->pend) && corio__queue_empty(&ft->wait))
+    uv_idle_stop(&ft->idle);
 }
 
 /* }================================================================== */
@@ -277,17 +253,13 @@ static void cancel_active(corio_fetch *f) {
   if (added) remove_started(f);
   if (f->body_alloc != NULL) corio__fetch_body_free(f); /* see corio.h */
   f->state = CORIO__F_PENDING;
-  f->next = NULL;
-  if (ft->pend_tail != NULL)
-    ft->pend_tail->next = f;
-  else
-    ft->pend_head = f;
-  ft->pend_tail = f;
+  corio__queue_insert_tail(&ft->pend, &f->node);
   if (!ft->closing) uv_idle_start(&ft->idle, corio__fetcher_on_idle);
 }
 
 void corio__session_cancel_all(corio_session *s) {
-  while (s->active != NULL) cancel_active(s->active);
+  while (!corio__queue_empty(&s->active))
+    cancel_active(fetch_of(corio__queue_head(&s->active)));
 }
 
 /*
@@ -296,9 +268,11 @@ void corio__session_cancel_all(corio_session *s) {
 ** libcurl's timer; it fails now instead.  Rare: a walk is fine.
 */
 static corio_fetch *find_doomed(corio__shard *sh) {
-  corio_fetch *f;
-  for (f = sh->session->active; f != NULL; f = f->next)
+  corio__queue *q;
+  corio__queue_foreach(q, &sh->session->active) {
+    corio_fetch *f = fetch_of(q);
     if (f->shard == sh && f->err == CORIO_ENOMEM) return f;
+  }
   sh->doomed = 0;
   return NULL;
 }

@@ -110,6 +110,7 @@ static corio__shard *shard_add(corio_session *s) {
     return NULL;
   }
   sh->session = s;
+  corio__queue_init(&sh->fresh);
   curl_multi_setopt(sh->multi, CURLMOPT_SOCKETFUNCTION, corio__fsock_curl_cb);
   curl_multi_setopt(sh->multi, CURLMOPT_SOCKETDATA, (void *)sh);
   curl_multi_setopt(sh->multi, CURLMOPT_TIMERFUNCTION, on_curl_timer);
@@ -161,6 +162,7 @@ static corio_session *session_make(corio__fetcher *ft,
   if (s == NULL) return NULL;
   s->fetcher = ft;
   s->rt = ft->rt;
+  corio__queue_init(&s->active);
   if (o != NULL) {
     s->max_connections = o->max_connections;
     s->max_per_host = o->max_per_host;
