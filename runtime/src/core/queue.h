@@ -60,4 +60,18 @@ static inline void corio__queue_remove(corio__queue *q) {
   q->next = q->prev = q;
 }
 
+/* Move every element of h, in order, to the head node n (its old
+   contents are dropped: n need not be initialised); h is left empty. */
+static inline void corio__queue_move(corio__queue *h, corio__queue *n) {
+  if (corio__queue_empty(h)) {
+    corio__queue_init(n);
+    return;
+  }
+  n->next = h->next;
+  n->prev = h->prev;
+  n->next->prev = n;
+  n->prev->next = n;
+  corio__queue_init(h);
+}
+
 #endif

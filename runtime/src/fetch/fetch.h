@@ -45,10 +45,10 @@ struct corio_fetch {
   struct corio__shard *shard; /* the multi of `session` it was added to */
   corio_fetch_cb cb;
   void *ud;
-  corio_fetch *prev, *next;   /* session's active list, pending queue, pool */
-  corio_fetch *qprev, *qnext; /* fetcher's wait queue or shard's fresh list */
+  corio__queue node;  /* session's active list, pending queue, or pool */
+  corio__queue qnode; /* fetcher's wait queue or its shard's fresh list */
   int state;
-  uint8_t stage;  /* CORIO__Q_*: where qprev, qnext link it */
+  uint8_t stage;  /* CORIO__Q_*: where qnode links it */
   uint8_t h1;     /* HTTP/1 only: may skip libcurl's reuse search */
   int err;        /* corio code set by a callback of ours (ETOOLARGE...) */
   int sock_errno; /* why our socket() failed, 0 if it did not */
@@ -108,7 +108,7 @@ typedef struct corio__shard {
   size_t nactive;     /* transfers added to `multi` */
   size_t nparked;     /* its parked sockets: idle keep-alive connections */
   int in_timeout;     /* inside the timer's socket_action */
-  corio_fetch *fresh; /* added to `multi` since its last socket_action */
+  corio__queue fresh; /* added to `multi` since its last socket_action */
   int doomed;         /* a transfer of it failed in our socket callback */
 } corio__shard;
 
@@ -120,7 +120,7 @@ struct corio_session {
   int shardable;       /* limits divide evenly: more shards allowed */
   int nopen;           /* shard timers not closed yet */
   corio__queue node;   /* in the fetcher's sessions */
-  corio_fetch *active; /* transfers added to its shards' multis */
+  corio__queue active; /* transfers added to its shards' multis */
   size_t nactive;
   size_t nparked;         /* parked sockets: idle keep-alive connections */
   size_t max_connections; /* the options' limits, 0: none */
@@ -140,11 +140,11 @@ typedef struct corio__fetcher {
   CURLU *urlh;   /* reused to validate URLs */
   char *url_ok;  /* the last URL urlh accepted, or NULL */
   size_t url_ok_cap;
-  uv_idle_t idle; /* runs while cancelled callbacks are queued */
-  corio_fetch *pend_head, *pend_tail;
-  corio_fetch *wait_head, *wait_tail; /* started, not added yet */
+  uv_idle_t idle;       /* runs while cancelled callbacks are queued */
+  corio__queue pend;    /* cancelled, their callbacks queued */
+  corio__queue wait;    /* started, not added yet: in order */
   size_t nwait, nfresh; /* transfers waiting; added but not started */
-  corio_fetch *pool;
+  corio__queue pool;    /* idle transfer objects, the last pooled first */
   size_t npool;
   size_t pool_big;       /* sum of the pooled objects' pool_big */
   corio__queue sessions; /* of corio_session */
@@ -163,23 +163,43 @@ typedef struct corio__fetcher {
 extern size_t corio__body_pool_bytes;
 #define CORIO__KEEP_BODY (64 * 1024)
 
-/* fetch.c: one transfer's request and response. */
-int corio__fetch_check(const corio_request *req, CURLU *urlh);
+/* fetch.c: the transfer object. */
 corio_fetch *corio__fetch_obj_new(void);
 void corio__fetch_obj_recycle(corio_fetch *f, size_t keep_body);
 int corio__fetch_obj_easy(corio_fetch *f);
 void corio__fetch_obj_free(corio_fetch *f);
-void corio__fetch_body_free(corio_fetch *f);
+
+/* fetch_request.c: checking a request, setting up the easy handle. */
+int corio__fetch_check(const corio_request *req, CURLU *urlh);
 int corio__fetch_setup(corio_fetch *f, const corio_request *req);
+void corio__fetch_pick_buffer(corio_fetch *f);
+
+/* fetch_response.c: buffers, libcurl's write and header callbacks (set by
+   corio__fetch_setup), completion. */
+int corio__fbuf_reserve(corio__fbuf *b, size_t extra);
+void corio__fetch_body_free(corio_fetch *f);
+size_t corio__fetch_on_write(char *p, size_t size, size_t n, void *ud);
+size_t corio__fetch_on_header(char *p, size_t size, size_t n, void *ud);
 void corio__fetch_finish(corio_fetch *f, int status, CURLcode code);
 int corio__fetch_code(const corio_fetch *f, CURLcode code);
-void corio__fetch_pick_buffer(corio_fetch *f);
 
 /* fetch_multi.c: remove a shard's finished transfers and run their
    callbacks; corio__shard_action is curl_multi_socket_action on the shard
-   (the transfers it starts get their receive buffers first). */
+   (the transfers it starts get their receive buffers first); the idle
+   handle's callback (cancelled callbacks, admission); cancel a session's
+   transfers. */
 void corio__shard_check(corio__shard *sh);
 void corio__shard_action(corio__shard *sh, curl_socket_t fd, int flags);
+void corio__fetcher_on_idle(uv_idle_t *h);
+void corio__session_cancel_all(corio_session *s);
+
+/* fetch_session.c: sessions and their shards. */
+corio__shard *corio__shard_pick(corio_session *s);
+corio_session *corio__session_dflt(corio__fetcher *ft);
+void corio__session_destroy(corio_session *s);
+
+/* fetch_fetcher.c: the fetcher of `rt`, made on first use. */
+corio__fetcher *corio__fetcher_get(corio_rt *rt);
 
 /* fetch_sock.c: libcurl's socket callbacks (userp/clientp: the shard for
    the first, the transfer for open, the fetcher for close), and closing a
