@@ -13,6 +13,7 @@
 #include <stddef.h>
 
 #include "corio.h"
+#include "queue.h"
 
 #define corio__container_of(ptr, type, member)                                 \
   ((type *)((char *)(ptr)-offsetof(type, member)))
@@ -56,7 +57,7 @@ struct corio_task {
   corio_rt *rt;
   corio_resume_fn resume; /* NULL for a future */
   void *data;
-  corio_task *next;       /* ready-queue link */
+  corio__queue node;      /* in the ready queue (or the batch a drain runs) */
   uintptr_t waiters;      /* 0, one corio__waiter *, or a list | 1 */
   corio_cancel_fn cancel; /* cleanup of the armed wait, or NULL */
   union {
@@ -109,7 +110,7 @@ struct corio_rt {
   size_t ntasks;
   corio_task *current;
   /* ready queue (FIFO) */
-  corio_task *ready_head, *ready_tail;
+  corio__queue ready;
   size_t nready;
   corio__soon *soon_head, *soon_tail;
   size_t nsoon;      /* in the soon queue */

@@ -6,8 +6,8 @@
 ** have no special case for the first or the last element.
 **
 ** Not every list of the runtime is one of these; where a specialised
-** structure is cheaper, its comment says why (the ready queue, a task's
-** waiters, the timer heap).
+** structure is cheaper, its comment says why (a task's waiters, the timer
+** heap).
 */
 #ifndef CORIO_QUEUE_H
 #define CORIO_QUEUE_H
@@ -58,6 +58,16 @@ static inline void corio__queue_remove(corio__queue *q) {
   q->prev->next = q->next;
   q->next->prev = q->prev;
   q->next = q->prev = q;
+}
+
+/* Append every element of n, in order, to h; n is left empty. */
+static inline void corio__queue_add(corio__queue *h, corio__queue *n) {
+  if (corio__queue_empty(n)) return;
+  h->prev->next = n->next;
+  n->next->prev = h->prev;
+  h->prev = n->prev;
+  h->prev->next = h;
+  corio__queue_init(n);
 }
 
 /* Move every element of h, in order, to the head node n (its old

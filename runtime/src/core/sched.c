@@ -17,6 +17,7 @@ static void on_check(uv_check_t *h) {
 }
 
 void corio__sched_init(corio_rt *rt) {
+  corio__queue_init(&rt->ready);
   uv_idle_init(rt->loop, &rt->idle);
   uv_check_init(rt->loop, &rt->check);
   rt->idle.data = rt;
@@ -73,31 +74,16 @@ void corio__ready(corio_task *task, int status) {
   if (task->flags & CORIO__QUEUED) return;
   task->status = status;
   task->flags |= CORIO__QUEUED;
-  task->next = NULL;
-  if (rt->ready_tail != NULL)
-    rt->ready_tail->next = task;
-  else
-    rt->ready_head = task;
-  rt->ready_tail = task;
+  corio__queue_insert_tail(&rt->ready, &task->node);
   rt->nready++;
   wake_loop(rt);
 }
 
 /* Remove a task from the ready queue (a task finished from outside). */
 void corio__unqueue(corio_task *task) {
-  corio_rt *rt = task->rt;
-  corio_task *prev = NULL, *t;
   if (!(task->flags & CORIO__QUEUED)) return;
-  for (t = rt->ready_head; t != NULL; prev = t, t = t->next) {
-    if (t != task) continue;
-    if (prev != NULL)
-      prev->next = t->next;
-    else
-      rt->ready_head = t->next;
-    if (rt->ready_tail == t) rt->ready_tail = prev;
-    rt->nready--;
-    break;
-  }
+  corio__queue_remove(&task->node); /* from the queue or a drain's batch */
+  task->rt->nready--;
   task->flags &= ~CORIO__QUEUED;
 }
 
@@ -137,13 +123,14 @@ int corio__call_soon(corio_rt *rt, corio_done_fn cb, corio_task *task,
 ** yielding in a cycle.
 */
 static void drain(corio_rt *rt) {
-  corio_task *last = rt->ready_tail;
+  corio__queue batch; /* what was ready when the drain started */
   int budget = DRAIN_BUDGET;
-  while (last != NULL && rt->ready_head != NULL && budget-- > 0) {
-    corio_task *t = rt->ready_head;
+  corio__queue_move(&rt->ready, &batch);
+  while (!corio__queue_empty(&batch) && budget-- > 0) {
+    corio_task *t =
+        corio__queue_data(corio__queue_head(&batch), corio_task, node);
     int status = t->status;
-    rt->ready_head = t->next;
-    if (rt->ready_head == NULL) rt->ready_tail = NULL;
+    corio__queue_remove(&t->node);
     rt->nready--;
     t->flags &= ~CORIO__QUEUED;
     t->status = 0;
@@ -157,10 +144,11 @@ static void drain(corio_rt *rt) {
     t->state = CORIO_TASK_RUNNING;
     rt->current = t;
     t->resume(t, status);
-    rt->current = NULL;
-    /* t may be freed now: only its address is compared */
-    if (t == last) break;
+    rt->current = NULL; /* t may be freed now */
   }
+  /* past the budget: the rest go first next turn, before the newly ready */
+  corio__queue_add(&batch, &rt->ready);
+  corio__queue_move(&batch, &rt->ready);
   /* the callbacks queued before this turn: a count, not a pointer to the
      last, as a callback may remove others (corio__soon_remove) */
   rt->soon_batch = rt->nsoon;
@@ -173,5 +161,6 @@ static void drain(corio_rt *rt) {
     s->cb(s->task, s->ud);
     corio__free(s);
   }
-  if (rt->ready_head == NULL && rt->soon_head == NULL) uv_idle_stop(&rt->idle);
+  if (corio__queue_empty(&rt->ready) && rt->soon_head == NULL)
+    uv_idle_stop(&rt->idle);
 }
