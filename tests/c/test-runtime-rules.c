@@ -272,6 +272,15 @@ TEST_IMPL(http_chars) {
   }
   ASSERT_EQ(corio_http_token_ok(NULL, 0), 0);
   ASSERT_EQ(corio_http_value_ok(NULL, 0), 1);
+  for (i = 0; i < 256; i++) { /* every byte against RFC 9110's lists */
+    char c = (char)i;
+    int tchar = (i >= '0' && i <= '9') || (i >= 'A' && i <= 'Z') ||
+                (i >= 'a' && i <= 'z') ||
+                (i != 0 && strchr("!#$%&'*+-.^_`|~", i) != NULL);
+    int vchar = i == '\t' || (i >= 0x20 && i != 0x7f);
+    ASSERT_EQ(corio_http_token_ok(&c, 1), tchar);
+    ASSERT_EQ(corio_http_value_ok(&c, 1), vchar);
+  }
 }
 
 /* The server follows the client's rule for header values: a control
