@@ -232,8 +232,8 @@ int64_t lcorio_opt_seconds(lua_State *L, int opts, const char *fn,
 void lcorio_error_open(lua_State *L);
 void lcorio_pusherror(lua_State *L, const char *name, const char *kind,
                       const char *fmt, ...);
-int lcorio_raise(lua_State *L, const char *name, const char *kind,
-                 const char *fmt, ...);
+/* push the error, then raise it: `return lcorio_raise(L, ...);` */
+#define lcorio_raise(L, ...) (lcorio_pusherror((L), __VA_ARGS__), lua_error(L))
 int lcorio_iserror(lua_State *L, int idx, const char *name);
 int lcorio_traceback_handler(lua_State *L);            /* msgh for lua_pcall */
 void lcorio_report(lua_State *L, const char *context); /* error at top */

@@ -35,33 +35,19 @@ static int error_eq(lua_State *L) {
   return 1;
 }
 
-static void pushverror(lua_State *L, const char *name, const char *kind,
-                       const char *fmt, va_list ap) {
+void lcorio_pusherror(lua_State *L, const char *name, const char *kind,
+                      const char *fmt, ...) {
+  va_list ap;
   lua_createtable(L, 0, 4);
   lua_pushstring(L, name);
   lua_setfield(L, -2, "name");
   lua_pushstring(L, kind);
   lua_setfield(L, -2, "kind");
+  va_start(ap, fmt);
   lua_pushvfstring(L, fmt, ap);
+  va_end(ap);
   lua_setfield(L, -2, "message");
   luaL_setmetatable(L, LCORIO_ERROR_MT);
-}
-
-void lcorio_pusherror(lua_State *L, const char *name, const char *kind,
-                      const char *fmt, ...) {
-  va_list ap;
-  va_start(ap, fmt);
-  pushverror(L, name, kind, fmt, ap);
-  va_end(ap);
-}
-
-int lcorio_raise(lua_State *L, const char *name, const char *kind,
-                 const char *fmt, ...) {
-  va_list ap;
-  va_start(ap, fmt);
-  pushverror(L, name, kind, fmt, ap);
-  va_end(ap);
-  return lua_error(L);
 }
 
 /* Is the value at idx a corio error with this name (any name if NULL)? */
