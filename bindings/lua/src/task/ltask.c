@@ -70,11 +70,16 @@ static void push_side(lua_State *L, const char *key) {
   }
 }
 
-/* side[key][task at idx], pushed */
-int lcorio_side_get(lua_State *L, const char *key, int idx) {
+/* side[key] and the task at idx, pushed */
+static void push_side_slot(lua_State *L, const char *key, int idx) {
   idx = lua_absindex(L, idx);
   push_side(L, key);
   lua_pushvalue(L, idx);
+}
+
+/* side[key][task at idx], pushed */
+int lcorio_side_get(lua_State *L, const char *key, int idx) {
+  push_side_slot(L, key, idx);
   lua_rawget(L, -2);
   lua_remove(L, -2);
   return lua_type(L, -1);
@@ -82,12 +87,10 @@ int lcorio_side_get(lua_State *L, const char *key, int idx) {
 
 /* side[key][task at idx] = value at top (popped) */
 void lcorio_side_set(lua_State *L, const char *key, int idx) {
-  idx = lua_absindex(L, idx);
-  push_side(L, key);
-  lua_pushvalue(L, idx);
-  lua_pushvalue(L, -3);
+  push_side_slot(L, key, idx); /* value, side, task */
+  lua_rotate(L, -3, -1);       /* side, task, value */
   lua_rawset(L, -3);
-  lua_pop(L, 2);
+  lua_pop(L, 1);
 }
 
 /* }================================================================== */
