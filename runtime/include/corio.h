@@ -969,14 +969,14 @@ CORIO_EXTERN int corio_server_respond(corio_server_req *req, int status,
                                       size_t len);
 
 /*
-** Streaming: a body sent as it is made.  corio_server_stream sends the status
-** line and headers (as corio_server_respond checks them) with
+** Streaming: a body sent as it is made.  corio_server_stream sends the
+** status line and headers (as corio_server_respond checks them) with
 ** "Transfer-Encoding: chunked" (an HTTP/1.0 client gets no length, and
 ** the connection closes after the body; HEAD, 204 and 304 get no body,
 ** whatever is written); each corio_server_write sends one chunk;
-*corio_server_end
-** sends the last chunk and gives the request back, like corio_server_respond.
-** Until then the request is the host's, and counts as in flight.
+** corio_server_end sends the last chunk and gives the request back,
+** like corio_server_respond.  Until then the request is the host's, and
+** counts as in flight.
 **
 ** corio_server_write copies `data` (it is free when the call returns) and
 ** calls `cb(status, ud)` (may be NULL) once the chunk has gone to the

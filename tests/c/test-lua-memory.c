@@ -1,17 +1,16 @@
 /*
-** test-lua-memory.c: Lua running out of memory (docs/reliability.md fault 16),
-*the
-** way Lua's own memerr tests and curl's torture runs do it.  A script that
-** serves, fetches, sleeps, waits in every way and runs a thread runs in a
-** state whose allocator refuses more memory from its Nth request on, for
-** N = 1, 2, ... until a run needs no failure.  Every run must end with the
-** script's result or an error saying memory ran out (Lua's, or a
-** FetchError's), never a crash, and lua_close must free everything (the
-** descriptors are counted here; the sanitizer and valgrind runs check the
-** memory).  The failures land everywhere: in the script, in tasks, and in
-** the binding's loop callbacks (a fetch completing, a task to resume),
-** which must hand the error to the task concerned instead of raising it
-** through libuv's and libcurl's frames.
+** test-lua-memory.c: Lua running out of memory (docs/reliability.md fault
+** 16), the way Lua's own memerr tests and curl's torture runs do it.  A
+** script that serves, fetches, sleeps, waits in every way and runs a
+** thread runs in a state whose allocator refuses more memory from its Nth
+** request on, for N = 1, 2, ... until a run needs no failure.  Every run
+** must end with the script's result or an error saying memory ran out
+** (Lua's, or a FetchError's), never a crash, and lua_close must free
+** everything (the descriptors are counted here; the sanitizer and valgrind
+** runs check the memory).  The failures land everywhere: in the script, in
+** tasks, and in the binding's loop callbacks (a fetch completing, a task
+** to resume), which must hand the error to the task concerned instead of
+** raising it through libuv's and libcurl's frames.
 */
 #include <lauxlib.h>
 #include <lua.h>
