@@ -422,6 +422,15 @@ CORIO_EXTERN corio_timer *corio_timer_start(corio_rt *rt, uint64_t ms,
 /* Disarm and free a timer whose callback has not run yet. */
 CORIO_EXTERN void corio_timer_stop(corio_timer *timer);
 
+/*
+** The one rule for a duration given in seconds, which the runtime and
+** the bindings follow: rounded up to the next millisecond, so that a wait
+** never ends before it was asked to, and a positive duration is at least
+** 1 ms.  0, a negative duration and NaN give 0 (callers refuse them as
+** they see fit).
+*/
+CORIO_EXTERN uint64_t corio_seconds_to_ms(double s);
+
 /* }================================================================== */
 
 #ifdef __cplusplus

@@ -149,7 +149,6 @@ void corio__unqueue(corio_task *task);
 /* timer.c */
 void corio__timers_init(corio_rt *rt);
 void corio__timers_close(corio_rt *rt);
-uint64_t corio__seconds_to_ms(double s);
 int corio__tnode_add(corio_rt *rt, corio__tnode *node, uint64_t ms, int tag);
 void corio__tnode_remove(corio_rt *rt, corio__tnode *node);
 

@@ -165,15 +165,14 @@ void corio_timer_stop(corio_timer *tm) {
 }
 
 /*
-** The one rule for a duration given in seconds (the bindings follow it
-** too): round up to the next millisecond, so that a wait never ends
-** before it was asked to, and a positive duration is at least 1 ms.
-** 0 stays 0; callers treat negative or NaN durations themselves.
+** s * 1000 is inexact for most decimal fractions (1.1 * 1000 is
+** 1100.0000000000002): a nanosecond of slack keeps such an artefact from
+** adding a whole millisecond.
 */
-uint64_t corio__seconds_to_ms(double s) {
+uint64_t corio_seconds_to_ms(double s) {
   double ms;
-  if (!(s > 0)) return 0;
-  ms = ceil(s * 1000.0);
+  if (!(s > 0)) return 0; /* NaN too */
+  ms = ceil(s * 1000.0 - 1e-6);
   if (ms >= 18446744073709551615.0) return UINT64_MAX;
   return ms < 1 ? 1 : (uint64_t)ms;
 }

@@ -129,11 +129,11 @@ static int has_header(const corio_request *req, const char *name) {
 }
 
 /* Seconds to libcurl milliseconds, rounded up as every duration is
-   (corio__seconds_to_ms): 0 picks `dflt`, negative (or too long) `none`. */
+   (corio_seconds_to_ms): 0 picks `dflt`, negative (or too long) `none`. */
 static long to_ms(double t, double dflt, long none) {
   if (t == 0) t = dflt;
   if (t < 0 || t > (double)INT_MAX / 1000) return none;
-  return (long)corio__seconds_to_ms(t);
+  return (long)corio_seconds_to_ms(t);
 }
 
 /*

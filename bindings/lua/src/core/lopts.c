@@ -22,20 +22,13 @@
 */
 
 /*
-** Round up, so that a timeout never fires early and a positive duration
-** is at least 1 ms.  s * 1000 is inexact for most decimal fractions
-** (1.1 * 1000 = 1100.0000000000002): a nanosecond of slack keeps such an
-** artefact from adding a whole millisecond.  Past LCORIO_MS_MAX the value
-** is clamped: that long is as good as forever for a timeout, and it fits
-** the runtime's unsigned millisecond fields.
+** The runtime's rule (corio_seconds_to_ms), clamped to LCORIO_MS_MAX:
+** that long is as good as forever for a timeout, and it fits the
+** runtime's unsigned millisecond fields.
 */
 uint64_t lcorio_seconds_to_ms(double s) {
-  double ms;
-  if (!(s > 0)) return 0; /* NaN too: the getters refuse it before */
-  ms = ceil(s * 1000.0 - 1e-6);
-  if (ms < 1) return 1;
-  if (ms >= (double)LCORIO_MS_MAX) return LCORIO_MS_MAX;
-  return (uint64_t)ms;
+  uint64_t ms = corio_seconds_to_ms(s);
+  return ms > LCORIO_MS_MAX ? LCORIO_MS_MAX : ms;
 }
 
 uint64_t lcorio_checkseconds(lua_State *L, int arg) {
