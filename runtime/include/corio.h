@@ -433,12 +433,12 @@ CORIO_EXTERN uint64_t corio_seconds_to_ms(double s);
 
 /* }================================================================== */
 
-#ifdef __cplusplus
-}
-#endif
-
 /* the HTTP client and server, in headers of their own */
 #include "corio/fetch.h"
 #include "corio/server.h"
+
+#ifdef __cplusplus
+}
+#endif
 
 #endif /* CORIO_H */

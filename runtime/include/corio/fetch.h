@@ -5,12 +5,8 @@
 #ifndef CORIO_FETCH_API_H
 #define CORIO_FETCH_API_H
 
-#ifndef CORIO_H
+#ifndef CORIO_H /* which opens extern "C" for C++ */
 #error "include corio.h, which includes this file"
-#endif
-
-#ifdef __cplusplus
-extern "C" {
 #endif
 
 /*
@@ -336,9 +332,5 @@ CORIO_EXTERN int corio_fetch_blocking(const corio_request *req,
 CORIO_EXTERN void corio_response_free(corio_response *res);
 
 /* }================================================================== */
-
-#ifdef __cplusplus
-}
-#endif
 
 #endif /* CORIO_FETCH_API_H */

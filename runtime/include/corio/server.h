@@ -5,12 +5,8 @@
 #ifndef CORIO_SERVER_API_H
 #define CORIO_SERVER_API_H
 
-#ifndef CORIO_H
+#ifndef CORIO_H /* which opens extern "C" for C++ */
 #error "include corio.h, which includes this file"
-#endif
-
-#ifdef __cplusplus
-extern "C" {
 #endif
 
 /*
@@ -280,9 +276,5 @@ CORIO_EXTERN int corio_server_end(corio_server_req *req);
 CORIO_EXTERN int corio_server_abort(corio_server_req *req);
 
 /* }================================================================== */
-
-#ifdef __cplusplus
-}
-#endif
 
 #endif /* CORIO_SERVER_API_H */
