@@ -230,6 +230,7 @@ int64_t lcorio_opt_seconds(lua_State *L, int opts, const char *fn,
 
 /* lerror.c: error values {name=, kind=, message=, ...}. */
 void lcorio_error_open(lua_State *L);
+void lcorio_chunks_open(lua_State *L); /* lchunks.c: the Lua-written parts */
 void lcorio_pusherror(lua_State *L, const char *name, const char *kind,
                       const char *fmt, ...);
 /* push the error, then raise it: `return lcorio_raise(L, ...);` */
