@@ -83,6 +83,42 @@ typedef enum {
   CORIO_HTTP_2_ONLY /* HTTP/2 prior knowledge, also on cleartext */
 } corio_http_version;
 
+/*
+** Retries (corio_request.retry).  A transfer whose method is one of
+** `methods` is tried again, up to `attempts` tries in all, when it fails
+** with CORIO_ECONNECT, CORIO_ERESET or CORIO_ETIMEDOUT, or when its
+** response has one of `statuses`.  Before try n + 1 it waits a random
+** delay, uniform in [0, min(max_backoff, backoff * 2^(n-1))] seconds
+** ("full jitter"), or, after a response with a Retry-After header
+** (seconds or an HTTP-date), that long, at most max_backoff.  The request
+** (body included) is sent again as it was; each try has its own timeout.
+** When the tries run out, the callback gets the last outcome: the last
+** response (its status is not an error) or the last error.
+** corio_response.attempts says how many tries were made.  Cancelling a
+** transfer that waits between two tries cancels it at once.
+**
+**   attempts     tries in all (0 or 1: one try, no retry; the default)
+**   backoff      seconds, >= 0: the first delay's bound, doubled per try
+**   max_backoff  seconds, >= 0: bound of every delay, Retry-After's too
+**   statuses     nstatuses HTTP statuses (100 to 599) worth a retry;
+**                NULL: 429, 502, 503 and 504
+**   methods      nmethods methods, compared exactly; NULL: GET, HEAD, PUT,
+**                DELETE and OPTIONS (the idempotent ones).  A request
+**                without a method counts as GET, or POST with a body.
+*/
+#define CORIO_RETRY_BACKOFF     0.5  /* default backoff, seconds */
+#define CORIO_RETRY_MAX_BACKOFF 30.0 /* default max_backoff, seconds */
+
+typedef struct corio_retry {
+  int attempts;
+  double backoff;
+  double max_backoff;
+  const int *statuses;
+  size_t nstatuses;
+  const char *const *methods;
+  size_t nmethods;
+} corio_retry;
+
 #define CORIO_FETCH_TIMEOUT         300.0 /* default total timeout, seconds */
 #define CORIO_FETCH_CONNECT_TIMEOUT 30.0  /* default connect timeout */
 #define CORIO_FETCH_MAX_REDIRECTS   10    /* default redirect limit */
@@ -124,6 +160,7 @@ typedef enum {
 **                    It must work until the callback has run, or until
 **                    corio_fetch_cancel returns: a cancelled transfer
 **                    frees its block at once.
+**   retry            see corio_retry above (default: one try)
 */
 typedef struct corio_request {
   const char *url;
@@ -143,6 +180,7 @@ typedef struct corio_request {
   corio_alloc_fn body_alloc;
   void *body_alloc_ud;
   size_t body_offset;
+  corio_retry retry;
 } corio_request;
 
 /* Set every field of `req` to its default and req->url to `url`. */
@@ -169,6 +207,8 @@ CORIO_EXTERN void corio_request_init(corio_request *req, const char *url);
 **   error         NULL on success; on failure a message (libcurl's when it
 **                 has one).  On failure the other fields hold what was
 **                 received so far.
+**   attempts      tries made (1 without retries; see corio_retry), the
+**                 one that gave this outcome included
 */
 typedef struct corio_fetch_timing {
   double dns, connect, tls, ttfb, total;
@@ -184,6 +224,7 @@ typedef struct corio_response {
   const char *http_version;
   corio_fetch_timing timing;
   const char *error;
+  int attempts;
 } corio_response;
 
 /*
@@ -204,8 +245,10 @@ typedef void (*corio_fetch_cb)(corio_fetch *f, int status,
 **         name that is not an HTTP token (so no CR, LF, space or NUL); a
 **         header value with CR, LF or another control character; body
 **         NULL with body_len > 0; a NaN timeout; max_redirects < 0 while
-**         following; an unknown http_version; a session of another
-**         runtime;
+**         following; an unknown http_version; retry.attempts < 0, a
+**         negative or NaN backoff or max_backoff, a status outside 100 to
+**         599, statuses or methods NULL with a count > 0, a method that
+**         is not an HTTP token; a session of another runtime;
 **       - CORIO_EURL: a URL libcurl cannot parse, or with CR, LF, spaces
 **         or other control characters;
 **       - CORIO_ESCHEME: a scheme other than http or https;
@@ -319,7 +362,8 @@ CORIO_EXTERN void corio_fetch_get_stats(const corio_rt *rt,
 **       for it: no runtime, no loop.  Inside a running loop it stops every
 **       other task until it returns (corio.blocking.get exists to show
 **       exactly that mistake).  Same validation and same defaults as
-**       corio_fetch_start; no connection reuse between calls.
+**       corio_fetch_start; no connection reuse between calls.  Retries
+**       (req->retry) sleep the calling thread between tries.
 ** Returns: 0 or a negative code as the callback's status.  *out is set to a
 **          response owned by the caller (free it with corio_response_free)
 **          whenever the request was attempted, success or not; it is NULL

@@ -5,6 +5,7 @@
 ** response collected and handed out in fetch_response.c, the loop glue
 ** (multi_socket, sessions, cancellation) is in fetch_multi.c.
 */
+#include <limits.h>
 #include <string.h>
 
 #include "fetch.h"
@@ -93,6 +94,8 @@ void corio__fetch_obj_recycle(corio_fetch *f, size_t keep_body) {
   f->sock_errno = 0;
   f->opened[0] = f->opened[1] = -1;
   f->max_body = 0;
+  f->nap = NULL;
+  f->tries = f->max_tries = 0;
   f->cb = NULL;
   f->ud = NULL;
   f->session = NULL;
@@ -135,6 +138,8 @@ int corio_fetch_blocking(const corio_request *req, corio_response **out) {
   CURLU *urlh;
   corio_fetch *f;
   CURLcode code;
+  uint64_t rng;
+  int64_t ms;
   int r;
   if (out == NULL) return CORIO_EINVAL;
   *out = NULL;
@@ -158,8 +163,15 @@ int corio_fetch_blocking(const corio_request *req, corio_response **out) {
     curl_global_cleanup();
     return r;
   }
-  code = curl_easy_perform(f->easy);
-  r = corio__fetch_code(f, code);
+  rng = corio__retry_seed(f);
+  for (;;) {
+    code = curl_easy_perform(f->easy);
+    r = corio__fetch_code(f, code);
+    ms = corio__retry_delay(f, r, &rng);
+    if (ms < 0) break;
+    uv_sleep(ms > UINT_MAX ? UINT_MAX : (unsigned int)ms);
+    if (corio__retry_renew(f) != 0) break; /* the last outcome stands */
+  }
   corio__fetch_finish(f, r, code);
   *out = &f->res;
   return r;

@@ -32,6 +32,9 @@ enum {
   CORIO__F_CALLBACK  /* its callback is running */
 };
 
+/* Words of corio_fetch.statuses: one bit per status up to 599. */
+#define CORIO__STATUS_WORDS ((600 + 63) / 64)
+
 /*
 ** One transfer.  Pooled with its buffers, not its easy handle (fetch.c,
 ** corio__fetch_obj_recycle): a transfer that reuses a pooled object makes
@@ -65,7 +68,12 @@ struct corio_fetch {
   size_t nh, hoff_cap;
   corio_header *harr; /* res.headers, built at completion */
   size_t harr_cap;
-  size_t pool_big; /* in the pool: body.cap if over CORIO__KEEP_BODY */
+  size_t pool_big;  /* in the pool: body.cap if over CORIO__KEEP_BODY */
+  corio_timer *nap; /* armed while it waits between two tries, or NULL */
+  int tries;        /* tries so far, the one under way included */
+  int max_tries;    /* 1: no retry (none asked, or a method not retried) */
+  double backoff, max_backoff;            /* corio_retry's, in seconds */
+  uint64_t statuses[CORIO__STATUS_WORDS]; /* bit n: retry on status n */
   corio_response res;
   char errbuf[CURL_ERROR_SIZE];
 };
@@ -155,6 +163,7 @@ typedef struct corio__fetcher {
   size_t nsockets; /* contexts polling for a transfer (not parked) */
   size_t nconn;    /* fds marked `conn`: connection sockets open */
   size_t nactive;
+  uint64_t rng; /* the retry delays' random state (fetch_retry.c) */
   int closing;
 } corio__fetcher;
 
@@ -182,6 +191,14 @@ size_t corio__fetch_on_write(char *p, size_t size, size_t n, void *ud);
 size_t corio__fetch_on_header(char *p, size_t size, size_t n, void *ud);
 void corio__fetch_finish(corio_fetch *f, int status, CURLcode code);
 int corio__fetch_code(const corio_fetch *f, CURLcode code);
+
+/* fetch_retry.c: corio_retry checked, copied into a transfer, the delay
+   before its next try (-1: no next try), and a transfer readied for it. */
+int corio__retry_check(const corio_retry *r);
+void corio__retry_setup(corio_fetch *f, const corio_request *req);
+int64_t corio__retry_delay(corio_fetch *f, int status, uint64_t *rng);
+int corio__retry_renew(corio_fetch *f);
+uint64_t corio__retry_seed(const void *salt);
 
 /* fetch_multi.c: remove a shard's finished transfers and run their
    callbacks; corio__shard_action is curl_multi_socket_action on the shard

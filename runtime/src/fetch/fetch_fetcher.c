@@ -31,6 +31,7 @@ corio__fetcher *corio__fetcher_get(corio_rt *rt) {
   corio__queue_init(&ft->wait);
   corio__queue_init(&ft->pool);
   ft->rt = rt;
+  ft->rng = corio__retry_seed(ft);
   ft->urlh = curl_url();
   if (ft->urlh == NULL) goto fail;
   /* one DNS and TLS session cache for every session of the runtime; no

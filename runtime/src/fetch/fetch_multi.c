@@ -231,7 +231,7 @@ void corio__fetcher_on_idle(uv_idle_t *h) {
 
 /*
 ** {==================================================================
-** Cancellation and completion
+** Cancellation
 ** ===================================================================
 */
 
@@ -248,7 +248,11 @@ static void remove_started(corio_fetch *f) {
 */
 static void cancel_active(corio_fetch *f) {
   corio__fetcher *ft = f->fetcher;
-  int added = f->stage != CORIO__Q_WAIT;
+  int added = f->stage != CORIO__Q_WAIT && f->nap == NULL;
+  if (f->nap != NULL) { /* waiting between two tries: not in a multi */
+    corio_timer_stop(f->nap);
+    f->nap = NULL;
+  }
   active_unlink(f);
   if (added) remove_started(f);
   if (f->body_alloc != NULL) corio__fetch_body_free(f); /* see corio.h */
@@ -261,6 +265,57 @@ void corio__session_cancel_all(corio_session *s) {
   while (!corio__queue_empty(&s->active))
     cancel_active(fetch_of(corio__queue_head(&s->active)));
 }
+
+/* }================================================================== */
+
+/*
+** {==================================================================
+** Retries: between two tries, a transfer stays active (in its session's
+** list, counted, cancellable) but out of its multi, with a corio_timer
+** armed; the timer's callback admits its next try as a new transfer
+** would be (fetch_retry.c decides whether and when).
+** ===================================================================
+*/
+
+static void on_nap(corio_timer *t, void *ud) {
+  corio_fetch *f = ud;
+  corio__fetcher *ft = f->fetcher;
+  int r;
+  (void)t;
+  f->nap = NULL;
+  r = corio__retry_renew(f);
+  if (r == 0) {
+    if (ft->nwait > 0 || ft->nfresh >= ADMIT_MAX) {
+      wait_push(ft, f);
+      return;
+    }
+    r = admit(f);
+    if (r == 0) return;
+  }
+  active_unlink(f);
+  deliver(f, r, CURLE_OUT_OF_MEMORY);
+}
+
+/* Whether the try of `f` that ended with `status` gets another: then its
+   wait has begun. */
+static int retry_later(corio_fetch *f, int status) {
+  corio__fetcher *ft = f->fetcher;
+  int64_t ms;
+  if (f->max_tries <= 1 || ft->closing || f->session->closing) return 0;
+  ms = corio__retry_delay(f, status, &ft->rng);
+  if (ms < 0) return 0;
+  queue_leave(f);
+  f->nap = corio_timer_start(ft->rt, (uint64_t)ms, on_nap, f);
+  return f->nap != NULL; /* out of memory: this outcome is the last */
+}
+
+/* }================================================================== */
+
+/*
+** {==================================================================
+** Completion
+** ===================================================================
+*/
 
 /*
 ** The first doomed transfer of the shard: our socket callback could not
@@ -287,7 +342,7 @@ void corio__shard_check(corio__shard *sh) {
   corio_session *s = sh->session;
   corio_fetch *f;
   CURLMsg *msg;
-  int left;
+  int left, rc;
   s->depth++;
   while (sh->multi != NULL &&
          (msg = curl_multi_info_read(sh->multi, &left)) != NULL) {
@@ -298,8 +353,10 @@ void corio__shard_check(corio__shard *sh) {
     (void)curl_easy_getinfo(e, CURLINFO_PRIVATE, (char **)&f);
     (void)curl_multi_remove_handle(sh->multi, e); /* msg is gone now */
     if (f == NULL || f->state != CORIO__F_ACTIVE) continue;
+    rc = corio__fetch_code(f, code);
+    if (retry_later(f, rc)) continue;
     active_unlink(f);
-    deliver(f, corio__fetch_code(f, code), code);
+    deliver(f, rc, code);
   }
   while (sh->doomed && sh->multi != NULL && (f = find_doomed(sh)) != NULL) {
     active_unlink(f);

@@ -44,6 +44,9 @@ void corio_request_init(corio_request *req, const char *url) {
   req->max_redirects = CORIO_FETCH_MAX_REDIRECTS;
   req->verify_tls = 1;
   req->http_version = CORIO_HTTP_DEFAULT;
+  req->retry.attempts = 1;
+  req->retry.backoff = CORIO_RETRY_BACKOFF;
+  req->retry.max_backoff = CORIO_RETRY_MAX_BACKOFF;
 }
 
 /*
@@ -99,6 +102,7 @@ int corio__fetch_check(const corio_request *req, CURLU *urlh) {
       req->http_version > CORIO_HTTP_2_ONLY)
     return CORIO_EINVAL;
   if (req->proxy != NULL && !is_clean(req->proxy)) return CORIO_EINVAL;
+  if (corio__retry_check(&req->retry) != 0) return CORIO_EINVAL;
   if (urlh != NULL) {
     CURLUcode uc =
         curl_url_set(urlh, CURLUPART_URL, req->url, CURLU_NON_SUPPORT_SCHEME);
@@ -195,6 +199,7 @@ int corio__fetch_setup(corio_fetch *f, const corio_request *req) {
   if (req->body_len > 0) memcpy(f->arena.p + off, req->body, req->body_len);
   f->arena.len = off + req->body_len;
   f->max_body = req->max_body;
+  corio__retry_setup(f, req);
 
   switch (req->http_version) {
   case CORIO_HTTP_1_0:

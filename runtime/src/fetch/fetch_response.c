@@ -355,6 +355,7 @@ void corio__fetch_finish(corio_fetch *f, int status, CURLcode code) {
   double dns, conn, app;
   size_t i;
   memset(r, 0, sizeof *r);
+  r->attempts = f->tries > 0 ? f->tries : 1;
   (void)curl_easy_getinfo(e, CURLINFO_RESPONSE_CODE, &r->status);
   if (f->nh > f->harr_cap) {
     corio_header *p = corio__realloc(f->harr, f->nh * sizeof *p);

@@ -257,7 +257,8 @@ void lcorio_process_open(lua_State *L); /* lprocess.c: processes */
 
 /*
 ** A session as a Lua value.  User values: 1 default headers (a table of
-** checked name -> value strings, or nil), 2 base_url (string or nil).
+** checked name -> value strings, or nil), 2 base_url (string or nil),
+** 3 retries (the option as given, checked, or nil).
 */
 typedef struct lsession {
   corio_session *s; /* NULL once closed */
@@ -333,6 +334,16 @@ void lcorio_push_body(lua_State *L, lcorio_state *S, corio_fetch *f,
 /* Push a FetchError for a failed transfer (status < 0). */
 void lcorio_push_fetch_error(lua_State *L, int status, const char *message,
                              const char *url);
+/* The same for a completed transfer's failure: its message says after how
+   many tries, and the error has `attempts`. */
+void lcorio_push_fetch_failure(lua_State *L, int status,
+                               const corio_response *res, const char *url);
+/*
+** Parse the `retries` option at idx (n retries, a table, or false for
+** none) into *r, naming `fn` in errors.  May push a value (the statuses
+** array) that must stay on the stack until the request is started.
+*/
+void lcorio_retry_parse(lua_State *L, int idx, const char *fn, corio_retry *r);
 /*
 ** Push corio.FetchError: one prototype per kind, to compare errors with
 ** (err == corio.FetchError.timeout).

@@ -37,8 +37,8 @@ static int push_outcome(lua_State *L) {
     lcorio_push_body(L, d->S, d->f, res);
     lcorio_push_response(L, res, d->co, 1);
   } else {
-    lcorio_push_fetch_error(L, d->status, res->error,
-                            *res->url ? res->url : lua_tostring(d->co, 1));
+    lcorio_push_fetch_failure(L, d->status, res,
+                              *res->url ? res->url : lua_tostring(d->co, 1));
   }
   lua_xmove(L, d->co, 1);
   return 0;

@@ -43,8 +43,8 @@ static int blocking(lua_State *L, const char *method, const char *fn) {
     lua_pushlstring(L, g->res->body, g->res->body_len);
     lcorio_push_response(L, g->res, L, 1);
   } else
-    lcorio_push_fetch_error(L, rc, g->res->error,
-                            *g->res->url ? g->res->url : r.req.url);
+    lcorio_push_fetch_failure(L, rc, g->res,
+                              *g->res->url ? g->res->url : r.req.url);
   corio_response_free(g->res);
   g->res = NULL;
   if (rc != 0) return lua_error(L);

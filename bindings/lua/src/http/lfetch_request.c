@@ -253,7 +253,8 @@ enum {
   O_VERIFY_TLS,
   O_HTTP_VERSION,
   O_PROXY,
-  O_SESSION
+  O_SESSION,
+  O_RETRIES
 };
 static const char *const opt_names[] = {"method",
                                         "headers",
@@ -268,6 +269,7 @@ static const char *const opt_names[] = {"method",
                                         "http_version",
                                         "proxy",
                                         "session",
+                                        "retries",
                                         NULL};
 
 /*
@@ -306,7 +308,8 @@ static unsigned read_opts(lua_State *L, lcorio_req *r, int opts,
   if (GIVEN(O_FORM) && lcorio_opt_push(L, opts, fn, "form", LUA_TTABLE))
     lua_pop(L, 1);
 #undef GIVEN
-  return seen; /* json: any value cjson takes; session: checked later */
+  return seen; /* json: any value cjson takes; session, retries: checked
+                  later */
 }
 
 /* url is relative (no "scheme:") and the session has a base_url: join */
@@ -365,6 +368,14 @@ void lcorio_request_parse(lua_State *L, lcorio_req *r, int url, int opts,
   if (r->session != NULL && !(seen & (1u << O_TIMEOUT)) &&
       r->session->timeout != 0)
     req->timeout = r->session->timeout;
+  /* retries: the option, or the session's (checked when it was made) */
+  if (seen & (1u << O_RETRIES)) {
+    lua_getfield(L, opts, "retries");
+    lcorio_retry_parse(L, -1, fn, &req->retry);
+  } else if (r->session != NULL &&
+             lua_getiuservalue(L, r->session_idx, 3) > LUA_TNIL) {
+    lcorio_retry_parse(L, -1, fn, &req->retry);
+  }
   if (strlen(u) != ulen) lcorio_request_refused(L, CORIO_EURL, u, fn);
   apply_base_url(L, r, url);
   req->url = lua_tostring(L, url);

@@ -16,6 +16,7 @@
 typedef struct lresponse {
   lua_Integer status;
   corio_fetch_timing timing;
+  int attempts;         /* tries made (retries) */
   char http_version[4]; /* "1.0", "1.1", "2", "3" or "" */
 } lresponse;
 
@@ -59,6 +60,7 @@ void lcorio_push_response(lua_State *L, const corio_response *res,
   const char *u;
   r->status = (lua_Integer)res->status;
   r->timing = res->timing;
+  r->attempts = res->attempts > 0 ? res->attempts : 1;
   strncpy(r->http_version, res->http_version, sizeof r->http_version - 1);
   r->http_version[sizeof r->http_version - 1] = '\0';
   luaL_setmetatable(L, LCORIO_RESPONSE_MT);
@@ -107,6 +109,18 @@ void lcorio_push_fetch_error(lua_State *L, int status, const char *message,
                    message != NULL ? message : corio_strerror(status));
   lua_pushstring(L, url != NULL ? url : "");
   lua_setfield(L, -2, "url");
+}
+
+void lcorio_push_fetch_failure(lua_State *L, int status,
+                               const corio_response *res, const char *url) {
+  const char *msg = res->error != NULL ? res->error : corio_strerror(status);
+  int attempts = res->attempts > 0 ? res->attempts : 1;
+  if (attempts > 1)
+    msg = lua_pushfstring(L, "%s (after %d tries)", msg, attempts);
+  lcorio_push_fetch_error(L, status, msg, url);
+  if (attempts > 1) lua_remove(L, -2); /* the message */
+  lua_pushinteger(L, attempts);
+  lua_setfield(L, -2, "attempts");
 }
 
 void lcorio_push_fetch_errors(lua_State *L) {
@@ -201,6 +215,12 @@ static int r_index(lua_State *L) {
   if (lua_type(L, 2) != LUA_TSTRING) return 0;
   k = lua_tostring(L, 2);
   switch (k[0]) {
+  case 'a':
+    if (strcmp(k, "attempts") == 0) {
+      lua_pushinteger(L, r->attempts);
+      return 1;
+    }
+    break;
   case 's':
     if (strcmp(k, "status") == 0) {
       lua_pushinteger(L, r->status);

@@ -127,7 +127,7 @@ static int l_session(lua_State *L) {
   memset(&o, 0, sizeof o);
   static const char *const names[] = {
       "max_connections", "max_per_host", "max_idle", "headers",
-      "timeout",         "base_url",     NULL};
+      "timeout",         "base_url",     "retries",  NULL};
   int64_t ms;
   lcorio_opts_check(L, 1, FN, names);
   if (lua_isnoneornil(L, 1)) {
@@ -144,7 +144,15 @@ static int l_session(lua_State *L) {
   if (!lcorio_opt_push(L, 1, FN, "base_url", LUA_TSTRING)) lua_pushnil(L);
   nheaders = copy_headers(L, 1);
   if (nheaders > 0) hidx = lua_gettop(L);
-  s = lua_newuserdatauv(L, sizeof *s, 2);
+  if (lua_getfield(L, 1, "retries") != LUA_TNIL) { /* checked now */
+    corio_retry scratch;
+    int top = lua_gettop(L);
+    lcorio_retry_parse(L, top, FN, &scratch);
+    lua_settop(L, top);
+  }
+  lua_insert(L, 2); /* retries or nil, below base_url */
+  if (hidx) hidx++;
+  s = lua_newuserdatauv(L, sizeof *s, 3);
   memset(s, 0, sizeof *s);
   luaL_setmetatable(L, LCORIO_SESSION_MT);
   s->timeout = timeout;
@@ -153,8 +161,10 @@ static int l_session(lua_State *L) {
     lua_pushvalue(L, hidx);
     lua_setiuservalue(L, -2, 1);
   }
-  lua_pushvalue(L, 2); /* base_url or nil */
+  lua_pushvalue(L, 3); /* base_url or nil */
   lua_setiuservalue(L, -2, 2);
+  lua_pushvalue(L, 2); /* retries or nil: the default of its fetches */
+  lua_setiuservalue(L, -2, 3);
   if (S->rt == NULL) return luaL_error(L, "corio: runtime is closed");
   s->s = corio_session_new(S->rt, &o);
   if (s->s == NULL) return luaL_error(L, "corio.session: not enough memory");
