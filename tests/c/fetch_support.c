@@ -145,6 +145,7 @@ void record(corio_fetch *f, int status, const corio_response *res, void *ud) {
   r->called++;
   r->status = status;
   r->http = res->status;
+  r->attempts = res->attempts;
   free(r->body);
   r->body = malloc(res->body_len + 1);
   memcpy(r->body, res->body, res->body_len + 1);

@@ -46,6 +46,7 @@ void fetch_setup(void);
 typedef struct {
   int called;
   int status;
+  int attempts;
   long http;
   char *body;
   size_t body_len;
