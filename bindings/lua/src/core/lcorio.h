@@ -340,8 +340,16 @@ void lcorio_push_fetch_error(lua_State *L, int status, const char *message,
 void lcorio_push_fetch_errors(lua_State *L);
 /* Push the form table at idx, urlencoded (lfetch_form.c). */
 void lcorio_push_form(lua_State *L, int idx);
-/* Push cjson.decode(value at idx); `what` prefixes cjson's message. */
+/*
+** ljson.c: JSON on lua-cjson.  encode/decode push the value at idx encoded
+** or decoded, or raise "<what>: <cjson's message>"; lcorio_json_try
+** ("encode" or "decode") pushes the result or the message and returns
+** lua_pcall's status, for code that must not raise.
+*/
+void lcorio_json_encode(lua_State *L, int idx, const char *what);
 void lcorio_json_decode(lua_State *L, int idx, const char *what);
+int lcorio_json_try(lua_State *L, const char *name, int idx);
+void lcorio_json_open(lua_State *L);
 /*
 ** Start the request whose url and options are at 1 and 2 (and session at
 ** `session`, 0 if none), make the running task `lt` wait for it, and

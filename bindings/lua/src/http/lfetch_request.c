@@ -21,48 +21,6 @@
 
 #include "lcorio.h"
 
-#define CJSON_KEY "corio.cjson"
-
-/*
-** {==================================================================
-** lua-cjson, loaded on first use and kept in the registry
-** ==================================================================
-*/
-
-static void push_cjson_fn(lua_State *L, const char *name) {
-  if (lua_getfield(L, LUA_REGISTRYINDEX, CJSON_KEY) != LUA_TTABLE) {
-    lua_pop(L, 1);
-    lua_getglobal(L, "require");
-    if (lua_type(L, -1) != LUA_TFUNCTION)
-      luaL_error(L, "corio: JSON needs lua-cjson, but 'require' is missing");
-    lua_pushliteral(L, "cjson");
-    lua_call(L, 1, 1);
-    lua_pushvalue(L, -1);
-    lua_setfield(L, LUA_REGISTRYINDEX, CJSON_KEY);
-  }
-  lua_getfield(L, -1, name);
-  lua_remove(L, -2);
-}
-
-/*
-** Call cjson.<name>(value at idx): the result replaces nothing and is
-** pushed; a cjson error is raised as "<what>: <cjson's message>".
-*/
-static void cjson_call(lua_State *L, const char *name, int idx,
-                       const char *what) {
-  idx = lua_absindex(L, idx);
-  push_cjson_fn(L, name);
-  lua_pushvalue(L, idx);
-  if (lua_pcall(L, 1, 1, 0) != LUA_OK)
-    luaL_error(L, "%s: %s", what, luaL_tolstring(L, -1, NULL));
-}
-
-void lcorio_json_decode(lua_State *L, int idx, const char *what) {
-  cjson_call(L, "decode", idx, what);
-}
-
-/* }================================================================== */
-
 /*
 ** {==================================================================
 ** headers
@@ -378,7 +336,7 @@ void lcorio_request_parse(lua_State *L, lcorio_req *r, int url, int opts,
     req->body = lua_tolstring(L, -1, &req->body_len);
   } else if (seen & (1u << O_JSON)) {
     lua_getfield(L, opts, "json");
-    cjson_call(L, "encode", -1, "option 'json'");
+    lcorio_json_encode(L, -1, "option 'json'");
     req->body = lua_tolstring(L, -1, &req->body_len);
     ctype = "application/json";
   } else if (seen & (1u << O_FORM)) {

@@ -15,6 +15,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #include "lserve.h"
 
@@ -224,29 +225,69 @@ static const char *collect_headers(lua_State *L, int idx,
   return NULL;
 }
 
-/*
-** Status and headers of the table result at idx.  NULL, or what was
-** wrong.
-*/
-static const char *table_head(lua_State *L, int idx, lua_Integer *status,
-                              corio_server_header **h, size_t *nh,
-                              size_t *cap) {
-  int isnum;
-  if (lua_getfield(L, idx, "status") != LUA_TNIL) {
-    *status = lua_tointegerx(L, -1, &isnum);
-    if (!isnum || *status < 200 || *status > 999)
-      return "status must be an integer from 200 to 999";
-  }
-  if (lua_getfield(L, idx, "headers") != LUA_TNIL) {
-    if (lua_type(L, -1) != LUA_TTABLE) return "headers must be a table";
-    return collect_headers(L, -1, h, nh, cap);
+static const corio_server_header application_json = {"Content-Type", 12,
+                                                     "application/json", 16};
+
+/* Names the fields a handler's table may have, or NULL if all are known. */
+static const char *unknown_field(lua_State *L, int idx) {
+  static const char *const known[] = {"status", "headers", "body", "json",
+                                      NULL};
+  lua_pushnil(L);
+  while (lua_next(L, idx) != 0) {
+    int i = 0;
+    lua_pop(L, 1);
+    if (lua_type(L, -1) == LUA_TSTRING)
+      for (; known[i] != NULL; i++)
+        if (strcmp(known[i], lua_tostring(L, -1)) == 0) break;
+    if (lua_type(L, -1) != LUA_TSTRING || known[i] == NULL) {
+      const char *q = lua_type(L, -1) == LUA_TSTRING ? "'" : "";
+      return lua_pushfstring(L,
+                             "unknown field %s%s%s in the handler's answer "
+                             "(expected status, headers, body or json)",
+                             q, luaL_tolstring(L, -1, NULL), q);
+    }
   }
   return NULL;
 }
 
 /*
+** Status and headers of the table result at idx, after a check of its
+** fields.  A `json` answer gets Content-Type: application/json unless its
+** headers name one.  NULL, or what was wrong.
+*/
+static const char *table_head(lua_State *L, int idx, lua_Integer *status,
+                              corio_server_header **h, size_t *nh,
+                              size_t *cap) {
+  const char *err = unknown_field(L, idx);
+  int isnum, json;
+  size_t i;
+  if (err != NULL) return err;
+  json = lua_getfield(L, idx, "json") != LUA_TNIL;
+  if (json && lua_getfield(L, idx, "body") != LUA_TNIL)
+    return "give body or json, not both";
+  if (lua_getfield(L, idx, "status") != LUA_TNIL) {
+    *status = lua_tointegerx(L, -1, &isnum);
+    if (!isnum || *status < 200 || *status > 999)
+      return "status must be an integer from 200 to 999";
+  }
+  if (json) (*h)[(*nh)++] = application_json;
+  if (lua_getfield(L, idx, "headers") != LUA_TNIL) {
+    if (lua_type(L, -1) != LUA_TTABLE) return "headers must be a table";
+    err = collect_headers(L, -1, h, nh, cap);
+    if (err != NULL) return err;
+  }
+  for (i = 1; json && i < *nh; i++) /* the handler's own Content-Type wins */
+    if ((*h)[i].name_len == 12 &&
+        strncasecmp((*h)[i].name, "content-type", 12) == 0) {
+      memmove(*h, *h + 1, --*nh * sizeof **h);
+      break;
+    }
+  return NULL;
+}
+
+/*
 ** Answer r's request with the handler's result at `idx`: a table
-** {status=, headers=, body=}, a string (200, text/plain), or nothing
+** {status=, headers=, body= | json=}, a string (200, text/plain), or nothing
 ** (204).  NULL, or a message saying what was wrong with the result, in
 ** which case the request is not answered yet.
 */
@@ -266,7 +307,13 @@ static const char *respond(lua_State *L, lserve_req *r, int idx) {
     h[nh++] = text_plain;
     break;
   case LUA_TTABLE:
-    if (lua_getfield(L, idx, "body") != LUA_TNIL) {
+    err = table_head(L, idx, &status, &h, &nh, &cap);
+    if (err != NULL) return err;
+    if (lua_getfield(L, idx, "json") != LUA_TNIL) {
+      if (lcorio_json_try(L, "encode", -1) != LUA_OK)
+        return lua_pushfstring(L, "json: %s", lua_tostring(L, -1));
+      body = lua_tolstring(L, -1, &blen);
+    } else if (lua_getfield(L, idx, "body") != LUA_TNIL) {
       if (lua_type(L, -1) != LUA_TSTRING && lua_type(L, -1) != LUA_TNUMBER)
         return lua_pushfstring(L,
                                "body must be a string or a function, not "
@@ -274,8 +321,6 @@ static const char *respond(lua_State *L, lserve_req *r, int idx) {
                                luaL_typename(L, -1));
       body = lua_tolstring(L, -1, &blen);
     }
-    err = table_head(L, idx, &status, &h, &nh, &cap);
-    if (err != NULL) return err;
     break;
   default:
     return lua_pushfstring(L,
