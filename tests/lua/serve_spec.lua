@@ -272,6 +272,17 @@ describe("corio.serve", function()
     assert.matches("Internal Server Error", readfile(dir .. "/err.curl"))
   end)
 
+  it("keeps its totals in stats() after close()", function()
+    local srv = corio.serve{port = 0, handler = function() return "x" end}
+    for _ = 1, 3 do assert.equal(200, corio.get(srv.url .. "/").status) end
+    srv:close()
+    local st = srv:stats()
+    assert.equal(3, st.requests)
+    assert.equal(0, st.rejected)
+    assert.equal(0, st.connections)
+    assert.equal(0, st.inflight)
+  end)
+
   it("answers {json = value} with application/json; an unknown field is a 500 that names it", function()
     local script = dir .. "/json.lua"
     writefile(script, [[
