@@ -73,10 +73,10 @@ void lcorio_setfuncs(lua_State *L, const luaL_Reg *l); /* state as upvalue */
 
 /*
 ** Finalizers.  A metatable's __index is a table of methods (or a function
-** reading one) that holds no metamethod, so obj.__gc is nil.  A script can
-** still reach a finalizer through the debug library and call it, twice,
-** on any value, while the object is in use: each finalizer checks its
-** argument's type, frees nothing a live object needs unless
+** reading one) that holds no metamethod, so obj.__gc is not the finalizer.
+** A script can still reach a finalizer through the debug library and call
+** it, twice, on any value, while the object is in use: each finalizer
+** checks its argument's type, frees nothing a live object needs unless
 ** lcorio_collecting says the collector (or lua_close) called it, and
 ** clears what it frees, so that a second call does nothing.
 */
