@@ -338,8 +338,18 @@ void lcorio_push_fetch_error(lua_State *L, int status, const char *message,
 ** (err == corio.FetchError.timeout).
 */
 void lcorio_push_fetch_errors(lua_State *L);
-/* Push the form table at idx, urlencoded (lfetch_form.c). */
-void lcorio_push_form(lua_State *L, int idx);
+/*
+** Push the form table at idx, urlencoded (lfetch_form.c); `what` starts
+** the error messages ("corio.fetch: option 'form'").
+*/
+void lcorio_push_form(lua_State *L, int idx, const char *what);
+/*
+** lurl.c: push the n bytes at s percent-decoded ('+' as a space when
+** `plus`); push a query string as a table ({a = {"1", "2"}, b = "x y"}).
+*/
+void lcorio_push_decoded(lua_State *L, const char *s, size_t n, int plus);
+void lcorio_push_query(lua_State *L, const char *q, size_t n);
+void lcorio_url_open(lua_State *L);
 /*
 ** ljson.c: JSON on lua-cjson.  encode/decode push the value at idx encoded
 ** or decoded, or raise "<what>: <cjson's message>"; lcorio_json_try

@@ -16,6 +16,7 @@
 */
 #include <ctype.h>
 #include <math.h>
+#include <stdio.h>
 #include <string.h>
 #include <strings.h>
 
@@ -211,7 +212,8 @@ enum {
   O_VERIFY_TLS,
   O_HTTP_VERSION,
   O_PROXY,
-  O_SESSION
+  O_SESSION,
+  O_PARAMS
 };
 static const char *const opt_names[] = {"method",
                                         "headers",
@@ -226,6 +228,7 @@ static const char *const opt_names[] = {"method",
                                         "http_version",
                                         "proxy",
                                         "session",
+                                        "params",
                                         NULL};
 
 /*
@@ -263,6 +266,8 @@ static unsigned read_opts(lua_State *L, lcorio_req *r, int opts,
     lua_pop(L, 1);
   if (GIVEN(O_FORM) && lcorio_opt_push(L, opts, fn, "form", LUA_TTABLE))
     lua_pop(L, 1);
+  if (GIVEN(O_PARAMS) && lcorio_opt_push(L, opts, fn, "params", LUA_TTABLE))
+    lua_pop(L, 1);
 #undef GIVEN
   return seen; /* json: any value cjson takes; session: checked later */
 }
@@ -291,6 +296,33 @@ static void apply_base_url(lua_State *L, lcorio_req *r, int url) {
     lua_pushfstring(L, "%s%s", base, u);
   lua_replace(L, url);
   lua_pop(L, 1);
+}
+
+static int push_href(lua_State *L) {
+  lua_pushstring(L, ((const corio_url *)lua_touserdata(L, 1))->href);
+  return 1;
+}
+
+/* The `params` table, encoded, added to the query of the URL at `url`. */
+static void add_params(lua_State *L, int opts, int url, const char *fn) {
+  char what[64];
+  const char *why = NULL;
+  corio_url u;
+  int rc;
+  snprintf(what, sizeof what, "%s: option 'params'", fn);
+  lua_getfield(L, opts, "params");
+  lcorio_push_form(L, -1, what);
+  rc = corio_url_add_query(lua_tostring(L, url), lua_tostring(L, -1), &u, &why);
+  lua_pop(L, 2);
+  if (rc == CORIO_EURL || rc == CORIO_ESCHEME)
+    lcorio_request_refused(L, rc, lua_tostring(L, url), fn);
+  if (rc != 0) luaL_error(L, "%s: %s", fn, corio_strerror(rc));
+  lua_pushcfunction(L, push_href); /* protected: u is freed either way */
+  lua_pushlightuserdata(L, &u);
+  rc = lua_pcall(L, 1, 1, 0);
+  corio_url_free(&u);
+  if (rc != LUA_OK) lua_error(L);
+  lua_replace(L, url);
 }
 
 void lcorio_request_parse(lua_State *L, lcorio_req *r, int url, int opts,
@@ -325,6 +357,7 @@ void lcorio_request_parse(lua_State *L, lcorio_req *r, int url, int opts,
     req->timeout = r->session->timeout;
   if (strlen(u) != ulen) lcorio_request_refused(L, CORIO_EURL, u, fn);
   apply_base_url(L, r, url);
+  if (seen & (1u << O_PARAMS)) add_params(L, opts, url, fn);
   req->url = lua_tostring(L, url);
   /* the body: one of body, json, form */
   bodies = !!(seen & (1u << O_BODY)) + !!(seen & (1u << O_JSON)) +
@@ -341,7 +374,11 @@ void lcorio_request_parse(lua_State *L, lcorio_req *r, int url, int opts,
     ctype = "application/json";
   } else if (seen & (1u << O_FORM)) {
     lua_getfield(L, opts, "form");
-    lcorio_push_form(L, -1);
+    {
+      char what[64];
+      snprintf(what, sizeof what, "%s: option 'form'", fn);
+      lcorio_push_form(L, -1, what);
+    }
     req->body = lua_tolstring(L, -1, &req->body_len);
     ctype = "application/x-www-form-urlencoded";
   }
@@ -355,9 +392,21 @@ void lcorio_request_parse(lua_State *L, lcorio_req *r, int url, int opts,
 int lcorio_request_refused(lua_State *L, int rc, const char *url,
                            const char *fn) {
   switch (rc) {
-  case CORIO_EURL:
+  case CORIO_EURL: { /* libcurl's reason, when it has one */
+    const char *why = NULL;
+    corio_url u;
+    if (corio_url_parse(url, &u, &why) == 0) corio_url_free(&u);
+    lua_pushfstring(L, "invalid URL '%s'%s%s", url, why != NULL ? ": " : "",
+                    why != NULL ? why : "");
+    lcorio_push_fetch_error(L, rc, lua_tostring(L, -1), url);
+    return lua_error(L);
+  }
   case CORIO_ESCHEME:
-    lcorio_push_fetch_error(L, rc, corio_strerror(rc), url);
+    lua_pushfstring(L,
+                    "unsupported URL scheme in '%s' (corio fetches http and "
+                    "https)",
+                    url);
+    lcorio_push_fetch_error(L, rc, lua_tostring(L, -1), url);
     return lua_error(L);
   case CORIO_ECLOSED:
     return luaL_error(L, "%s: the session is closed", fn);

@@ -29,91 +29,6 @@ static const corio_server_header text_plain = {"Content-Type", 12,
 
 /*
 ** {==================================================================
-** decoding
-** ==================================================================
-*/
-static int hexval(int c) {
-  if (c >= '0' && c <= '9') return c - '0';
-  if (c >= 'a' && c <= 'f') return c - 'a' + 10;
-  if (c >= 'A' && c <= 'F') return c - 'A' + 10;
-  return -1;
-}
-
-/*
-** Push s percent-decoded (and '+' as a space when `plus`); a '%' not
-** followed by two hex digits stays as it is.
-*/
-static void push_decoded(lua_State *L, const char *s, size_t n, int plus) {
-  luaL_Buffer b;
-  size_t i;
-  if (memchr(s, '%', n) == NULL && (!plus || memchr(s, '+', n) == NULL)) {
-    lua_pushlstring(L, s, n);
-    return;
-  }
-  luaL_buffinit(L, &b);
-  for (i = 0; i < n; i++) {
-    int c = (unsigned char)s[i];
-    if (c == '+' && plus) {
-      c = ' ';
-    } else if (c == '%' && i + 2 < n && hexval(s[i + 1]) >= 0 &&
-               hexval(s[i + 2]) >= 0) {
-      c = hexval(s[i + 1]) * 16 + hexval(s[i + 2]);
-      i += 2;
-    }
-    luaL_addchar(&b, (char)c);
-  }
-  luaL_pushresult(&b);
-}
-
-/*
-** The query string as a table: "a=1&b=x+y&a=2&flag" gives
-** {a={"1","2"}, b="x y", flag=""}.  Keys and values are decoded; a key
-** seen twice or more gets an array of its values in order.
-*/
-static void push_query(lua_State *L, const char *q, size_t n) {
-  lua_newtable(L);
-  while (n > 0) {
-    const char *amp = memchr(q, '&', n);
-    size_t len = amp != NULL ? (size_t)(amp - q) : n;
-    if (len > 0) {
-      const char *eq = memchr(q, '=', len);
-      size_t klen = eq != NULL ? (size_t)(eq - q) : len;
-      push_decoded(L, q, klen, 1);
-      if (eq != NULL)
-        push_decoded(L, eq + 1, len - klen - 1, 1);
-      else
-        lua_pushliteral(L, "");
-      lua_pushvalue(L, -2);
-      switch (lua_rawget(L, -4)) {
-      case LUA_TNIL:
-        lua_pop(L, 1);
-        lua_rawset(L, -3);
-        break;
-      case LUA_TSTRING: /* second value: make the array */
-        lua_createtable(L, 2, 0);
-        lua_insert(L, -2);
-        lua_rawseti(L, -2, 1);
-        lua_insert(L, -2);
-        lua_rawseti(L, -2, 2);
-        lua_rawset(L, -3);
-        break;
-      default: /* an array already */
-        lua_insert(L, -2);
-        lua_rawseti(L, -2, (lua_Integer)lua_rawlen(L, -2) + 1);
-        lua_pop(L, 2);
-        break;
-      }
-    }
-    if (amp == NULL) break;
-    n -= len + 1;
-    q = amp + 1;
-  }
-}
-
-/* }================================================================== */
-
-/*
-** {==================================================================
 ** the request table
 ** ==================================================================
 */
@@ -141,12 +56,12 @@ static void push_request(lua_State *L, const corio_server_req *req) {
   s = corio_server_req_path(req, &len);
   lua_pushlstring(L, s, len);
   lua_setfield(L, -2, "raw_path");
-  push_decoded(L, s, len, 0);
+  lcorio_push_decoded(L, s, len, 0);
   lua_setfield(L, -2, "path");
   s = corio_server_req_query(req, &len);
   lua_pushlstring(L, s, len);
   lua_setfield(L, -2, "query_string");
-  push_query(L, s, len);
+  lcorio_push_query(L, s, len);
   lua_setfield(L, -2, "query");
   push_headers(L, req);
   lua_setfield(L, -2, "headers");
