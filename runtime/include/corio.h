@@ -433,9 +433,10 @@ CORIO_EXTERN uint64_t corio_seconds_to_ms(double s);
 
 /* }================================================================== */
 
-/* the HTTP client and server, in headers of their own */
+/* the HTTP client, the server and URLs, in headers of their own */
 #include "corio/fetch.h"
 #include "corio/server.h"
+#include "corio/url.h"
 
 #ifdef __cplusplus
 }

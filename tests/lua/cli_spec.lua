@@ -93,6 +93,35 @@ error("script failed")
     os.remove(s)
   end)
 
+  it("SIGTERM does what Ctrl-C does and exits 143", function()
+    local s = script([[
+      local t = corio.spawn(function()
+        local ok, e = pcall(corio.sleep, 30)
+        print("cleanup ran", e.name) io.stdout:flush()
+        error(e)
+      end)
+      t:set_name("service")
+      print("ready") io.stdout:flush()
+      t:await()
+    ]])
+    local log = os.tmpname()
+    -- TERM once "ready" is out (at most 10 s of polling); a guard kills
+    -- corio after 10 s more if the signal did not stop it
+    local _, rc = sh("(" .. bin .. " " .. s .. " >" .. log .. " 2>&1 & pid=$!; " ..
+      "for i in $(seq 100); do grep -q ready " .. log .. " && break; sleep 0.1; done; " ..
+      "kill -TERM $pid; (sleep 10; kill -KILL $pid) >/dev/null 2>&1 & guard=$!; " ..
+      "wait $pid; rc=$?; kill $guard 2>/dev/null; exit $rc)")
+    local f = assert(io.open(log))
+    local out = f:read("a")
+    f:close()
+    os.remove(log)
+    assert.equal(143, rc, out)
+    assert.matches("terminated; cancelling the pending tasks", out)
+    assert.matches("<Task pending name='service'", out)
+    assert.matches("cleanup ran\tCancelledError", out)
+    os.remove(s)
+  end)
+
   it("Ctrl-C stops a busy loop, at top level, in a task or in a done callback, as lua.c does", function()
     for _, code in ipairs({
       "print('ready') io.stdout:flush() while true do end",

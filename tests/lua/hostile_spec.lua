@@ -188,18 +188,22 @@ end
 ]]
 
 describe("finalizers", function()
-  it("are not methods: obj.__gc is nil, methods and type names remain", function()
+  it("are not methods: obj.__gc is nil (or raises), methods and type names remain", function()
     local corio = require "corio"
     local srv <close> = corio.serve{port = 0, handler = function() return "hi" end}
     local s <close> = corio.session()
     local f = corio.future()
     local t = corio.spawn(function() corio.sleep(0.01) return 1 end)
     local r = corio.fetch(srv.url)
-    for name, o in pairs{future = f, task = t, session = s, server = srv,
-                         response = r, headers = r.headers} do
+    for name, o in pairs{session = s, server = srv, response = r,
+                         headers = r.headers} do
       assert.is_nil(o.__gc, name)
       assert.is_nil(o.__index, name)
       assert.is_nil(o.__name, name)
+    end
+    for _, o in ipairs{f, t} do -- a field no task has raises
+      assert.has_error(function() return o.__gc end)
+      assert.has_error(function() return o.__index end)
     end
     assert.has_error(function() return t:__gc() end)
     local g = corio.future()

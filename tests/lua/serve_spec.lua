@@ -272,6 +272,47 @@ describe("corio.serve", function()
     assert.matches("Internal Server Error", readfile(dir .. "/err.curl"))
   end)
 
+  it("keeps its totals in stats() after close()", function()
+    local srv = corio.serve{port = 0, handler = function() return "x" end}
+    for _ = 1, 3 do assert.equal(200, corio.get(srv.url .. "/").status) end
+    srv:close()
+    local st = srv:stats()
+    assert.equal(3, st.requests)
+    assert.equal(0, st.rejected)
+    assert.equal(0, st.connections)
+    assert.equal(0, st.inflight)
+  end)
+
+  it("answers {json = value} with application/json; an unknown field is a 500 that names it", function()
+    local script = dir .. "/json.lua"
+    writefile(script, [[
+      local s = corio.serve{port = 0, handler = function(req)
+        if req.path == "/j" then return {status = 201, json = {ok = true, list = {1, 2}}} end
+        if req.path == "/ct" then
+          return {json = "x", headers = {["content-type"] = "application/vnd.x+json"}}
+        end
+        if req.path == "/typo" then return {jsn = {1}} end
+        if req.path == "/both" then return {json = 1, body = "x"} end
+        if req.path == "/fn" then return {json = print} end
+      end}
+      for _, p in ipairs{"/j", "/ct", "/typo", "/both", "/fn"} do
+        local r = corio.get(s.url .. p)
+        print(p, r.status, r.headers["content-type"], r.body)
+      end
+      s:close()
+    ]])
+    local out, rc, err = run(bin .. " " .. script)
+    assert.equal(0, rc, err)
+    assert.matches('/j\t201\tapplication/json\t{[^\n]*"list":%[1,2%]', out)
+    assert.matches('/ct\t200\tapplication/vnd.x%+json\t"x"', out)
+    for _, p in ipairs{"/typo", "/both", "/fn"} do
+      assert.matches(p .. "\t500\t", out)
+    end
+    assert.matches("%(GET /typo%): unknown field 'jsn' in the handler's answer %(expected status, headers, body or json%)", err)
+    assert.matches("%(GET /both%): give body or json, not both", err)
+    assert.matches("%(GET /fn%): json: Cannot serialise function", err)
+  end)
+
   it("serves wrk's 100 keep-alive connections with no error", function()
     local out, rc = run("wrk -t2 -c100 -d2s " .. s.url .. "/", 30)
     assert.equal(0, rc)

@@ -40,6 +40,18 @@ describe("tasks", function()
     assert.matches("name='seven'", tostring(t))
   end)
 
+  it("reading a field no task has raises, naming it", function()
+    local t = corio.spawn(function() return 1 end)
+    local ok, err = pcall(function() return t.status end)
+    assert.is_false(ok)
+    assert.matches("Task has no field 'status' %(did you mean to await it%?%)", err)
+    local f = corio.future()
+    ok, err = pcall(function() return f.reslt end)
+    assert.matches("Task has no field 'reslt'", err)
+    f:cancel() -- no task left behind for the specs that count them
+    assert.equal(1, t:await())
+  end)
+
   it("result() before done raises InvalidStateError", function()
     local t = corio.spawn(corio.sleep, 0.01)
     local ok, err = pcall(t.result, t)
@@ -164,7 +176,7 @@ describe("coroutine objects and futures", function()
     local co = get(5)
     -- named by the local that holds the corio.async wrapper, as Python
     -- names a coroutine object by its async def
-    assert.matches("^<coroutine get at .-task_spec.lua:163 pending>$", tostring(co))
+    assert.matches("^<coroutine get at .-task_spec.lua:175 pending>$", tostring(co))
     corio.sleep(0.002)
     assert.equal(0, ran)
     local t = corio.ensure_future(co)

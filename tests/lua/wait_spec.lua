@@ -88,6 +88,14 @@ describe("gather", function()
     assert.same({1, 2, 3, n = 3}, r)
   end)
 
+  it("takes each task's first result when it returns several", function()
+    local several = corio.spawn(function() corio.sleep(0) return 2, 3 end)
+    local none = corio.spawn(function() corio.sleep(0) end)
+    local r = corio.gather(several, none, sleeper(0, "x"))
+    assert.same({2, nil, "x", n = 3}, r)
+    assert.same({2, 3}, {several:result()})
+  end)
+
   it("raises the first error, or returns it with return_exceptions", function()
     local function fails() corio.sleep(0.001) error("gather boom", 0) end
     local ok, err = pcall(corio.gather, corio.spawn(fails), sleeper(0.001, 1))

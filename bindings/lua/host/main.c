@@ -1,9 +1,11 @@
 /*
 ** main.c: the corio executable, lua.c in miniature.  It runs a script (or
 ** -e chunks, or stdin, or a REPL) with `corio` as a global, then runs the
-** loop until no task is left.  Ctrl-C stops the Lua code running (as
-** lua.c does), cancels every task, lets their cleanup run, lists what was
-** still pending, and exits with 130.
+** loop until no task is left.  Ctrl-C (SIGINT) stops the Lua code running
+** (as lua.c does), cancels every task, lets their cleanup run, lists what
+** was still pending, and exits with 130; SIGTERM, which systemd and
+** container runtimes send to stop a service, does the same and exits
+** with 143 (128 + the signal's number, as a shell reports it).
 */
 #include <signal.h>
 #include <stdio.h>
@@ -26,9 +28,9 @@ static const char *progname = "corio";
 typedef struct host {
   lua_State *L;
   corio_rt *rt;
-  uv_async_t sigint;            /* wakes the loop after Ctrl-C */
+  uv_async_t sigint;            /* wakes the loop after Ctrl-C or SIGTERM */
   lua_State *volatile *running; /* corio_lua_running: the task resumed */
-  volatile sig_atomic_t interrupted;
+  volatile sig_atomic_t interrupted; /* the signal's number, or 0 */
 } host;
 
 static host *the_host; /* for the signal handler */
@@ -332,7 +334,8 @@ static void doREPL(lua_State *L) {
 */
 
 /*
-** Ctrl-C has two halves.  In the signal handler, as lua.c's laction: the
+** Ctrl-C (and SIGTERM) has two halves.  In the signal handler, as lua.c's
+*laction: the
 ** Lua code running now (a busy `while true do end` in a task or at top
 ** level never lets the loop turn) raises "interrupted!" at its next
 ** instruction.  Then, on the loop: every task is cancelled, its cleanup
@@ -342,7 +345,8 @@ static void doREPL(lua_State *L) {
 static void lstop(lua_State *L, lua_Debug *ar) {
   (void)ar;
   lua_sethook(L, NULL, 0, 0);
-  luaL_error(L, "interrupted!");
+  luaL_error(L,
+             the_host->interrupted == SIGTERM ? "terminated!" : "interrupted!");
 }
 
 static void laction(int signum) {
@@ -350,7 +354,7 @@ static void laction(int signum) {
   host *h = the_host;
   lua_State *co = h->running != NULL ? *h->running : NULL;
   signal(signum, SIG_DFL);
-  h->interrupted = 1;
+  h->interrupted = signum;
   /*
   ** while the loop runs and no task does, nothing is to be stopped: the
   ** main thread may only be inside a C call (a hook there would raise
@@ -378,8 +382,8 @@ static int list_pending(lua_State *L) {
 static void on_sigint(uv_async_t *a) {
   host *h = a->data;
   lua_State *L = h->L;
-  fprintf(stderr, "\n%s: interrupted; cancelling the pending tasks:\n",
-          progname);
+  fprintf(stderr, "\n%s: %s; cancelling the pending tasks:\n", progname,
+          h->interrupted == SIGTERM ? "terminated" : "interrupted");
   /* on the loop: an error (out of memory) must not unwind through libuv */
   lua_pushcfunction(L, list_pending);
   if (lua_pcall(L, 0, 0, 0) != LUA_OK) {
@@ -404,6 +408,7 @@ static void catch_sigint(host *h) {
   sa.sa_flags = 0;
   sigemptyset(&sa.sa_mask);
   sigaction(SIGINT, &sa, NULL);
+  sigaction(SIGTERM, &sa, NULL);
 }
 
 /* }================================================================== */
@@ -532,8 +537,9 @@ int main(int argc, char **argv) {
   /* like Node: the loop runs until no task is left */
   if (corio_lua_run_pending(h.L) != 0) result = 0;
   rc = (result && status == LUA_OK) ? EXIT_SUCCESS : EXIT_FAILURE;
-  if (h.interrupted) rc = 130;
+  if (h.interrupted) rc = 128 + h.interrupted;
   signal(SIGINT, SIG_DFL); /* the handler must not see a closed state */
+  signal(SIGTERM, SIG_DFL);
   lua_close(h.L);
   slab_free_all(&lua_memory);
   if (h.sigint.data != NULL) uv_close((uv_handle_t *)&h.sigint, on_closed);

@@ -5,6 +5,7 @@
 ** and the corio_response built at completion.
 */
 #include <errno.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
@@ -331,8 +332,6 @@ static const char *version_name(long v) {
 
 static const char *our_message(int err) {
   switch (err) {
-  case CORIO_ETOOLARGE:
-    return "response larger than the size limit";
   case CORIO_ENOMEM:
     return "out of memory while receiving the response";
   case CORIO_ECANCELED:
@@ -391,6 +390,18 @@ void corio__fetch_finish(corio_fetch *f, int status, CURLcode code) {
         code == CURLE_WRITE_ERROR || code == CURLE_OK || status == f->err
             ? our_message(status)
             : NULL;
+    if (status == CORIO_ETOOLARGE) { /* state the limit that was passed */
+      if (code == CURLE_FILESIZE_EXCEEDED ||
+          (code == CURLE_WRITE_ERROR && f->hbytes <= MAX_HEADER_BYTES))
+        snprintf(f->errbuf, sizeof f->errbuf,
+                 "response body larger than max_body (%zu bytes)", f->max_body);
+      else
+        snprintf(f->errbuf, sizeof f->errbuf,
+                 "response headers too large (over %d bytes in all, or a "
+                 "line over libcurl's limit)",
+                 MAX_HEADER_BYTES);
+      ours = f->errbuf;
+    }
     if (ours == NULL && code == CURLE_COULDNT_CONNECT &&
         (f->sock_errno == EMFILE || f->sock_errno == ENFILE))
       ours = "cannot open a socket: too many open files (raise ulimit -n, "

@@ -156,6 +156,8 @@ int luaopen_corio(lua_State *L) {
   lcorio_wait_open(L);
   lcorio_loop_open(L);
   lcorio_fetch_open(L);
+  lcorio_json_open(L);
+  lcorio_url_open(L);
   lcorio_serve_open(L);
   lcorio_thread_open(L);
   lcorio_process_open(L);

@@ -73,10 +73,10 @@ void lcorio_setfuncs(lua_State *L, const luaL_Reg *l); /* state as upvalue */
 
 /*
 ** Finalizers.  A metatable's __index is a table of methods (or a function
-** reading one) that holds no metamethod, so obj.__gc is nil.  A script can
-** still reach a finalizer through the debug library and call it, twice,
-** on any value, while the object is in use: each finalizer checks its
-** argument's type, frees nothing a live object needs unless
+** reading one) that holds no metamethod, so obj.__gc is not the finalizer.
+** A script can still reach a finalizer through the debug library and call
+** it, twice, on any value, while the object is in use: each finalizer
+** checks its argument's type, frees nothing a live object needs unless
 ** lcorio_collecting says the collector (or lua_close) called it, and
 ** clears what it frees, so that a second call does nothing.
 */
@@ -349,10 +349,28 @@ void lcorio_retry_parse(lua_State *L, int idx, const char *fn, corio_retry *r);
 ** (err == corio.FetchError.timeout).
 */
 void lcorio_push_fetch_errors(lua_State *L);
-/* Push the form table at idx, urlencoded (lfetch_form.c). */
-void lcorio_push_form(lua_State *L, int idx);
-/* Push cjson.decode(value at idx); `what` prefixes cjson's message. */
+/*
+** Push the form table at idx, urlencoded (lfetch_form.c); `what` starts
+** the error messages ("corio.fetch: option 'form'").
+*/
+void lcorio_push_form(lua_State *L, int idx, const char *what);
+/*
+** lurl.c: push the n bytes at s percent-decoded ('+' as a space when
+** `plus`); push a query string as a table ({a = {"1", "2"}, b = "x y"}).
+*/
+void lcorio_push_decoded(lua_State *L, const char *s, size_t n, int plus);
+void lcorio_push_query(lua_State *L, const char *q, size_t n);
+void lcorio_url_open(lua_State *L);
+/*
+** ljson.c: JSON on lua-cjson.  encode/decode push the value at idx encoded
+** or decoded, or raise "<what>: <cjson's message>"; lcorio_json_try
+** ("encode" or "decode") pushes the result or the message and returns
+** lua_pcall's status, for code that must not raise.
+*/
+void lcorio_json_encode(lua_State *L, int idx, const char *what);
 void lcorio_json_decode(lua_State *L, int idx, const char *what);
+int lcorio_json_try(lua_State *L, const char *name, int idx);
+void lcorio_json_open(lua_State *L);
 /*
 ** Start the request whose url and options are at 1 and 2 (and session at
 ** `session`, 0 if none), make the running task `lt` wait for it, and

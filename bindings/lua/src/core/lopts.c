@@ -99,15 +99,25 @@ static int bad(lua_State *L, const char *fn, const char *name,
                     expected, luaL_tolstring(L, -1, NULL));
 }
 
+/* A range's end as a user wrote it: 65535, not 65535.0 */
+static const char *push_bound(lua_State *L, lua_Number x) {
+  lua_Integer i;
+  if (x == floor(x) && lua_numbertointeger(x, &i))
+    return lua_pushfstring(L, "%I", (LUAI_UACINT)i);
+  return lua_pushfstring(L, "%f", x);
+}
+
 lua_Number lcorio_opt_number(lua_State *L, int opts, const char *fn,
                              const char *name, lua_Number def, lua_Number min,
                              lua_Number max) {
   lua_Number v;
   if (!lcorio_opt_push(L, opts, fn, name, LUA_TNONE)) return def;
   v = lua_tonumber(L, -1);
-  if (lua_type(L, -1) != LUA_TNUMBER || !(v >= min && v <= max))
-    luaL_error(L, "%s: option '%s' must be a number from %f to %f (got %s)", fn,
-               name, min, max, luaL_tolstring(L, -1, NULL));
+  if (lua_type(L, -1) != LUA_TNUMBER || !(v >= min && v <= max)) {
+    const char *got = luaL_tolstring(L, -1, NULL);
+    luaL_error(L, "%s: option '%s' must be a number from %s to %s (got %s)", fn,
+               name, push_bound(L, min), push_bound(L, max), got);
+  }
   lua_pop(L, 1);
   return v;
 }
@@ -159,10 +169,19 @@ int lcorio_opt_enum(lua_State *L, int opts, const char *fn, const char *name,
                     int def, const char *const names[]) {
   const char *s = lcorio_opt_string(L, opts, fn, name, NULL);
   int i;
+  luaL_Buffer b;
   if (s == NULL) return def;
   for (i = 0; names[i] != NULL; i++)
     if (strcmp(names[i], s) == 0) return i;
-  return luaL_error(L, "%s: option '%s' has no value '%s'", fn, name, s);
+  /* "must be A, B or C (got 'x')" */
+  luaL_buffinit(L, &b);
+  for (i = 0; names[i] != NULL; i++) {
+    if (i > 0) luaL_addstring(&b, names[i + 1] != NULL ? ", " : " or ");
+    luaL_addstring(&b, names[i]);
+  }
+  luaL_pushresult(&b);
+  return luaL_error(L, "%s: option '%s' must be %s (got '%s')", fn, name,
+                    lua_tostring(L, -1), s);
 }
 
 int64_t lcorio_opt_seconds(lua_State *L, int opts, const char *fn,

@@ -1,6 +1,7 @@
 /*
-** lfetch_form.c: the `form` option: a table encoded as
-** application/x-www-form-urlencoded.  Keys are sorted, so the body does not
+** lfetch_form.c: a table encoded as application/x-www-form-urlencoded:
+** the `form` and `params` options of fetch, and corio.url.encode.  Keys are
+*sorted, so the body does not
 ** depend on table order; a list value repeats its key (tag=a&tag=b).  Two
 ** passes over the table, counting then writing, so the string is built in
 ** place with no intermediate buffer.
@@ -56,7 +57,7 @@ static void form_put(fwriter *w, const char *s, size_t len) {
 ** unanchored is left behind.
 */
 static const char *form_scalar(lua_State *L, int idx, char *tmp, size_t *len,
-                               const fkey *k) {
+                               const fkey *k, const char *what) {
   switch (lua_type(L, idx)) {
   case LUA_TSTRING:
     return lua_tolstring(L, idx, len);
@@ -72,17 +73,18 @@ static const char *form_scalar(lua_State *L, int idx, char *tmp, size_t *len,
     return lua_toboolean(L, idx) ? "true" : "false";
   default:
     luaL_error(L,
-               "bad option 'form': value of '%s' must be a string, number, "
-               "boolean or a list of those (got %s)",
-               k->s, luaL_typename(L, idx));
+               "%s: the value of '%s' must be a string, number, boolean or a "
+               "list of those (got %s)",
+               what, k->s, luaL_typename(L, idx));
     return NULL;
   }
 }
 
-static void form_pair(lua_State *L, fwriter *w, const fkey *k, int vidx) {
+static void form_pair(lua_State *L, fwriter *w, const fkey *k, int vidx,
+                      const char *what) {
   char tmp[64];
   size_t vlen;
-  const char *v = form_scalar(L, vidx, tmp, &vlen, k);
+  const char *v = form_scalar(L, vidx, tmp, &vlen, k, what);
   if (w->n > 0) {
     if (w->p) w->p[w->n] = '&';
     w->n++;
@@ -94,7 +96,7 @@ static void form_pair(lua_State *L, fwriter *w, const fkey *k, int vidx) {
 }
 
 static void form_pass(lua_State *L, int form, const fkey *keys, size_t n,
-                      fwriter *w) {
+                      fwriter *w, const char *what) {
   size_t i;
   for (i = 0; i < n; i++) {
     lua_pushlstring(L, keys[i].s, keys[i].len);
@@ -103,17 +105,17 @@ static void form_pass(lua_State *L, int form, const fkey *keys, size_t n,
       lua_Integer j, len = (lua_Integer)lua_rawlen(L, -1);
       for (j = 1; j <= len; j++) {
         lua_rawgeti(L, -1, j);
-        form_pair(L, w, &keys[i], lua_gettop(L));
+        form_pair(L, w, &keys[i], lua_gettop(L), what);
         lua_pop(L, 1);
       }
     } else {
-      form_pair(L, w, &keys[i], lua_gettop(L));
+      form_pair(L, w, &keys[i], lua_gettop(L), what);
     }
     lua_pop(L, 1);
   }
 }
 
-void lcorio_push_form(lua_State *L, int form) {
+void lcorio_push_form(lua_State *L, int form, const char *what) {
   size_t n = 0, i = 0;
   fkey *keys;
   fwriter w = {NULL, 0};
@@ -122,7 +124,7 @@ void lcorio_push_form(lua_State *L, int form) {
   lua_pushnil(L);
   while (lua_next(L, form) != 0) {
     if (lua_type(L, -2) != LUA_TSTRING)
-      luaL_error(L, "bad option 'form': keys must be strings (got %s)",
+      luaL_error(L, "%s: keys must be strings (got %s)", what,
                  luaL_typename(L, -2));
     n++;
     lua_pop(L, 1);
@@ -135,10 +137,10 @@ void lcorio_push_form(lua_State *L, int form) {
     lua_pop(L, 1);
   }
   qsort(keys, n, sizeof *keys, fkey_cmp);
-  form_pass(L, form, keys, n, &w);
+  form_pass(L, form, keys, n, &w, what);
   w.p = luaL_buffinitsize(L, &b, w.n ? w.n : 1);
   w.n = 0;
-  form_pass(L, form, keys, n, &w); /* balanced: the buffer allows it */
+  form_pass(L, form, keys, n, &w, what); /* balanced: the buffer allows it */
   luaL_pushresultsize(&b, w.n);
   lua_remove(L, -2); /* the keys */
 }

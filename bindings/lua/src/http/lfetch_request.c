@@ -16,52 +16,11 @@
 */
 #include <ctype.h>
 #include <math.h>
+#include <stdio.h>
 #include <string.h>
 #include <strings.h>
 
 #include "lcorio.h"
-
-#define CJSON_KEY "corio.cjson"
-
-/*
-** {==================================================================
-** lua-cjson, loaded on first use and kept in the registry
-** ==================================================================
-*/
-
-static void push_cjson_fn(lua_State *L, const char *name) {
-  if (lua_getfield(L, LUA_REGISTRYINDEX, CJSON_KEY) != LUA_TTABLE) {
-    lua_pop(L, 1);
-    lua_getglobal(L, "require");
-    if (lua_type(L, -1) != LUA_TFUNCTION)
-      luaL_error(L, "corio: JSON needs lua-cjson, but 'require' is missing");
-    lua_pushliteral(L, "cjson");
-    lua_call(L, 1, 1);
-    lua_pushvalue(L, -1);
-    lua_setfield(L, LUA_REGISTRYINDEX, CJSON_KEY);
-  }
-  lua_getfield(L, -1, name);
-  lua_remove(L, -2);
-}
-
-/*
-** Call cjson.<name>(value at idx): the result replaces nothing and is
-** pushed; a cjson error is raised as "<what>: <cjson's message>".
-*/
-static void cjson_call(lua_State *L, const char *name, int idx,
-                       const char *what) {
-  idx = lua_absindex(L, idx);
-  push_cjson_fn(L, name);
-  lua_pushvalue(L, idx);
-  if (lua_pcall(L, 1, 1, 0) != LUA_OK)
-    luaL_error(L, "%s: %s", what, luaL_tolstring(L, -1, NULL));
-}
-
-void lcorio_json_decode(lua_State *L, int idx, const char *what) {
-  cjson_call(L, "decode", idx, what);
-}
-
-/* }================================================================== */
 
 /*
 ** {==================================================================
@@ -254,7 +213,8 @@ enum {
   O_HTTP_VERSION,
   O_PROXY,
   O_SESSION,
-  O_RETRIES
+  O_RETRIES,
+  O_PARAMS
 };
 static const char *const opt_names[] = {"method",
                                         "headers",
@@ -270,6 +230,7 @@ static const char *const opt_names[] = {"method",
                                         "proxy",
                                         "session",
                                         "retries",
+                                        "params",
                                         NULL};
 
 /*
@@ -307,6 +268,8 @@ static unsigned read_opts(lua_State *L, lcorio_req *r, int opts,
     lua_pop(L, 1);
   if (GIVEN(O_FORM) && lcorio_opt_push(L, opts, fn, "form", LUA_TTABLE))
     lua_pop(L, 1);
+  if (GIVEN(O_PARAMS) && lcorio_opt_push(L, opts, fn, "params", LUA_TTABLE))
+    lua_pop(L, 1);
 #undef GIVEN
   return seen; /* json: any value cjson takes; session, retries: checked
                   later */
@@ -336,6 +299,33 @@ static void apply_base_url(lua_State *L, lcorio_req *r, int url) {
     lua_pushfstring(L, "%s%s", base, u);
   lua_replace(L, url);
   lua_pop(L, 1);
+}
+
+static int push_href(lua_State *L) {
+  lua_pushstring(L, ((const corio_url *)lua_touserdata(L, 1))->href);
+  return 1;
+}
+
+/* The `params` table, encoded, added to the query of the URL at `url`. */
+static void add_params(lua_State *L, int opts, int url, const char *fn) {
+  char what[64];
+  const char *why = NULL;
+  corio_url u;
+  int rc;
+  snprintf(what, sizeof what, "%s: option 'params'", fn);
+  lua_getfield(L, opts, "params");
+  lcorio_push_form(L, -1, what);
+  rc = corio_url_add_query(lua_tostring(L, url), lua_tostring(L, -1), &u, &why);
+  lua_pop(L, 2);
+  if (rc == CORIO_EURL || rc == CORIO_ESCHEME)
+    lcorio_request_refused(L, rc, lua_tostring(L, url), fn);
+  if (rc != 0) luaL_error(L, "%s: %s", fn, corio_strerror(rc));
+  lua_pushcfunction(L, push_href); /* protected: u is freed either way */
+  lua_pushlightuserdata(L, &u);
+  rc = lua_pcall(L, 1, 1, 0);
+  corio_url_free(&u);
+  if (rc != LUA_OK) lua_error(L);
+  lua_replace(L, url);
 }
 
 void lcorio_request_parse(lua_State *L, lcorio_req *r, int url, int opts,
@@ -378,6 +368,7 @@ void lcorio_request_parse(lua_State *L, lcorio_req *r, int url, int opts,
   }
   if (strlen(u) != ulen) lcorio_request_refused(L, CORIO_EURL, u, fn);
   apply_base_url(L, r, url);
+  if (seen & (1u << O_PARAMS)) add_params(L, opts, url, fn);
   req->url = lua_tostring(L, url);
   /* the body: one of body, json, form */
   bodies = !!(seen & (1u << O_BODY)) + !!(seen & (1u << O_JSON)) +
@@ -389,12 +380,16 @@ void lcorio_request_parse(lua_State *L, lcorio_req *r, int url, int opts,
     req->body = lua_tolstring(L, -1, &req->body_len);
   } else if (seen & (1u << O_JSON)) {
     lua_getfield(L, opts, "json");
-    cjson_call(L, "encode", -1, "option 'json'");
+    lcorio_json_encode(L, -1, "option 'json'");
     req->body = lua_tolstring(L, -1, &req->body_len);
     ctype = "application/json";
   } else if (seen & (1u << O_FORM)) {
     lua_getfield(L, opts, "form");
-    lcorio_push_form(L, -1);
+    {
+      char what[64];
+      snprintf(what, sizeof what, "%s: option 'form'", fn);
+      lcorio_push_form(L, -1, what);
+    }
     req->body = lua_tolstring(L, -1, &req->body_len);
     ctype = "application/x-www-form-urlencoded";
   }
@@ -408,9 +403,21 @@ void lcorio_request_parse(lua_State *L, lcorio_req *r, int url, int opts,
 int lcorio_request_refused(lua_State *L, int rc, const char *url,
                            const char *fn) {
   switch (rc) {
-  case CORIO_EURL:
+  case CORIO_EURL: { /* libcurl's reason, when it has one */
+    const char *why = NULL;
+    corio_url u;
+    if (corio_url_parse(url, &u, &why) == 0) corio_url_free(&u);
+    lua_pushfstring(L, "invalid URL '%s'%s%s", url, why != NULL ? ": " : "",
+                    why != NULL ? why : "");
+    lcorio_push_fetch_error(L, rc, lua_tostring(L, -1), url);
+    return lua_error(L);
+  }
   case CORIO_ESCHEME:
-    lcorio_push_fetch_error(L, rc, corio_strerror(rc), url);
+    lua_pushfstring(L,
+                    "unsupported URL scheme in '%s' (corio fetches http and "
+                    "https)",
+                    url);
+    lcorio_push_fetch_error(L, rc, lua_tostring(L, -1), url);
     return lua_error(L);
   case CORIO_ECLOSED:
     return luaL_error(L, "%s: the session is closed", fn);

@@ -245,7 +245,7 @@ static int set_closed(lua_State *L) {
 /* The C server is closed and freed. */
 static void on_closed(corio_server *srv, void *ud) {
   lserver *ls = ud;
-  (void)srv;
+  corio_server_get_stats(srv, &ls->last); /* stats() keeps the totals */
   ls->srv = NULL;
   if (lua_usable(ls)) {
     lua_State *L = ls->S->L;
@@ -414,8 +414,7 @@ static int s_wait(lua_State *L) {
 
 static int s_stats(lua_State *L) {
   lserver *ls = check_server(L, 1);
-  corio_server_stats st;
-  memset(&st, 0, sizeof st);
+  corio_server_stats st = ls->last;
   if (ls->srv != NULL) corio_server_get_stats(ls->srv, &st);
   lua_createtable(L, 0, 5);
   lua_pushinteger(L, (lua_Integer)st.connections);

@@ -34,6 +34,7 @@ typedef struct lserver {
   size_t nfree;
   int port;
   char url[80];
+  corio_server_stats last; /* the totals when the C server was freed */
 } lserver;
 
 /* One request handed to a task; recycled through lserver.free_reqs. */

@@ -15,6 +15,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #include "lserve.h"
 
@@ -25,91 +26,6 @@
 
 static const corio_server_header text_plain = {"Content-Type", 12,
                                                "text/plain; charset=utf-8", 25};
-
-/*
-** {==================================================================
-** decoding
-** ==================================================================
-*/
-static int hexval(int c) {
-  if (c >= '0' && c <= '9') return c - '0';
-  if (c >= 'a' && c <= 'f') return c - 'a' + 10;
-  if (c >= 'A' && c <= 'F') return c - 'A' + 10;
-  return -1;
-}
-
-/*
-** Push s percent-decoded (and '+' as a space when `plus`); a '%' not
-** followed by two hex digits stays as it is.
-*/
-static void push_decoded(lua_State *L, const char *s, size_t n, int plus) {
-  luaL_Buffer b;
-  size_t i;
-  if (memchr(s, '%', n) == NULL && (!plus || memchr(s, '+', n) == NULL)) {
-    lua_pushlstring(L, s, n);
-    return;
-  }
-  luaL_buffinit(L, &b);
-  for (i = 0; i < n; i++) {
-    int c = (unsigned char)s[i];
-    if (c == '+' && plus) {
-      c = ' ';
-    } else if (c == '%' && i + 2 < n && hexval(s[i + 1]) >= 0 &&
-               hexval(s[i + 2]) >= 0) {
-      c = hexval(s[i + 1]) * 16 + hexval(s[i + 2]);
-      i += 2;
-    }
-    luaL_addchar(&b, (char)c);
-  }
-  luaL_pushresult(&b);
-}
-
-/*
-** The query string as a table: "a=1&b=x+y&a=2&flag" gives
-** {a={"1","2"}, b="x y", flag=""}.  Keys and values are decoded; a key
-** seen twice or more gets an array of its values in order.
-*/
-static void push_query(lua_State *L, const char *q, size_t n) {
-  lua_newtable(L);
-  while (n > 0) {
-    const char *amp = memchr(q, '&', n);
-    size_t len = amp != NULL ? (size_t)(amp - q) : n;
-    if (len > 0) {
-      const char *eq = memchr(q, '=', len);
-      size_t klen = eq != NULL ? (size_t)(eq - q) : len;
-      push_decoded(L, q, klen, 1);
-      if (eq != NULL)
-        push_decoded(L, eq + 1, len - klen - 1, 1);
-      else
-        lua_pushliteral(L, "");
-      lua_pushvalue(L, -2);
-      switch (lua_rawget(L, -4)) {
-      case LUA_TNIL:
-        lua_pop(L, 1);
-        lua_rawset(L, -3);
-        break;
-      case LUA_TSTRING: /* second value: make the array */
-        lua_createtable(L, 2, 0);
-        lua_insert(L, -2);
-        lua_rawseti(L, -2, 1);
-        lua_insert(L, -2);
-        lua_rawseti(L, -2, 2);
-        lua_rawset(L, -3);
-        break;
-      default: /* an array already */
-        lua_insert(L, -2);
-        lua_rawseti(L, -2, (lua_Integer)lua_rawlen(L, -2) + 1);
-        lua_pop(L, 2);
-        break;
-      }
-    }
-    if (amp == NULL) break;
-    n -= len + 1;
-    q = amp + 1;
-  }
-}
-
-/* }================================================================== */
 
 /*
 ** {==================================================================
@@ -140,12 +56,12 @@ static void push_request(lua_State *L, const corio_server_req *req) {
   s = corio_server_req_path(req, &len);
   lua_pushlstring(L, s, len);
   lua_setfield(L, -2, "raw_path");
-  push_decoded(L, s, len, 0);
+  lcorio_push_decoded(L, s, len, 0);
   lua_setfield(L, -2, "path");
   s = corio_server_req_query(req, &len);
   lua_pushlstring(L, s, len);
   lua_setfield(L, -2, "query_string");
-  push_query(L, s, len);
+  lcorio_push_query(L, s, len);
   lua_setfield(L, -2, "query");
   push_headers(L, req);
   lua_setfield(L, -2, "headers");
@@ -224,29 +140,69 @@ static const char *collect_headers(lua_State *L, int idx,
   return NULL;
 }
 
-/*
-** Status and headers of the table result at idx.  NULL, or what was
-** wrong.
-*/
-static const char *table_head(lua_State *L, int idx, lua_Integer *status,
-                              corio_server_header **h, size_t *nh,
-                              size_t *cap) {
-  int isnum;
-  if (lua_getfield(L, idx, "status") != LUA_TNIL) {
-    *status = lua_tointegerx(L, -1, &isnum);
-    if (!isnum || *status < 200 || *status > 999)
-      return "status must be an integer from 200 to 999";
-  }
-  if (lua_getfield(L, idx, "headers") != LUA_TNIL) {
-    if (lua_type(L, -1) != LUA_TTABLE) return "headers must be a table";
-    return collect_headers(L, -1, h, nh, cap);
+static const corio_server_header application_json = {"Content-Type", 12,
+                                                     "application/json", 16};
+
+/* Names the fields a handler's table may have, or NULL if all are known. */
+static const char *unknown_field(lua_State *L, int idx) {
+  static const char *const known[] = {"status", "headers", "body", "json",
+                                      NULL};
+  lua_pushnil(L);
+  while (lua_next(L, idx) != 0) {
+    int i = 0;
+    lua_pop(L, 1);
+    if (lua_type(L, -1) == LUA_TSTRING)
+      for (; known[i] != NULL; i++)
+        if (strcmp(known[i], lua_tostring(L, -1)) == 0) break;
+    if (lua_type(L, -1) != LUA_TSTRING || known[i] == NULL) {
+      const char *q = lua_type(L, -1) == LUA_TSTRING ? "'" : "";
+      return lua_pushfstring(L,
+                             "unknown field %s%s%s in the handler's answer "
+                             "(expected status, headers, body or json)",
+                             q, luaL_tolstring(L, -1, NULL), q);
+    }
   }
   return NULL;
 }
 
 /*
+** Status and headers of the table result at idx, after a check of its
+** fields.  A `json` answer gets Content-Type: application/json unless its
+** headers name one.  NULL, or what was wrong.
+*/
+static const char *table_head(lua_State *L, int idx, lua_Integer *status,
+                              corio_server_header **h, size_t *nh,
+                              size_t *cap) {
+  const char *err = unknown_field(L, idx);
+  int isnum, json;
+  size_t i;
+  if (err != NULL) return err;
+  json = lua_getfield(L, idx, "json") != LUA_TNIL;
+  if (json && lua_getfield(L, idx, "body") != LUA_TNIL)
+    return "give body or json, not both";
+  if (lua_getfield(L, idx, "status") != LUA_TNIL) {
+    *status = lua_tointegerx(L, -1, &isnum);
+    if (!isnum || *status < 200 || *status > 999)
+      return "status must be an integer from 200 to 999";
+  }
+  if (json) (*h)[(*nh)++] = application_json;
+  if (lua_getfield(L, idx, "headers") != LUA_TNIL) {
+    if (lua_type(L, -1) != LUA_TTABLE) return "headers must be a table";
+    err = collect_headers(L, -1, h, nh, cap);
+    if (err != NULL) return err;
+  }
+  for (i = 1; json && i < *nh; i++) /* the handler's own Content-Type wins */
+    if ((*h)[i].name_len == 12 &&
+        strncasecmp((*h)[i].name, "content-type", 12) == 0) {
+      memmove(*h, *h + 1, --*nh * sizeof **h);
+      break;
+    }
+  return NULL;
+}
+
+/*
 ** Answer r's request with the handler's result at `idx`: a table
-** {status=, headers=, body=}, a string (200, text/plain), or nothing
+** {status=, headers=, body= | json=}, a string (200, text/plain), or nothing
 ** (204).  NULL, or a message saying what was wrong with the result, in
 ** which case the request is not answered yet.
 */
@@ -266,7 +222,13 @@ static const char *respond(lua_State *L, lserve_req *r, int idx) {
     h[nh++] = text_plain;
     break;
   case LUA_TTABLE:
-    if (lua_getfield(L, idx, "body") != LUA_TNIL) {
+    err = table_head(L, idx, &status, &h, &nh, &cap);
+    if (err != NULL) return err;
+    if (lua_getfield(L, idx, "json") != LUA_TNIL) {
+      if (lcorio_json_try(L, "encode", -1) != LUA_OK)
+        return lua_pushfstring(L, "json: %s", lua_tostring(L, -1));
+      body = lua_tolstring(L, -1, &blen);
+    } else if (lua_getfield(L, idx, "body") != LUA_TNIL) {
       if (lua_type(L, -1) != LUA_TSTRING && lua_type(L, -1) != LUA_TNUMBER)
         return lua_pushfstring(L,
                                "body must be a string or a function, not "
@@ -274,8 +236,6 @@ static const char *respond(lua_State *L, lserve_req *r, int idx) {
                                luaL_typename(L, -1));
       body = lua_tolstring(L, -1, &blen);
     }
-    err = table_head(L, idx, &status, &h, &nh, &cap);
-    if (err != NULL) return err;
     break;
   default:
     return lua_pushfstring(L,

@@ -359,6 +359,18 @@ static const luaL_Reg task_methods[] = {
     {"set_exception", t_set_exception},
     {NULL, NULL}};
 
+/*
+** task.status, task.reslt: a field no task has is an error, not a nil that
+** surfaces later far from the typo (the usual slip is reading a result
+** off a task instead of awaiting it).
+*/
+static int no_such_field(lua_State *L) {
+  if (lua_type(L, 2) == LUA_TSTRING)
+    return luaL_error(L, "Task has no field '%s' (did you mean to await it?)",
+                      lua_tostring(L, 2));
+  return luaL_error(L, "Task has no field [%s]", luaL_tolstring(L, 2, NULL));
+}
+
 /* module table at -2, state at -1 */
 void lcorio_task_open(lua_State *L) {
   lcorio_coro_open(L);
@@ -367,6 +379,10 @@ void lcorio_task_open(lua_State *L) {
     lua_pushvalue(L, -3); /* state */
     lcorio_setfuncs(L, task_methods);
     lua_pop(L, 1);
+    lua_createtable(L, 0, 1); /* a miss in the methods raises */
+    lua_pushcfunction(L, no_such_field);
+    lua_setfield(L, -2, "__index");
+    lua_setmetatable(L, -2);
     lua_setfield(L, -2, "__index");
     lua_pushcfunction(L, lcorio_task_tostring);
     lua_setfield(L, -2, "__tostring");

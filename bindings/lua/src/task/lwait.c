@@ -207,8 +207,12 @@ static int is_plain_table(lua_State *L, int idx) {
 /* a task's first result, or its error raised (for lua_pcall) */
 static int first_result(lua_State *L) {
   ltask *lt = lcorio_checktask(L, 1);
+  int n;
   lua_settop(L, 1);
-  return lcorio_push_results(L, lt) > 0 ? 1 : 0;
+  n = lcorio_push_results(L, lt);
+  if (n == 0) return 0;
+  lua_pushvalue(L, -n); /* the first of the n results at the top */
+  return 1;
 }
 
 static int gather_k(lua_State *L, int status, lua_KContext ctx) {

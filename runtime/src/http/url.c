@@ -1,0 +1,122 @@
+/*
+** url.c: corio/url.h on libcurl's URL API.  libcurl parses, resolves and
+** normalizes; this file only copies the parts into one block, so that a
+** caller frees one thing and never meets curl_free.
+*/
+#include <stdlib.h>
+#include <string.h>
+
+#include <curl/curl.h>
+
+#include "corio.h"
+#include "../core/core.h"
+
+static const CURLUPart parts[] = {
+    CURLUPART_URL,      CURLUPART_SCHEME,   CURLUPART_USER,
+    CURLUPART_PASSWORD, CURLUPART_HOST,     CURLUPART_PATH,
+    CURLUPART_QUERY,    CURLUPART_FRAGMENT, CURLUPART_PORT};
+#define NPARTS (sizeof parts / sizeof parts[0])
+
+static int fail(CURLUcode uc, const char **why) {
+  if (why != NULL) *why = curl_url_strerror(uc);
+  return uc == CURLUE_OUT_OF_MEMORY ? CORIO_ENOMEM : CORIO_EURL;
+}
+
+/* Copy the parts of h into out.  0 or an error code. */
+static int fill(CURLU *h, corio_url *out, const char **why) {
+  char *got[NPARTS];
+  const char **slot[NPARTS - 1];
+  size_t i, size = 0;
+  int rc = 0;
+  char *p;
+  slot[0] = &out->href, slot[1] = &out->scheme, slot[2] = &out->user;
+  slot[3] = &out->password, slot[4] = &out->host, slot[5] = &out->path;
+  slot[6] = &out->query, slot[7] = &out->fragment;
+  for (i = 0; i < NPARTS; i++) {
+    CURLUcode uc = curl_url_get(h, parts[i], &got[i], 0);
+    if (uc == CURLUE_OUT_OF_MEMORY) rc = fail(uc, why);
+    if (uc != CURLUE_OK) got[i] = NULL; /* absent: CURLUE_NO_QUERY, ... */
+    if (got[i] != NULL) size += strlen(got[i]) + 1;
+  }
+  if (rc == 0 && got[0] == NULL) rc = fail(CURLUE_MALFORMED_INPUT, why);
+  p = rc == 0 ? corio__malloc(size) : NULL;
+  if (rc == 0 && p == NULL) rc = CORIO_ENOMEM;
+  if (rc == 0) {
+    out->block_ = p;
+    for (i = 0; i + 1 < NPARTS; i++) {
+      if (got[i] == NULL) continue;
+      *slot[i] = strcpy(p, got[i]);
+      p += strlen(got[i]) + 1;
+    }
+    out->port = got[NPARTS - 1] != NULL ? atoi(got[NPARTS - 1]) : -1;
+  }
+  for (i = 0; i < NPARTS; i++) curl_free(got[i]);
+  return rc;
+}
+
+/* Set h from url (flags: curl_url_set's), then fill out. */
+static int parse_into(CURLU *h, const char *url, corio_url *out,
+                      const char **why) {
+  CURLUcode uc = curl_url_set(h, CURLUPART_URL, url, CURLU_NON_SUPPORT_SCHEME);
+  if (uc != CURLUE_OK) return fail(uc, why);
+  return fill(h, out, why);
+}
+
+int corio_url_parse(const char *url, corio_url *out, const char **why) {
+  CURLU *h;
+  int rc;
+  if (out != NULL) memset(out, 0, sizeof *out);
+  if (url == NULL || out == NULL) return CORIO_EINVAL;
+  if ((h = curl_url()) == NULL) return CORIO_ENOMEM;
+  rc = parse_into(h, url, out, why);
+  curl_url_cleanup(h);
+  return rc;
+}
+
+int corio_url_join(const char *base, const char *ref, corio_url *out,
+                   const char **why) {
+  CURLU *h;
+  CURLUcode uc;
+  int rc;
+  if (out != NULL) memset(out, 0, sizeof *out);
+  if (base == NULL || ref == NULL || out == NULL) return CORIO_EINVAL;
+  if ((h = curl_url()) == NULL) return CORIO_ENOMEM;
+  uc = curl_url_set(h, CURLUPART_URL, base, CURLU_NON_SUPPORT_SCHEME);
+  if (uc != CURLUE_OK)
+    rc = fail(uc, why);
+  else if (*ref == '\0' || *ref == '#') {
+    /*
+    ** RFC 3986 5.2.2: the base with the reference's fragment (or none).
+    ** libcurl 7.88 drops the base's last segment and query here.
+    */
+    uc = curl_url_set(h, CURLUPART_FRAGMENT, *ref == '#' ? ref + 1 : NULL, 0);
+    rc = uc != CURLUE_OK ? fail(uc, why) : fill(h, out, why);
+  } else {
+    /* with a URL set, a relative one is resolved against it */
+    rc = parse_into(h, ref, out, why);
+  }
+  curl_url_cleanup(h);
+  return rc;
+}
+
+int corio_url_add_query(const char *url, const char *query, corio_url *out,
+                        const char **why) {
+  CURLU *h;
+  CURLUcode uc;
+  int rc;
+  if (out != NULL) memset(out, 0, sizeof *out);
+  if (url == NULL || query == NULL || out == NULL) return CORIO_EINVAL;
+  if ((h = curl_url()) == NULL) return CORIO_ENOMEM;
+  uc = curl_url_set(h, CURLUPART_URL, url, CURLU_NON_SUPPORT_SCHEME);
+  if (uc == CURLUE_OK && *query != '\0')
+    uc = curl_url_set(h, CURLUPART_QUERY, query, CURLU_APPENDQUERY);
+  rc = uc != CURLUE_OK ? fail(uc, why) : fill(h, out, why);
+  curl_url_cleanup(h);
+  return rc;
+}
+
+void corio_url_free(corio_url *u) {
+  if (u == NULL) return;
+  corio__free(u->block_);
+  u->block_ = NULL;
+}
