@@ -122,6 +122,38 @@ error("script failed")
     os.remove(s)
   end)
 
+  it("Ctrl-C lists 20 pending tasks, then counts the rest by name or function", function()
+    local s = script([[
+      local function worker() corio.sleep(30) end
+      for _ = 1, 1100 do corio.spawn(worker) end
+      for _ = 1, 5 do corio.spawn(worker):set_name("poller") end
+      print("ready") io.stdout:flush()
+      corio.sleep(30)
+    ]])
+    local log = os.tmpname()
+    local _, rc = sh("(" .. bin .. " " .. s .. " >" .. log .. " 2>&1 & pid=$!; " ..
+      "for i in $(seq 100); do grep -q ready " .. log .. " && break; sleep 0.1; done; " ..
+      "kill -INT $pid; (sleep 10; kill -KILL $pid) >/dev/null 2>&1 & guard=$!; " ..
+      "wait $pid; rc=$?; kill $guard 2>/dev/null; exit $rc)")
+    local f = assert(io.open(log))
+    local out = f:read("a")
+    f:close()
+    os.remove(log)
+    os.remove(s)
+    assert.equal(130, rc, out)
+    local _, listed = out:gsub("\n  <Task pending", "")
+    assert.equal(20, listed, out)
+    assert.matches("\n  %.%.%. and 1,085 more:\n    1,080 x coro=worker at [^\n]+:1\n    5 x name='poller'\n", out)
+  end)
+
+  it("reports a failed task nobody awaited when it is collected, not only at exit", function()
+    local out, rc = sh(bin .. [[ -e 'do corio.spawn(function() error("lost") end):set_name("fetcher") end
+      corio.sleep(0.01) collectgarbage() collectgarbage() print("collected") io.stdout:flush()']])
+    assert.equal(0, rc)
+    assert.matches("Task exception was never retrieved\nfuture: <Task finished name='fetcher' " ..
+      "exception='[^\n]*lost'>.*\ncollected\n", out)
+  end)
+
   it("Ctrl-C stops a busy loop, at top level, in a task or in a done callback, as lua.c does", function()
     for _, code in ipairs({
       "print('ready') io.stdout:flush() while true do end",

@@ -367,15 +367,101 @@ static void laction(int signum) {
   uv_async_send(&h->sigint); /* async-signal-safe */
 }
 
+/*
+** What Ctrl-C prints: the first LIST_MAX pending tasks one a line, then the
+** rest counted by name (one given with set_name) or else by the function
+** they run ("4,980 x coro=worker at job.lua:3"), so that 5,000 tasks do
+** not scroll the cause away.
+*/
+#define LIST_MAX   20
+#define GROUPS_MAX 10
+
+/* "4980" as "4,980" */
+static const char *thousands(char *buf, size_t size, lua_Integer n) {
+  char digits[32];
+  int len = snprintf(digits, sizeof digits, "%lld", (long long)n), i, o = 0;
+  for (i = 0; i < len && (size_t)o + 2 < size; i++) {
+    if (i > 0 && (len - i) % 3 == 0) buf[o++] = ',';
+    buf[o++] = digits[i];
+  }
+  buf[o] = '\0';
+  return buf;
+}
+
+/*
+** Push a pending task's group, from its tostring "<Task pending
+** name='Task-7' coro=worker at job.lua:3>": "name='fetcher'" for a name of
+** its own, else "coro=worker at job.lua:3".
+*/
+static void push_group(lua_State *L, const char *s) {
+  const char *name = strstr(s, " name='"), *end, *coro;
+  int numbered;
+  if (name == NULL || (end = strchr(name + 7, '\'')) == NULL) {
+    lua_pushstring(L, s);
+    return;
+  }
+  name += 1;
+  numbered = strncmp(name, "name='Task-", 11) == 0 &&
+             strspn(name + 11, "0123456789") == (size_t)(end - name - 11);
+  coro = strstr(end, " coro=");
+  if (!numbered || coro == NULL)
+    lua_pushlstring(L, name, (size_t)(end + 1 - name));
+  else
+    lua_pushlstring(L, coro + 1,
+                    strlen(coro + 1) - (coro[strlen(coro) - 1] == '>'));
+}
+
 static int list_pending(lua_State *L) {
-  lua_Integer i, n;
+  lua_Integer i, n, g, shown;
+  char buf[40];
   corio_lua_push_pending(L);
   n = luaL_len(L, -1);
+  lua_newtable(L); /* group -> count, for the tasks past LIST_MAX */
   for (i = 1; i <= n; i++) {
-    lua_rawgeti(L, -1, i);
-    fprintf(stderr, "  %s\n", luaL_tolstring(L, -1, NULL));
+    const char *s;
+    lua_rawgeti(L, -2, i);
+    s = luaL_tolstring(L, -1, NULL);
+    if (i <= LIST_MAX) {
+      fprintf(stderr, "  %s\n", s);
+    } else {
+      push_group(L, s);
+      lua_pushvalue(L, -1);
+      lua_rawget(L, -5);
+      lua_pushinteger(L, lua_tointeger(L, -1) + 1);
+      lua_remove(L, -2);
+      lua_rawset(L, -5);
+    }
     lua_pop(L, 2);
   }
+  if (n <= LIST_MAX) return 0;
+  fprintf(stderr, "  ... and %s more:\n",
+          thousands(buf, sizeof buf, n - LIST_MAX));
+  /* the largest groups first: take the largest left, GROUPS_MAX times */
+  for (g = 0, shown = 0; g < GROUPS_MAX; g++) {
+    lua_Integer best = 0;
+    lua_pushnil(L); /* the best key */
+    lua_pushnil(L);
+    while (lua_next(L, -3) != 0) {
+      if (lua_tointeger(L, -1) > best) {
+        best = lua_tointeger(L, -1);
+        lua_pushvalue(L, -2);
+        lua_replace(L, -4);
+      }
+      lua_pop(L, 1);
+    }
+    if (best == 0) {
+      lua_pop(L, 1);
+      break;
+    }
+    fprintf(stderr, "    %s x %s\n", thousands(buf, sizeof buf, best),
+            lua_tostring(L, -1));
+    shown += best;
+    lua_pushnil(L);
+    lua_rawset(L, -3); /* that group is done */
+  }
+  if (shown < n - LIST_MAX)
+    fprintf(stderr, "    %s in other groups\n",
+            thousands(buf, sizeof buf, n - LIST_MAX - shown));
   return 0;
 }
 
