@@ -272,6 +272,37 @@ describe("corio.serve", function()
     assert.matches("Internal Server Error", readfile(dir .. "/err.curl"))
   end)
 
+  it("reports a repeated handler error once, then counts the ones like it", function()
+    local script = dir .. "/noise.lua"
+    writefile(script, [[
+      local n = 0
+      local s = corio.serve{port = 0, handler = function(req)
+        n = n + 1
+        if req.path == "/other" then error("something else") end
+        error("upstream 10.0.0." .. n .. " refused") -- numbers vary
+      end}
+      local ts = {}
+      for i = 1, 200 do ts[i] = corio.spawn(corio.get, s.url .. "/x") end
+      corio.wait(ts)
+      corio.get(s.url .. "/other")
+      corio.get(s.url .. "/x")
+      corio.get(s.url .. "/x")
+      s:close()
+    ]])
+    local _, rc, err = run(bin .. " " .. script)
+    assert.equal(0, rc, err)
+    local _, full = err:gsub("error in handler %(GET /x%)", "")
+    assert.equal(2, full, err) -- the first, and the first after /other
+    assert.equal(1, select(2, err:gsub("error in handler %(GET /other%)", "")))
+    local counted, lines = 0, 0
+    for k in err:gmatch("%.%.%. (%d+) more like it %(error in handler: [^\n]*upstream 10%.0%.0%.1 refused%)") do
+      counted, lines = counted + tonumber(k), lines + 1
+    end
+    assert.equal(199, counted, err)
+    assert.truthy(lines >= 1 and lines <= 30, err) -- at most one a second
+    assert.matches("%.%.%. 1 more like it %(error in handler: [^\n]*upstream 10%.0%.0%.202 refused%)", err)
+  end)
+
   it("keeps its totals in stats() after close()", function()
     local srv = corio.serve{port = 0, handler = function() return "x" end}
     for _ = 1, 3 do assert.equal(200, corio.get(srv.url .. "/").status) end

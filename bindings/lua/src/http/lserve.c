@@ -246,6 +246,7 @@ static int set_closed(lua_State *L) {
 static void on_closed(corio_server *srv, void *ud) {
   lserver *ls = ud;
   corio_server_get_stats(srv, &ls->last); /* stats() keeps the totals */
+  lcorio_serve_flush_reports(ls, 0);
   ls->srv = NULL;
   if (lua_usable(ls)) {
     lua_State *L = ls->S->L;

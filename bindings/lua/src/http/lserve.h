@@ -35,7 +35,15 @@ typedef struct lserver {
   int port;
   char url[80];
   corio_server_stats last; /* the totals when the C server was freed */
+  char last_report[160];   /* the last failure reported, numbers as # */
+  char last_line[160];     /* and its first line as it was printed */
+  uint64_t reported;       /* failures reported in full */
+  uint64_t repeats;        /* like the last one, counted, not printed yet */
+  uint64_t report_ms;      /* when a report line was last printed */
 } lserver;
+
+/* Print the count of failures like the last one, if any (lserve_req.c). */
+void lcorio_serve_flush_reports(lserver *ls, uint64_t now);
 
 /* One request handed to a task; recycled through lserver.free_reqs. */
 struct lserve_req {

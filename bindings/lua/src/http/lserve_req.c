@@ -256,14 +256,53 @@ static void answer_500(lserve_req *r) {
   r->req = NULL;
 }
 
-/* Report a handler's failure once, naming the request (table at 2). */
-static void report(lua_State *L, int req, const char *what, const char *msg) {
+/*
+** Report a handler's failure, naming the request (table at `req`).  An
+** outage makes every request fail the same way: a failure like the last
+** one reported (the same first line, numbers aside) is only counted, and
+** "... N more like it" is printed at most once a second, before a
+** different failure and when the server closes.
+*/
+static void report(lua_State *L, lserve_req *r, int req, const char *what,
+                   const char *msg) {
+  lserver *ls = r->ls;
+  char key[sizeof ls->last_report];
+  uint64_t now = corio_rt_now(ls->S->rt);
+  size_t n = (size_t)snprintf(key, sizeof key, "%s: ", what);
+  const char *p;
+  /* the message's first line, each run of digits as one '#' */
+  for (p = msg; *p != '\0' && *p != '\n' && n + 1 < sizeof key; p++)
+    if (*p < '0' || *p > '9')
+      key[n++] = *p;
+    else if (key[n - 1] != '#')
+      key[n++] = '#';
+  key[n < sizeof key ? n : sizeof key - 1] = '\0';
+  if (ls->reported > 0 && strcmp(key, ls->last_report) == 0) {
+    ls->repeats++;
+    if (now - ls->report_ms >= 1000) lcorio_serve_flush_reports(ls, now);
+    return;
+  }
+  lcorio_serve_flush_reports(ls, now);
   lua_getfield(L, req, "method");
   lua_getfield(L, req, "target");
   fprintf(stderr, "corio.serve: %s (%s %s): %s\n", what, lua_tostring(L, -2),
           lua_tostring(L, -1), msg);
   fflush(stderr);
   lua_pop(L, 2);
+  memcpy(ls->last_report, key, sizeof key);
+  n = strcspn(msg, "\n"); /* what the count line quotes */
+  snprintf(ls->last_line, sizeof ls->last_line, "%s: %.*s", what, (int)n, msg);
+  ls->reported++;
+  ls->report_ms = now;
+}
+
+void lcorio_serve_flush_reports(lserver *ls, uint64_t now) {
+  if (ls->repeats == 0) return;
+  fprintf(stderr, "corio.serve: ... %llu more like it (%s)\n",
+          (unsigned long long)ls->repeats, ls->last_line);
+  fflush(stderr);
+  ls->repeats = 0;
+  ls->report_ms = now;
 }
 
 /* }================================================================== */
@@ -318,7 +357,7 @@ static int stream_got(lua_State *L, int status, lua_KContext ctx) {
   (void)ctx;
   if (status != LUA_OK && status != LUA_YIELD) {
     if (lcorio_iserror(L, -1, "CancelledError")) return lua_error(L);
-    report(L, 2, "error in body function", luaL_tolstring(L, -1, NULL));
+    report(L, r, 2, "error in body function", luaL_tolstring(L, -1, NULL));
     return stream_drop(r);
   }
   switch (lua_type(L, 6)) {
@@ -335,7 +374,7 @@ static int stream_got(lua_State *L, int status, lua_KContext ctx) {
     lcorio_check(L, corio_task_suspend(r->task, cancel_write, r), "serve");
     return lcorio_yield(L, 0, stream_written);
   default:
-    report(L, 2, "bad chunk from body function",
+    report(L, r, 2, "bad chunk from body function",
            lua_pushfstring(L, "a %s (expected a string, or nil to end)",
                            luaL_typename(L, 6)));
     return stream_drop(r);
@@ -362,7 +401,7 @@ static int stream_start(lua_State *L, lserve_req *r) {
     if (rc != 0 && rc != CORIO_EINVAL) return 0;
   }
   if (err != NULL) {
-    report(L, 2, "bad response from handler", err);
+    report(L, r, 2, "bad response from handler", err);
     answer_500(r);
     return 0;
   }
@@ -393,7 +432,7 @@ static int run_k(lua_State *L, int status, lua_KContext ctx) {
   (void)ctx;
   if (status != LUA_OK && status != LUA_YIELD) {
     if (lcorio_iserror(L, -1, "CancelledError")) return lua_error(L);
-    report(L, 2, "error in handler", luaL_tolstring(L, -1, NULL));
+    report(L, r, 2, "error in handler", luaL_tolstring(L, -1, NULL));
     answer_500(r);
     return 0;
   }
@@ -403,7 +442,7 @@ static int run_k(lua_State *L, int status, lua_KContext ctx) {
   lua_settop(L, 4);
   err = respond(L, r, 4);
   if (err != NULL) {
-    report(L, 2, "bad response from handler", err);
+    report(L, r, 2, "bad response from handler", err);
     answer_500(r);
   }
   return 0;
