@@ -85,6 +85,9 @@ describe("a bad value names the function, the option and what it must be", funct
     {corio.serve, {{handler = print, port = 1.5}}, "corio.serve: option 'port' must be an integer from 0 to 65535 (got 1.5)"},
     {corio.serve, {{handler = print, idle_timeout = 0}}, "corio.serve: option 'idle_timeout' must be a number of seconds > 0 (got 0)"},
     {corio.serve, {{handler = print, host = "127.0.0.1\0x"}}, "corio.serve: option 'host' must not contain a NUL byte"},
+    {corio.wait, {{done_task(), 1}}, "corio.wait: item 2 must be a task, future, coroutine object or function (got number)"},
+    {corio.gather, {done_task(), "x"}, "corio.gather: item 2 must be a task, future, coroutine object or function (got string)"},
+    {corio.as_completed, {{{}}}, "corio.as_completed: item 1 must be a task, future, coroutine object or function (got table)"},
   }
   for i, c in ipairs(cases) do
     it(("case %d: %s"):format(i, c[3]), function()

@@ -107,7 +107,7 @@ typedef struct tlist {
 } tlist;
 
 static size_t push_tlist(lua_State *L, int list, lua_Integer first,
-                         lua_Integer last) {
+                         lua_Integer last, const char *fn) {
   lua_Integer i;
   size_t n = last >= first ? (size_t)(last - first + 1) : 0;
   tlist *tl;
@@ -122,8 +122,12 @@ static size_t push_tlist(lua_State *L, int list, lua_Integer first,
       lua_geti(L, list, i);
     else
       lua_pushvalue(L, (int)i);
-    if (lua_isnil(L, -1))
-      luaL_error(L, "corio: item %d of the list is nil", (int)(i - first + 1));
+    if (lcorio_totask(L, -1) == NULL && lua_type(L, -1) != LUA_TFUNCTION &&
+        luaL_testudata(L, -1, LCORIO_CORO_MT) == NULL)
+      luaL_error(L,
+                 "%s: item %I must be a task, future, coroutine object or "
+                 "function (got %s)",
+                 fn, (LUAI_UACINT)(i - first + 1), luaL_typename(L, -1));
     lt = lcorio_ensure_task(L, -1);
     tl->t[i - first] = lcorio_core(lt);
     lua_rawseti(L, tbl, i - first + 1);
@@ -180,7 +184,7 @@ static int l_wait(lua_State *L) {
   timeout = lcorio_opt_seconds(L, 2, "corio.wait", "timeout", -1, 0);
   {
     LCORIO_WAIT_PROLOGUE(L, lt, l_wait);
-    push_tlist(L, 1, 1, luaL_len(L, 1));
+    push_tlist(L, 1, 1, luaL_len(L, 1), "corio.wait");
     tl = lua_touserdata(L, 4);
     lcorio_check(L, corio_wait(lcorio_core(lt), tl->t, tl->n, mode, timeout),
                  "wait");
@@ -263,9 +267,9 @@ static int l_gather(lua_State *L) {
     lua_settop(L, --n);
   }
   if (n == 1 && is_plain_table(L, 1))
-    push_tlist(L, 1, 1, luaL_len(L, 1));
+    push_tlist(L, 1, 1, luaL_len(L, 1), "corio.gather");
   else
-    push_tlist(L, 0, 1, n);
+    push_tlist(L, 0, 1, n, "corio.gather");
   lua_rotate(L, 1, 2); /* the task table and the tlist first */
   lua_settop(L, 2);
   tl = lua_touserdata(L, 2);
@@ -406,7 +410,8 @@ static int l_as_completed(lua_State *L) {
         lcorio_opt_seconds(L, opts, "corio.as_completed", "timeout", -1, 0);
   }
   lua_settop(L, 1);
-  n = push_tlist(L, 1, 1, luaL_len(L, 1)); /* 2 table, 3 tlist */
+  n = push_tlist(L, 1, 1, luaL_len(L, 1),
+                 "corio.as_completed"); /* 2 table, 3 tlist */
   tl = lua_touserdata(L, 3);
   a = lua_newuserdatauv(L, sizeof *a, 1);
   memset(a, 0, sizeof *a);
