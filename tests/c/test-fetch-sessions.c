@@ -24,7 +24,7 @@
 
 TEST_IMPL(session_limits) {
   corio_rt *rt = corio_rt_new(NULL);
-  corio_session_opts o = {2, 0, 0};
+  corio_session_opts o = {.max_connections = 2};
   corio_session *s = corio_session_new(rt, &o);
   tally t = {0, 0, 0, 0};
   char u[256];

@@ -172,6 +172,7 @@ CORIO_EXTERN void corio_request_init(corio_request *req, const char *url);
 */
 typedef struct corio_fetch_timing {
   double dns, connect, tls, ttfb, total;
+  double queue, start;
 } corio_fetch_timing;
 
 typedef struct corio_response {
@@ -266,6 +267,7 @@ typedef struct corio_session_opts {
   size_t max_connections;
   size_t max_per_host;
   size_t max_idle;
+  size_t rate; /* starts per host in any one second, 0: no limit */
 } corio_session_opts;
 
 /*
