@@ -43,7 +43,7 @@ static void burst(corio_rt *rt, corio_session *s, const char *path, int n,
    still in its multi, so the pool shrinks as the last transfers leave.) */
 TEST_IMPL(idle_connections_reused) {
   corio_rt *rt = corio_rt_new(NULL);
-  corio_session_opts o = {0, 0, 64};
+  corio_session_opts o = {.max_idle = 64};
   corio_session *s = corio_session_new(rt, &o), *s2;
   tally t = {0, 0, 0, 0};
   corio_fetch_stats st;

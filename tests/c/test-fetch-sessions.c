@@ -5,6 +5,7 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <malloc.h>
 #include <netinet/in.h>
 #include <poll.h>
 #include <pthread.h>
@@ -24,7 +25,7 @@
 
 TEST_IMPL(session_limits) {
   corio_rt *rt = corio_rt_new(NULL);
-  corio_session_opts o = {2, 0, 0};
+  corio_session_opts o = {.max_connections = 2};
   corio_session *s = corio_session_new(rt, &o);
   tally t = {0, 0, 0, 0};
   char u[256];
@@ -212,6 +213,98 @@ TEST_IMPL(fd_churn) {
 
 /* }================================================================== */
 
+/*
+** {==================================================================
+** A session's queue: transfers over its limits
+** ===================================================================
+*/
+
+/* Completion order and statuses of a run of queued transfers. */
+typedef struct {
+  int order[600];
+  int n, ok, cancelled, other;
+} queued;
+
+static queued qd;
+static int idx[600];
+
+/* ud: its index */
+static void on_queued(corio_fetch *f, int status, const corio_response *res,
+                      void *ud) {
+  (void)res;
+  (void)f;
+  if (status == 0)
+    qd.ok++;
+  else if (status == CORIO_ECANCELED)
+    qd.cancelled++;
+  else
+    qd.other++;
+  qd.order[qd.n++] = *(int *)ud;
+}
+
+/*
+** 500 transfers behind max_connections = 1: the 499 that wait hold a copy
+** of their request, not an easy handle (about 6 KB each in libcurl 7.88),
+** and they run one after the other in the order they were made.  Heap
+** bytes from glibc's counters, which see libcurl's allocations too.
+*/
+TEST_IMPL(queue_memory_and_order) {
+  corio_rt *rt = corio_rt_new(NULL);
+  corio_session_opts o = {.max_connections = 1};
+  corio_session *s = corio_session_new(rt, &o);
+  char u[256];
+  corio_request req;
+  size_t before, per;
+  int i;
+  memset(&qd, 0, sizeof qd);
+  corio_request_init(&req, mkurl(u, "/hello"));
+  ASSERT_OK(corio_fetch_start(rt, s, &req, on_queued, &idx[0], NULL));
+  before = mallinfo2().uordblks;
+  for (i = 1; i < 500; i++) {
+    idx[i] = i;
+    ASSERT_OK(corio_fetch_start(rt, s, &req, on_queued, &idx[i], NULL));
+  }
+  per = (mallinfo2().uordblks - before) / 499;
+  fprintf(stderr, "  %zu bytes per queued transfer\n", per);
+  ASSERT(per < 2048);
+  ASSERT_OK(corio_rt_run(rt, UV_RUN_DEFAULT));
+  ASSERT_EQ(qd.ok, 500);
+  for (i = 0; i < 500; i++) ASSERT_EQ(qd.order[i], i);
+  ASSERT_OK(corio_session_free(s));
+  ASSERT_OK(corio_rt_free(rt));
+}
+
+/* Cancel a queued transfer, then free the session with one in flight and
+   two queued: every callback runs once, with CORIO_ECANCELED. */
+TEST_IMPL(queue_cancel_and_close) {
+  corio_rt *rt = corio_rt_new(NULL);
+  corio_session_opts o = {.max_connections = 1};
+  corio_session *s = corio_session_new(rt, &o);
+  corio_fetch *f[4];
+  char u[256];
+  corio_request req;
+  int i;
+  memset(&qd, 0, sizeof qd);
+  corio_request_init(&req, mkurl(u, "/delay/300"));
+  for (i = 0; i < 4; i++) {
+    idx[i] = i;
+    ASSERT_OK(corio_fetch_start(rt, s, &req, on_queued, &idx[i], &f[i]));
+  }
+  (void)corio_rt_run(rt, UV_RUN_NOWAIT);
+  ASSERT_OK(corio_fetch_cancel(f[2]));
+  ASSERT_EQ(corio_fetch_cancel(f[2]), CORIO_ESTATE);
+  (void)corio_rt_run(rt, UV_RUN_NOWAIT);
+  ASSERT_EQ(qd.n, 1); /* at the next turn, before the first is done */
+  ASSERT_EQ(qd.order[0], 2);
+  ASSERT_OK(corio_session_free(s));
+  ASSERT_OK(corio_rt_run(rt, UV_RUN_DEFAULT));
+  ASSERT_EQ(qd.cancelled, 4);
+  ASSERT_EQ(qd.n, 4);
+  ASSERT_OK(corio_rt_free(rt));
+}
+
+/* }================================================================== */
+
 /* clang-format off */
 TEST_MAIN_SETUP(fetch_setup,
   TEST_ENTRY(session_limits)
@@ -220,5 +313,7 @@ TEST_MAIN_SETUP(fetch_setup,
   TEST_ENTRY(sequential_reuse)
   TEST_ENTRY(fds_back_to_baseline)
   TEST_ENTRY(fd_churn)
+  TEST_ENTRY(queue_memory_and_order)
+  TEST_ENTRY(queue_cancel_and_close)
 )
 /* clang-format on */

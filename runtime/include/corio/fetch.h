@@ -204,6 +204,12 @@ CORIO_EXTERN void corio_request_init(corio_request *req, const char *url);
 **                 phases of the last connection (0 for a reused one); ttfb
 **                 and total run from the start of the transfer to the first
 **                 response byte and to the end
+**                 (after its wait in the session's queue); queue is the
+**                 time from the call to the start of the last try (waits
+**                 for a connection slot or the session's rate, and with
+**                 retries the earlier tries and the pauses between them),
+**                 start when that try started, on corio_rt_time's clock
+**                 (0 if it never did)
 **   error         NULL on success; on failure a message (libcurl's when it
 **                 has one).  On failure the other fields hold what was
 **                 received so far.
@@ -212,6 +218,7 @@ CORIO_EXTERN void corio_request_init(corio_request *req, const char *url);
 */
 typedef struct corio_fetch_timing {
   double dns, connect, tls, ttfb, total;
+  double queue, start;
 } corio_fetch_timing;
 
 typedef struct corio_response {
@@ -293,10 +300,15 @@ CORIO_EXTERN void corio_fetch_set_data(corio_fetch *f, void *data);
 /*
 ** Sessions.  max_connections caps the open connections of the session
 ** (transfers beyond it wait in a queue, and their timeout runs while they
-** wait); max_per_host caps them per host:port; max_idle is how many idle
-** keep-alive connections are kept (0: libcurl's default, 4 x the number of
-** transfers).  0 means no limit for the first two.  The default session
-** has max_connections = max_idle = CORIO_FETCH_DEFAULT_MAX_CONNECTIONS
+** wait; an HTTP/1 transfer needs a connection of its own, one that may
+** multiplex waits in libcurl if it must); max_per_host caps them per
+** host:port; max_idle is how many idle keep-alive connections are kept
+** (0: libcurl's default, 4 x the number of transfers); rate is how many
+** transfers to one host:port may start in any one second (a sliding
+** window; they wait in the same queue).  0 means no limit for
+** max_connections, max_per_host and rate.  The queue is in order for one
+** host, round robin between hosts.  The default session has
+** max_connections = max_idle = CORIO_FETCH_DEFAULT_MAX_CONNECTIONS
 ** (max_idle at most half the open-file limit) and no per-host limit: after
 ** a burst its idle connections stay open until reused, closed by the
 ** server, or older than libcurl's limit (118 s).  A socket that cannot be
@@ -309,6 +321,7 @@ typedef struct corio_session_opts {
   size_t max_connections;
   size_t max_per_host;
   size_t max_idle;
+  size_t rate; /* starts per host in any one second, 0: no limit */
 } corio_session_opts;
 
 /*

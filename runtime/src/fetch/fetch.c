@@ -34,11 +34,6 @@ static void buf_trim(corio__fbuf *b, size_t keep) {
 corio_fetch *corio__fetch_obj_new(void) {
   corio_fetch *f = corio__calloc(1, sizeof *f);
   if (f == NULL) return NULL;
-  f->easy = curl_easy_init();
-  if (f->easy == NULL) {
-    corio__free(f);
-    return NULL;
-  }
   f->opened[0] = f->opened[1] = -1;
   corio__queue_init(&f->node);
   corio__queue_init(&f->qnode);
@@ -100,6 +95,13 @@ void corio__fetch_obj_recycle(corio_fetch *f, size_t keep_body) {
   f->ud = NULL;
   f->session = NULL;
   f->shard = NULL;
+  f->host = NULL;
+  f->deadline = NULL;
+  corio__free(f->saved);
+  f->saved = NULL;
+  f->timeout_ms = 0;
+  f->t_call = f->t_start = 0;
+  f->slot = 0;
   corio__queue_init(&f->node);
   corio__queue_init(&f->qnode);
   f->stage = CORIO__Q_NONE;
@@ -109,7 +111,8 @@ void corio__fetch_obj_recycle(corio_fetch *f, size_t keep_body) {
   memset(&f->res, 0, sizeof f->res);
 }
 
-/* Give a recycled `f` its new easy handle (see corio__fetch_obj_recycle). */
+/* Give `f` its easy handle (a recycled one a new one: see
+   corio__fetch_obj_recycle). */
 int corio__fetch_obj_easy(corio_fetch *f) {
   if (f->easy == NULL) f->easy = curl_easy_init();
   return f->easy != NULL ? 0 : CORIO_ENOMEM;
@@ -123,6 +126,7 @@ void corio__fetch_obj_free(corio_fetch *f) {
   corio__free(f->hbuf.p);
   corio__free(f->hoff);
   corio__free(f->harr);
+  corio__free(f->saved);
   corio__free(f);
 }
 
@@ -155,6 +159,10 @@ int corio_fetch_blocking(const corio_request *req, corio_response **out) {
     f = corio__fetch_obj_new();
     if (f == NULL) r = CORIO_ENOMEM;
   }
+  if (r == 0 && corio__fetch_obj_easy(f) != 0) {
+    corio__fetch_obj_free(f);
+    r = CORIO_ENOMEM;
+  }
   if (r == 0) {
     r = corio__fetch_setup(f, req);
     if (r != 0) corio__fetch_obj_free(f);
@@ -164,6 +172,7 @@ int corio_fetch_blocking(const corio_request *req, corio_response **out) {
     return r;
   }
   rng = corio__retry_seed(f);
+  f->t_call = f->t_start = uv_hrtime();
   for (;;) {
     code = curl_easy_perform(f->easy);
     r = corio__fetch_code(f, code);

@@ -21,7 +21,8 @@ typedef struct corio__fbuf {
 enum {
   CORIO__Q_NONE = 0, /* not added yet, or started by libcurl */
   CORIO__Q_WAIT,     /* in the fetcher's wait queue, not added yet */
-  CORIO__Q_FRESH     /* added to its shard's multi, not started yet */
+  CORIO__Q_FRESH,    /* added to its shard's multi, not started yet */
+  CORIO__Q_GATE      /* in its session's queue (fetch_gate.c) */
 };
 
 /* corio_fetch.state */
@@ -48,10 +49,18 @@ struct corio_fetch {
   struct corio__shard *shard; /* the multi of `session` it was added to */
   corio_fetch_cb cb;
   void *ud;
-  corio__queue node;  /* session's active list, pending queue, or pool */
-  corio__queue qnode; /* fetcher's wait queue or its shard's fresh list */
+  corio__queue node;        /* session's active list, pending queue, or pool */
+  corio__queue qnode;       /* session's queue, fetcher's wait queue or its
+                               shard's fresh list */
+  struct corio__host *host; /* its host in a gated session, or NULL */
+  corio_timer *deadline;    /* its timeout while in the session's queue */
+  corio_request *saved;     /* its request while in the session's queue:
+                               set up when it starts (fetch_gate.c) */
+  long timeout_ms;          /* CURLOPT_TIMEOUT_MS at the call, 0: none */
+  uint64_t t_call, t_start; /* uv_hrtime at the call and at the start */
   int state;
   uint8_t stage;  /* CORIO__Q_*: where qnode links it */
+  uint8_t slot;   /* holds a connection slot of its session and host */
   uint8_t h1;     /* HTTP/1 only: may skip libcurl's reuse search */
   int err;        /* corio code set by a callback of ours (ETOOLARGE...) */
   int sock_errno; /* why our socket() failed, 0 if it did not */
@@ -120,6 +129,25 @@ typedef struct corio__shard {
   int doomed;         /* a transfer of it failed in our socket callback */
 } corio__shard;
 
+/*
+** A host:port of a gated session (fetch_gate.c): its transfers waiting for
+** a connection slot or the rate, in order, its slots in use, and the start
+** times of the last second (the rate's sliding window, a ring).
+*/
+typedef struct corio__host {
+  struct corio__host *next; /* hash chain */
+  corio_session *session;
+  corio__queue waiting; /* of corio_fetch (qnode), in order */
+  size_t nwait;
+  size_t nslots;      /* HTTP/1 transfers started and not finished */
+  corio__queue ready; /* in the session's ready list, or alone */
+  uint64_t *starts;   /* ring of uv_hrtime values, oldest at shead */
+  size_t shead, nstarts, scap;
+  corio_timer *timer; /* wakes the host when its rate window opens */
+  uint32_t hash;
+  char key[1]; /* "host:port", the host in lower case; allocated longer */
+} corio__host;
+
 struct corio_session {
   struct corio__fetcher *fetcher;
   corio_rt *rt;
@@ -134,6 +162,14 @@ struct corio_session {
   size_t max_connections; /* the options' limits, 0: none */
   size_t max_per_host;
   size_t max_idle;
+  size_t rate; /* starts per host in any second, 0: no limit */
+  /* the gate (fetch_gate.c): slots and rate, when a limit is set */
+  int gated;
+  size_t nslots;       /* HTTP/1 transfers started and not finished */
+  corio__queue ready;  /* hosts whose first waiting transfer may start */
+  corio__host **hosts; /* hash table, when max_per_host or rate is set */
+  size_t nbuckets, nhosts, sweep_at;
+  corio__host *any;    /* the one host of a session limited in total only */
   int depth;           /* > 0 while corio__shard_check runs callbacks */
   int closing;         /* corio_session_free was called */
   int destroy_pending; /* free once depth drops to 0 */
@@ -173,7 +209,7 @@ extern size_t corio__body_pool_bytes;
 #define CORIO__KEEP_BODY (64 * 1024)
 
 /* fetch.c: the transfer object. */
-corio_fetch *corio__fetch_obj_new(void);
+corio_fetch *corio__fetch_obj_new(void); /* no easy handle yet */
 void corio__fetch_obj_recycle(corio_fetch *f, size_t keep_body);
 int corio__fetch_obj_easy(corio_fetch *f);
 void corio__fetch_obj_free(corio_fetch *f);
@@ -209,6 +245,26 @@ void corio__shard_check(corio__shard *sh);
 void corio__shard_action(corio__shard *sh, curl_socket_t fd, int flags);
 void corio__fetcher_on_idle(uv_idle_t *h);
 void corio__session_cancel_all(corio_session *s);
+
+/* fetch_multi.c: a transfer that leaves its session's queue goes into
+   libcurl (never runs a callback); one whose timeout ran out there fails. */
+void corio__fetch_go(corio_fetch *f);
+void corio__fetch_expire(corio_fetch *f);
+
+/* fetch_gate.c: a gated session's queue.  enter: 1 when `f` may start now
+   (it holds its slot), 0 when queued (with a copy of `req`, and no easy
+   handle yet), or an error; setup: a transfer that waited gets its easy
+   handle, set up from the copy; again: a retry's next try queues as enter
+   does, keeping its easy handle; leave: out of the queue (cancelled, timed
+   out); release: `f`, started, is done with its slot. */
+int corio__gate_init(corio_session *s);
+void corio__gate_free(corio_session *s);
+int corio__gate_enter(corio_fetch *f, const corio_request *req);
+int corio__gate_again(corio_fetch *f);
+int corio__gate_setup(corio_fetch *f);
+int corio__fetch_easy_setup(corio_fetch *f, const corio_request *req);
+void corio__gate_leave(corio_fetch *f);
+void corio__gate_release(corio_fetch *f);
 
 /* fetch_session.c: sessions and their shards. */
 corio__shard *corio__shard_pick(corio_session *s);

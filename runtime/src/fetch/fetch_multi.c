@@ -15,6 +15,7 @@
 **   connection and its socket go away) and queues the callback, run by an
 **   idle handle at the next turn.
 */
+#include <stdio.h>
 #include <string.h>
 #include <strings.h>
 #include <sys/resource.h>
@@ -56,8 +57,7 @@ static void pool_put(corio__fetcher *ft, corio_fetch *f) {
   ft->npool++;
 }
 
-/* A pooled object with a new easy handle (corio__fetch_obj_recycle says
-   why it is new), or a new object. */
+/* A pooled object, or a new one; neither has an easy handle yet. */
 static corio_fetch *pool_get(corio__fetcher *ft) {
   corio_fetch *f;
   if (!corio__queue_empty(&ft->pool)) {
@@ -66,17 +66,21 @@ static corio_fetch *pool_get(corio__fetcher *ft) {
     ft->npool--;
     ft->pool_big -= f->pool_big;
     f->pool_big = 0;
-    if (corio__fetch_obj_easy(f) != 0) {
-      corio__fetch_obj_free(f);
-      return NULL;
-    }
   } else {
     f = corio__fetch_obj_new();
     if (f == NULL) return NULL;
   }
-  if (ft->share != NULL) curl_easy_setopt(f->easy, CURLOPT_SHARE, ft->share);
   f->fetcher = ft;
   return f;
+}
+
+/* Give `f` a new easy handle (corio__fetch_obj_recycle says why it is
+   new) and set it up for `req`. */
+int corio__fetch_easy_setup(corio_fetch *f, const corio_request *req) {
+  corio__fetcher *ft = f->fetcher;
+  if (corio__fetch_obj_easy(f) != 0) return CORIO_ENOMEM;
+  if (ft->share != NULL) curl_easy_setopt(f->easy, CURLOPT_SHARE, ft->share);
+  return corio__fetch_setup(f, req);
 }
 
 static void queue_leave(corio_fetch *f);
@@ -89,6 +93,7 @@ static void active_link(corio_fetch *f) {
   f->fetcher->nactive++;
 }
 
+/* Out of the active list; a slot it held goes to the next waiting one. */
 static void active_unlink(corio_fetch *f) {
   corio_session *s = f->session;
   queue_leave(f);
@@ -96,6 +101,7 @@ static void active_unlink(corio_fetch *f) {
   s->nactive--;
   f->shard->nactive--;
   f->fetcher->nactive--;
+  if (f->slot) corio__gate_release(f);
 }
 
 /* Run the callback of a transfer that left its multi, then pool it. */
@@ -131,11 +137,15 @@ static void deliver(corio_fetch *f, int status, CURLcode code) {
 */
 #define ADMIT_MAX 256
 
-/* Take an active transfer out of the wait queue or its shard's fresh
-   list. */
+/* Take an active transfer out of its session's queue, the wait queue or
+   its shard's fresh list. */
 static void queue_leave(corio_fetch *f) {
   corio__fetcher *ft = f->fetcher;
   if (f->stage == CORIO__Q_NONE) return;
+  if (f->stage == CORIO__Q_GATE) {
+    corio__gate_leave(f);
+    return;
+  }
   corio__queue_remove(&f->qnode);
   if (f->stage == CORIO__Q_WAIT)
     ft->nwait--;
@@ -171,9 +181,14 @@ static int may_skip_reuse(const corio_fetch *f) {
          (cap == 0 || sh->nactive <= cap);
 }
 
-/* Add an active transfer to its shard's multi. */
+/* Add an active transfer to its shard's multi (one that waited in its
+   session's queue is set up first). */
 static int admit(corio_fetch *f) {
   corio__shard *sh = f->shard;
+  if (f->saved != NULL) {
+    int r = corio__gate_setup(f);
+    if (r != 0) return r;
+  }
   if (may_skip_reuse(f) &&
       curl_easy_setopt(f->easy, CURLOPT_FRESH_CONNECT, 1L) != CURLE_OK)
     return CORIO_ENOMEM;
@@ -183,6 +198,18 @@ static int admit(corio_fetch *f) {
   corio__queue_insert_head(&sh->fresh, &f->qnode);
   f->fetcher->nfresh++;
   return 0;
+}
+
+/*
+** A transfer out of its session's queue (fetch_gate.c) goes into libcurl
+** now, or into the wait queue, where the idle handle's admission gives it
+** its callback if it cannot be set up or libcurl refuses it: no callback
+** runs from here.
+*/
+void corio__fetch_go(corio_fetch *f) {
+  corio__fetcher *ft = f->fetcher;
+  if (ft->nwait > 0 || ft->nfresh >= ADMIT_MAX || admit(f) != 0)
+    wait_push(ft, f);
 }
 
 /* From the idle handle: one refused now gets its callback with the
@@ -248,7 +275,8 @@ static void remove_started(corio_fetch *f) {
 */
 static void cancel_active(corio_fetch *f) {
   corio__fetcher *ft = f->fetcher;
-  int added = f->stage != CORIO__Q_WAIT && f->nap == NULL;
+  int added =
+      f->stage != CORIO__Q_WAIT && f->stage != CORIO__Q_GATE && f->nap == NULL;
   if (f->nap != NULL) { /* waiting between two tries: not in a multi */
     corio_timer_stop(f->nap);
     f->nap = NULL;
@@ -284,16 +312,17 @@ static void on_nap(corio_timer *t, void *ud) {
   (void)t;
   f->nap = NULL;
   r = corio__retry_renew(f);
+  if (r == 0 && f->timeout_ms > 0) /* the whole timeout, not what was left */
+    (void)curl_easy_setopt(f->easy, CURLOPT_TIMEOUT_MS, f->timeout_ms);
   if (r == 0) {
-    if (ft->nwait > 0 || ft->nfresh >= ADMIT_MAX) {
-      wait_push(ft, f);
-      return;
-    }
-    r = admit(f);
-    if (r == 0) return;
+    /* a session with limits queues the next try as a new transfer */
+    r = f->session->gated ? corio__gate_again(f) : 1;
+    if (r == 1) corio__fetch_go(f);
+    if (r >= 0) return;
   }
   active_unlink(f);
   deliver(f, r, CURLE_OUT_OF_MEMORY);
+  (void)ft;
 }
 
 /* Whether the try of `f` that ended with `status` gets another: then its
@@ -304,9 +333,11 @@ static int retry_later(corio_fetch *f, int status) {
   if (f->max_tries <= 1 || ft->closing || f->session->closing) return 0;
   ms = corio__retry_delay(f, status, &ft->rng);
   if (ms < 0) return 0;
-  queue_leave(f);
   f->nap = corio_timer_start(ft->rt, (uint64_t)ms, on_nap, f);
-  return f->nap != NULL; /* out of memory: this outcome is the last */
+  if (f->nap == NULL) return 0; /* out of memory: this outcome is the last */
+  queue_leave(f);
+  if (f->slot) corio__gate_release(f); /* no slot held while it sleeps */
+  return 1;
 }
 
 /* }================================================================== */
@@ -316,6 +347,23 @@ static int retry_later(corio_fetch *f, int status) {
 ** Completion
 ** ===================================================================
 */
+
+/*
+** A transfer whose timeout ran out in its session's queue (from its timer,
+** outside libcurl): it fails as libcurl's timeout would have failed it.
+*/
+void corio__fetch_expire(corio_fetch *f) {
+  corio_session *s = f->session;
+  s->depth++;
+  active_unlink(f);
+  snprintf(f->errbuf, sizeof f->errbuf,
+           "timed out after %ld ms waiting for a connection slot or the "
+           "session's rate",
+           f->timeout_ms);
+  deliver(f, CORIO_ETIMEDOUT, CURLE_OPERATION_TIMEDOUT);
+  s->depth--;
+  if (s->depth == 0 && s->destroy_pending) corio__session_destroy(s);
+}
 
 /*
 ** The first doomed transfer of the shard: our socket callback could not
@@ -418,11 +466,6 @@ int corio_fetch_start(corio_rt *rt, corio_session *s, const corio_request *req,
   if (r != 0) return r;
   f = pool_get(ft);
   if (f == NULL) return CORIO_ENOMEM;
-  r = corio__fetch_setup(f, req);
-  if (r != 0) {
-    pool_put(ft, f);
-    return r;
-  }
   f->session = s;
   f->shard = corio__shard_pick(s);
   f->cb = cb;
@@ -432,15 +475,22 @@ int corio_fetch_start(corio_rt *rt, corio_session *s, const corio_request *req,
           (req->http_version == CORIO_HTTP_DEFAULT &&
            strncasecmp(req->url, "http:", 5) == 0);
   active_link(f);
-  if (ft->nwait > 0 || ft->nfresh >= ADMIT_MAX) {
-    wait_push(ft, f); /* in order, after those already waiting */
-  } else {
-    r = admit(f);
-    if (r != 0) {
-      active_unlink(f);
-      pool_put(ft, f);
-      return r;
-    }
+  f->t_call = uv_hrtime();
+  /* 1: may start now; 0: waits in its session's queue, without an easy
+     handle (fetch_gate.c) */
+  r = s->gated ? corio__gate_enter(f, req) : 1;
+  if (r == 1) {
+    if (!s->gated) f->t_start = f->t_call;
+    r = corio__fetch_easy_setup(f, req);
+    if (r == 0 && (ft->nwait > 0 || ft->nfresh >= ADMIT_MAX))
+      wait_push(ft, f); /* in order, after those already waiting */
+    else if (r == 0)
+      r = admit(f);
+  }
+  if (r != 0) {
+    active_unlink(f);
+    pool_put(ft, f);
+    return r;
   }
   f->state = CORIO__F_ACTIVE;
   if (out != NULL) *out = f;

@@ -374,6 +374,7 @@ void corio__fetch_finish(corio_fetch *f, int status, CURLcode code) {
   r->body = f->body.p != NULL ? f->body.p : "";
   r->body_len = f->body.len;
   (void)curl_easy_getinfo(e, CURLINFO_EFFECTIVE_URL, &url);
+  if (url == NULL && f->saved != NULL) url = (char *)f->saved->url;
   r->url = url != NULL ? url : "";
   (void)curl_easy_getinfo(e, CURLINFO_HTTP_VERSION, &v);
   r->http_version = version_name(v);
@@ -385,6 +386,12 @@ void corio__fetch_finish(corio_fetch *f, int status, CURLcode code) {
   r->timing.tls = app > conn ? app - conn : 0;
   r->timing.ttfb = seconds(e, CURLINFO_STARTTRANSFER_TIME_T);
   r->timing.total = seconds(e, CURLINFO_TOTAL_TIME_T);
+  if (f->t_start != 0) { /* started: its wait in the session's queue */
+    r->timing.queue = (double)(f->t_start - f->t_call) / 1e9;
+    r->timing.start = (double)f->t_start / 1e9;
+  } else if (f->t_call != 0) { /* never started: the whole wait */
+    r->timing.queue = (double)(uv_hrtime() - f->t_call) / 1e9;
+  }
   if (status != 0) {
     const char *ours =
         code == CURLE_WRITE_ERROR || code == CURLE_OK || status == f->err

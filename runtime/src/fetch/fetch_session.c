@@ -80,6 +80,7 @@ void corio__session_destroy(corio_session *s) {
   for (i = 0; i < ft->nfds; i++)
     if (ft->fds[i].k != NULL && ft->fds[i].k->shard->session == s)
       corio__fsock_close(ft, ft->fds[i].k);
+  corio__gate_free(s);
   for (j = 0; j < s->nshards; j++) {
     corio__shard *sh = s->shards[j];
     uv_timer_stop(&sh->timer);
@@ -167,13 +168,15 @@ static corio_session *session_make(corio__fetcher *ft,
     s->max_connections = o->max_connections;
     s->max_per_host = o->max_per_host;
     s->max_idle = o->max_idle;
+    s->rate = o->rate;
   }
   /* a per-host cap cannot be divided among shards (one host may use any
      of them); the other limits can if each share keeps a full spill */
   s->shardable = s->max_per_host == 0 &&
                  (s->max_connections == 0 || s->max_connections >= even) &&
                  (s->max_idle == 0 || s->max_idle >= even);
-  if (shard_add(s) == NULL) {
+  if (corio__gate_init(s) != 0 || shard_add(s) == NULL) {
+    corio__gate_free(s);
     corio__free(s);
     return NULL;
   }

@@ -173,7 +173,7 @@ static void push_headers(lua_State *L, int idx) {
 static void push_timing(lua_State *L, int idx, const lresponse *r) {
   if (lua_getiuservalue(L, idx, RESP_TIMING) == LUA_TTABLE) return;
   lua_pop(L, 1);
-  lua_createtable(L, 0, 5);
+  lua_createtable(L, 0, 7);
   lua_pushnumber(L, r->timing.dns);
   lua_setfield(L, -2, "dns");
   lua_pushnumber(L, r->timing.connect);
@@ -184,6 +184,10 @@ static void push_timing(lua_State *L, int idx, const lresponse *r) {
   lua_setfield(L, -2, "ttfb");
   lua_pushnumber(L, r->timing.total);
   lua_setfield(L, -2, "total");
+  lua_pushnumber(L, r->timing.queue);
+  lua_setfield(L, -2, "queue");
+  lua_pushnumber(L, r->timing.start);
+  lua_setfield(L, -2, "start");
   lua_pushvalue(L, -1);
   lua_setiuservalue(L, idx, RESP_TIMING);
 }

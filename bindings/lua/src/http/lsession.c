@@ -126,8 +126,8 @@ static int l_session(lua_State *L) {
   double timeout = 0;
   memset(&o, 0, sizeof o);
   static const char *const names[] = {
-      "max_connections", "max_per_host", "max_idle", "headers",
-      "timeout",         "base_url",     "retries",  NULL};
+      "max_connections", "max_per_host", "max_idle", "headers", "timeout",
+      "base_url",        "retries",      "rate",     NULL};
   int64_t ms;
   lcorio_opts_check(L, 1, FN, names);
   if (lua_isnoneornil(L, 1)) {
@@ -138,6 +138,9 @@ static int l_session(lua_State *L) {
   o.max_connections = opt_count(L, 1, "max_connections");
   o.max_per_host = opt_count(L, 1, "max_per_host");
   o.max_idle = opt_count(L, 1, "max_idle");
+  /* starts per host in any one second: a sliding window, so a whole
+     number (nil: no limit) */
+  o.rate = (size_t)lcorio_opt_integer(L, 1, FN, "rate", 0, 1, LUA_MAXINTEGER);
   /* kept in seconds for the requests, but rounded by the one rule */
   ms = lcorio_opt_seconds(L, 1, FN, "timeout", 0, LCORIO_SECONDS_NONE);
   timeout = ms < 0 ? -1 : (double)ms / 1000.0;
