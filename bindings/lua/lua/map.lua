@@ -24,7 +24,7 @@ local corio, internal = ...
 local spawn, wait, await, sleep = corio.spawn, corio.wait, corio.await, corio.sleep
 local future, current_task = corio.future, corio.current_task
 local iserror, raise, bad = internal.iserror, internal.raise, internal.bad_option
-local new_bar = internal.progress.new
+local new_bar, update = internal.progress.new, internal.progress.update
 local pcall, error, type, pairs, setmetatable, tostring =
   pcall, error, type, pairs, setmetatable, tostring
 local random, min, mtype = math.random, math.min, math.type
@@ -172,7 +172,7 @@ local function job(fname, fn, items, opts, queued)
         else
           results[i] = r
         end
-        if bar then bar:update(1) end
+        if bar then update(bar, 1) end
       elseif rex then
         if queued then
           qtail = qtail + 1
@@ -181,9 +181,9 @@ local function job(fname, fn, items, opts, queued)
         else
           results[i] = r
         end
-        if bar then bar:update(1, 1) end
+        if bar then update(bar, 1, 1) end
       else
-        if bar then bar:update(1, 1) end
+        if bar then update(bar, 1, 1) end
         stop(r)
         break
       end

@@ -133,7 +133,9 @@ local function new(fname, total, label, tty)
   return bar
 end
 
-internal.progress = {new = new, thousands = thousands, duration = duration}
+-- (update and tick also as plain functions, for a caller's inner loop)
+internal.progress = {new = new, update = Bar.update, tick = Bar.tick,
+                     thousands = thousands, duration = duration}
 
 local NAMES = {label = true}
 
