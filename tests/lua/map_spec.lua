@@ -129,7 +129,7 @@ describe("corio.map", function()
     assert.equal("CancelledError", r[1].name)
   end)
 
-  it("waits out the backoff of a retry under a cancel", function()
+  it("ends at once when cancelled during a retry's backoff", function()
     local calls = 0
     local t = corio.spawn(corio.map, function()
       calls = calls + 1
