@@ -183,7 +183,9 @@ local function job(fname, fn, items, opts, queued)
         end
         if bar then update(bar, 1, 1) end
       else
-        if bar then update(bar, 1, 1) end
+        -- a cancel from outside (Ctrl-C cancels every task) ends the job
+        -- but is no item's outcome
+        if bar and not iserror(r, "CancelledError") then update(bar, 1, 1) end
         stop(r)
         break
       end
