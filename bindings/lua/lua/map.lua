@@ -77,11 +77,10 @@ local function wake(f)
   if f ~= nil and not f:done() then f:set_result(true) end
 end
 
---[[
-** The job behind both calls.  `sink` is nil for map (results stored in
-** order) or true for imap (results queued in completion order).  Returns
-** the job's functions as a table; the per-item state lives in upvalues.
-]]
+-- The job behind both calls.  `queued` is false for map (results stored
+-- in input order) and true for imap (results queued in completion order).
+-- Returns a function that runs the job and returns its results (map) or
+-- returns the for-in values (imap); the job's state lives in its upvalues.
 local function job(fname, fn, items, opts, queued)
   if type(fn) ~= "function" then
     raise("%s: fn must be a function (got %s)", fname, type(fn))
