@@ -10,6 +10,7 @@
 ** loads, so a script that later replaces corio.spawn changes nothing inside.
 */
 #include <stdio.h>
+#include <unistd.h>
 
 #include "lchunks.h"
 #include "lcorio.h"
@@ -37,8 +38,19 @@ static int internal_iserror(lua_State *L) {
   return 1;
 }
 
-static const luaL_Reg internal_funcs[] = {
-    {"error", internal_error}, {"iserror", internal_iserror}, {NULL, NULL}};
+/*
+** internal.isatty(fd): is the descriptor a terminal?  The progress bar
+** redraws in place on a terminal and prints plain lines otherwise.
+*/
+static int internal_isatty(lua_State *L) {
+  lua_pushboolean(L, isatty((int)luaL_checkinteger(L, 1)) == 1);
+  return 1;
+}
+
+static const luaL_Reg internal_funcs[] = {{"error", internal_error},
+                                          {"iserror", internal_iserror},
+                                          {"isatty", internal_isatty},
+                                          {NULL, NULL}};
 
 void lcorio_chunks_open(lua_State *L) {
   const lcorio_chunk *c;
