@@ -100,18 +100,19 @@ local function urls(input)
   end
 end
 
--- Latencies in a histogram of about 1% wide buckets: the summary's
+-- Latencies in a histogram of 1% wide buckets (from 1 us): the summary's
 -- percentiles cost a few kilobytes whatever the number of URLs.
 local Latency = {}
 Latency.__index = Latency
+local STEP = math.log(1.01)
 
 local function bucket_of(ms)
-  if ms < 1 then return 0 end
-  return math.floor(math.log(ms) / math.log(1.01)) + 1
+  local us = ms * 1000
+  return us < 1 and 0 or math.floor(math.log(us) / STEP) + 1
 end
 
-local function bucket_ms(b)
-  return b == 0 and 0.5 or 1.01 ^ (b - 0.5)
+local function bucket_ms(b) -- the bucket's middle
+  return b == 0 and 0 or math.exp((b - 0.5) * STEP) / 1000
 end
 
 function Latency.new() return setmetatable({n = 0, counts = {}}, Latency) end
@@ -138,9 +139,10 @@ function Latency:percentiles(ps)
 end
 
 local function thousands(n)
-  local s = tostring(math.floor(n))
-  local head, tail = s:match("^(%-?%d%d?%d?)(%d*)$")
-  return head .. tail:gsub("%d%d%d", ",%0")
+  local s = tostring(math.floor(n + 0.5))
+  local sign, digits = s:match("^(%-?)(%d+)$")
+  local head = #digits % 3 == 0 and 3 or #digits % 3
+  return sign .. digits:sub(1, head) .. digits:sub(head + 1):gsub("%d%d%d", ",%0")
 end
 
 local function human_bytes(n)
@@ -211,32 +213,42 @@ local function main(args)
   local now = corio.time
   local Cancelled = corio.CancelledError
 
-  -- One URL: a record for its JSON line.  Only a cancel goes up.
+  -- One URL: the record of its JSON line, returned for a response, raised
+  -- for an error (so that the progress bar counts it).
   local function fetch_one(url)
     local t0 = now()
     local ok, r = pcall(session.fetch, session, url, fetch_opts)
     local rec = {url = url, ms = math.floor((now() - t0) * 1e4 + 0.5) / 10}
     if ok then
       rec.status, rec.bytes, rec.attempts = r.status, #r.body, r.attempts
-    elseif r == Cancelled then
-      error(r, 0)
-    else
-      rec.error = type(r) == "table" and r.kind or "error"
-      rec.message = type(r) == "table" and r.message or tostring(r)
-      rec.attempts = type(r) == "table" and r.attempts or nil
-      rec.bytes = 0
+      return rec
     end
-    return rec
+    if r == Cancelled then error(r, 0) end
+    rec.error = type(r) == "table" and r.kind or "error"
+    rec.message = type(r) == "table" and r.message or tostring(r)
+    rec.attempts = type(r) == "table" and r.attempts or nil
+    rec.bytes = 0
+    error(rec, 0)
   end
 
   local stats = {responses = 0, errors = 0, bytes = 0, statuses = {},
     kinds = {}, latency = Latency.new()}
   local t0 = now()
+  -- whole lines reach the file at least twice a second (tail -f, Ctrl-C)
+  local flusher = corio.spawn(function()
+    while true do
+      corio.sleep(0.5)
+      out:flush()
+    end
+  end)
   local ok, err = pcall(function()
     for _, rec, e in corio.imap(fetch_one, urls(input), {
         concurrency = o.concurrency, progress = o.progress,
-        label = "fetch_many"}) do
-      if e ~= nil then error(e, 0) end -- a cancel: the job is over
+        label = "fetch_many", return_exceptions = true}) do
+      if e ~= nil then
+        if type(e) ~= "table" or e.url == nil then error(e, 0) end -- cancel
+        rec = e
+      end
       out:write(cjson.encode(rec), "\n")
       if rec.error then
         stats.errors = stats.errors + 1
@@ -249,10 +261,13 @@ local function main(args)
       end
     end
   end)
+  flusher:cancel()
   out:flush()
   summary(stats, now() - t0, not ok)
   if not ok and err ~= Cancelled then error(err, 0) end
+  if not ok then return nil end -- Ctrl-C or SIGTERM: corio exits 130 or 143
   return stats.errors == 0 and 0 or 1
 end
 
-os.exit(main(arg), true)
+local status = main(arg)
+if status ~= nil then os.exit(status, true) end

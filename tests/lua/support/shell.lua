@@ -25,4 +25,46 @@ function M.script(text)
   return name
 end
 
+-- Start cmd in the background, its stdout, stderr and exit status going
+-- to files; return a job {pid=, base=}.  Wait for it with M.finish, which
+-- runs the loop (corio.sleep) meanwhile, so a server in the spec's own
+-- process keeps serving it.
+function M.bg(cmd)
+  local base = os.tmpname()
+  local f = assert(io.open(base .. ".sh", "w"))
+  f:write(cmd, "\n")
+  f:close()
+  local p = assert(io.popen(("sh -c 'sh %s.sh > %s.out 2> %s.err; echo $? > %s.tmp; " ..
+    "mv %s.tmp %s.rc' >/dev/null 2>&1 & echo $!"):format(base, base, base, base, base, base)))
+  local pid = p:read("l")
+  p:close()
+  return {pid = pid, base = base}
+end
+
+local function slurp(name)
+  local f = io.open(name, "rb")
+  if not f then return nil end
+  local s = f:read("a")
+  f:close()
+  return s
+end
+
+-- Wait (at most `timeout` seconds, default 30) for a job; return its
+-- stdout, exit status and stderr, and remove its files.
+function M.finish(job, timeout)
+  local deadline = corio.time() + (timeout or 30)
+  local rc = slurp(job.base .. ".rc")
+  while not rc do
+    if corio.time() > deadline then
+      os.execute("pkill -P " .. job.pid .. " 2>/dev/null; kill " .. job.pid .. " 2>/dev/null")
+      error("background job timed out: " .. slurp(job.base .. ".sh"))
+    end
+    corio.sleep(0.01)
+    rc = slurp(job.base .. ".rc")
+  end
+  local out, err = slurp(job.base .. ".out"), slurp(job.base .. ".err")
+  for _, ext in ipairs{"", ".sh", ".out", ".err", ".rc"} do os.remove(job.base .. ext) end
+  return out, tonumber(rc), err
+end
+
 return M
