@@ -247,8 +247,7 @@ local function take(q)
   return v
 end
 
-local function put_nowait(q, v, fname)
-  if v == nil then argerror(fname, 1, "non-nil value", v) end
+local function put_nowait(q, v)
   if q.is_shutdown then error(shut_down("the queue is shut down"), 3) end
   if full(q) then error(internal.error("QueueFull", "queue_full",
                           format("the queue is full (maxsize %d)", q.maxsize)), 3) end
@@ -257,7 +256,8 @@ end
 
 function Queue:put_nowait(v)
   checkself(self, Queue, "queue:put_nowait")
-  put_nowait(self, v, "queue:put_nowait")
+  if v == nil then argerror("queue:put_nowait", 1, "non-nil value", v) end
+  put_nowait(self, v)
 end
 
 function Queue:put(v)
@@ -276,7 +276,7 @@ function Queue:put(v)
     if not full(self) or self.is_shutdown then break end
     front = true -- put_nowait took the slot: wait again, first in line
   end
-  put_nowait(self, v, "queue:put")
+  put_nowait(self, v)
 end
 
 function Queue:get_nowait()
