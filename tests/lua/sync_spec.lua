@@ -316,24 +316,32 @@ describe("queue", function()
     assert.is_true(q:empty())
   end)
 
-  it("a get arriving while the item is promised waits its turn; get_nowait may take it", function()
+  it("a get arriving while the item is promised waits its turn", function()
     local q = corio.queue()
     local got = {}
     local g1 = corio.spawn(function() local v = q:get() got[#got + 1] = "g1:" .. v end)
-    until_(function() return tostring(q):match("getters=1") end)
-    q:put_nowait("one")
-    local late = corio.spawn(function() local v = q:get() got[#got + 1] = "late:" .. v end)
-    corio.sleep(0.005)
+    until_(function() return waiters(q, "getters") == 1 end)
+    q:put_nowait("one") -- g1's, though g1 has not run yet
+    corio.spawn(function() corio.sleep(0.005) q:put_nowait("two") end)
+    assert.equal("two", q:get()) -- at top level, behind g1
+    wait_all({g1})
     assert.same({"g1:one"}, got)
-    -- get_nowait takes what a woken getter was promised; it waits again, first
+  end)
+
+  it("get_nowait may take a promised item; its getter waits again, first in line", function()
+    local q = corio.queue()
+    local got = {}
     local g2 = corio.spawn(function() local v = q:get() got[#got + 1] = "g2:" .. v end)
-    until_(function() return tostring(q):match("getters=2") end)
-    q:put_nowait("two")
-    assert.equal("two", q:get_nowait())
+    until_(function() return waiters(q, "getters") == 1 end)
+    local g3 = corio.spawn(function() local v = q:get() got[#got + 1] = "g3:" .. v end)
+    until_(function() return waiters(q, "getters") == 2 end)
+    q:put_nowait("two") -- g2's
+    assert.equal("two", q:get_nowait()) -- as asyncio: not empty, so it succeeds
+    until_(function() return waiters(q, "getters") == 2 end) -- g2 is back, in front
     q:put_nowait("three")
     q:put_nowait("four")
-    wait_all({g1, late, g2})
-    assert.same({"g1:one", "late:three", "g2:four"}, got)
+    wait_all({g2, g3})
+    assert.same({"g2:three", "g3:four"}, got)
   end)
 
   it("loses no item when getters and putters time out or are cancelled", function()
