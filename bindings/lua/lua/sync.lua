@@ -4,7 +4,7 @@
 local corio, internal = ...
 
 local type, tostring, setmetatable, getmetatable = type, tostring, setmetatable, getmetatable
-local error, select = error, select
+local error = error
 local format = string.format
 local mtype, tointeger = math.type, math.tointeger
 local fifo, argerror, describe = internal.fifo, internal.argerror, internal.describe
