@@ -171,11 +171,12 @@ describe("task_group", function()
   end)
 
   it("cancelled from outside, it cancels every child and waits for their cleanup", function()
-    local log, children = {}, {}
+    local log, children, started = {}, {}, 0
     local runner = corio.spawn(function()
       return corio.task_group(function(g)
         for i = 1, 3 do
           children[i] = g:spawn(function()
+            started = started + 1
             local _, e = pcall(corio.sleep, 5)
             corio.sleep(0.01 * i) -- cleanup that waits
             log[#log + 1] = i
@@ -187,8 +188,7 @@ describe("task_group", function()
     end)
     local at_done
     runner:add_done_callback(function() at_done = #log end)
-    until_(function() return #children == 3 end)
-    corio.sleep(0.005)
+    until_(function() return started == 3 end) -- each in its sleep
     runner:cancel()
     wait_all({runner})
     assert.is_true(runner:cancelled())
@@ -198,18 +198,20 @@ describe("task_group", function()
   end)
 
   it("cancelled while it waits for the children (fn returned), it still waits for them", function()
-    local cleaned = false
+    local cleaned, started, exiting = false, false, false
     local runner = corio.spawn(function()
       return corio.task_group(function(g)
         g:spawn(function()
+          started = true
           local _, e = pcall(corio.sleep, 5)
           corio.sleep(0.02)
           cleaned = true
           error(e, 0)
         end)
+        exiting = true
       end)
     end)
-    corio.sleep(0.01)
+    until_(function() return started and exiting end)
     runner:cancel()
     runner:cancel() -- twice: still one wait for the children
     wait_all({runner})
@@ -218,16 +220,18 @@ describe("task_group", function()
   end)
 
   it("a child's error counts over a cancel from outside", function()
+    local started = false
     local runner = corio.spawn(function()
       return corio.task_group(function(g)
         g:spawn(function()
+          started = true
           pcall(corio.sleep, 5)
           error("cleanup error")
         end)
         corio.sleep(5)
       end)
     end)
-    corio.sleep(0.01)
+    until_(function() return started end)
     runner:cancel()
     wait_all({runner})
     local err = runner:exception()
