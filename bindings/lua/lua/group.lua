@@ -10,22 +10,7 @@ local spawn, future, await = corio.spawn, corio.future, corio.await
 local current_task = corio.current_task
 local CancelledError = corio.CancelledError
 
--- A value in an argument error, as luaL_typeerror shows it (with the value
--- itself for numbers and strings, which say more than their type).
-local function describe(v)
-  if type(v) == "string" then return format("%q", v) end
-  if type(v) == "number" or v == nil then return tostring(v) end
-  return type(v)
-end
-internal.describe = describe
-
--- Raise "bad argument #n to 'fname' (expected, got v)" at the caller of the
--- function that checks (level 3: the checker, the function, its caller).
-local function argerror(fname, n, expected, v)
-  error(format("bad argument #%d to '%s' (%s expected, got %s)", n, fname,
-               expected, describe(v)), 3)
-end
-internal.argerror = argerror
+local describe, argerror = internal.describe, internal.argerror
 
 --[[
 ** {==================================================================

@@ -27,9 +27,22 @@ function internal.options(fn, opts, names)
   return opts
 end
 
+-- A value in an argument error, as luaL_typeerror shows it (with the value
+-- itself for numbers and strings, which say more than their type).
 local function describe(v)
-  return type(v) == "string" and format("%q", v) or tostring(v)
+  if type(v) == "string" then return format("%q", v) end
+  if type(v) == "number" or v == nil then return tostring(v) end
+  return type(v)
 end
+internal.describe = describe
+
+-- Raise "bad argument #n to 'fname' (expected, got v)" at the caller of the
+-- function that checks (level 3: the checker, the function, its caller).
+local function argerror(fname, n, expected, v)
+  error(format("bad argument #%d to '%s' (%s expected, got %s)", n, fname,
+               expected, describe(v)), 3)
+end
+internal.argerror = argerror
 
 -- The option's value, after a check: `expected` says what it must be.
 local function bad(fn, name, expected, v)

@@ -108,9 +108,7 @@ function Bar:close()
 end
 Bar.__close = Bar.close
 
-local function describe(v)
-  return type(v) == "string" and format("%q", v) or tostring(v)
-end
+local describe = internal.describe
 
 -- A bar for `total` items (nil: unknown).  opts.label: a string;
 -- opts.tty: draw as on a terminal or not (default: is stderr one?).
