@@ -1,6 +1,6 @@
 -- Transfers queued behind a session's limit (issue 13, item 7), against
 -- the same job with the limit in user code.  N GETs of URL, at most C at
--- once, in one of three shapes:
+-- once, in one of these shapes:
 --   spawn   N tasks spawned at once, each one fetch, on
 --           corio.session{max_connections = C}: the session's queue
 --           holds the N - C that wait
@@ -8,18 +8,21 @@
 --   workers C worker tasks, each fetching one URL after the other
 --           (bench/fetch.lua's loop) on a session without a limit
 --   gate    N tasks spawned at once, each waiting for one of C permits
---           (a FIFO gate written here on corio.future) before it
---           fetches, on a session without a limit: the floor for
---           `spawn`, N waiting tasks and a limit in user code
+--           of a corio.semaphore before it fetches, on a session
+--           without a limit: the floor for `spawn`, N waiting tasks and
+--           a limit in user code
+--   map     corio.map over the N items at concurrency C, on a session
+--           without a limit: the target of issue 13's item 7
 -- Prints exactly one line:
 --   shape=S n=N c=C ok=OK fail=FAIL secs=S rps=R
--- Usage: corio bench/session_queue.lua URL N C spawn|nolimit|workers|gate
+-- Usage: corio bench/session_queue.lua URL N C spawn|nolimit|workers|gate|map
 -- Peak RSS: run it under /usr/bin/time -f %M (KB).
 local url, n, c, shape = arg[1], tonumber(arg[2]), tonumber(arg[3]), arg[4]
-if not (url and n and c and (shape == "spawn" or shape == "nolimit" or
-    shape == "workers" or shape == "gate")) then
+local shapes = {spawn = true, nolimit = true, workers = true, gate = true,
+  map = true}
+if not (url and n and c and shapes[shape]) then
   io.stderr:write("usage: corio bench/session_queue.lua URL N C " ..
-    "spawn|nolimit|workers|gate\n")
+    "spawn|nolimit|workers|gate|map\n")
   os.exit(2)
 end
 c = math.min(c, n)
@@ -45,27 +48,16 @@ if shape == "workers" then
   end
   for i = 1, c do tasks[i] = corio.spawn(worker) end
 elseif shape == "gate" then
-  local free, waiting, head, tail = c, {}, 1, 0
+  local permits = corio.semaphore(c)
   local function gated()
-    if free > 0 then
-      free = free - 1
-    else
-      local f = corio.future()
-      tail = tail + 1
-      waiting[tail] = f
-      corio.await(f)
-    end
+    local _ <close> = permits:acquire()
     one()
-    if head <= tail then -- hand the permit to the next one
-      local f = waiting[head]
-      waiting[head] = nil
-      head = head + 1
-      f:set_result(true)
-    else
-      free = free + 1
-    end
   end
   for i = 1, n do tasks[i] = corio.spawn(gated) end
+elseif shape == "map" then
+  local items = {}
+  for i = 1, n do items[i] = i end
+  tasks[1] = corio.spawn(corio.map, one, items, {concurrency = c, progress = false})
 else
   for i = 1, n do tasks[i] = corio.spawn(one) end
 end
