@@ -293,7 +293,13 @@ CORIO_EXTERN corio_task_state corio_task_get_state(const corio_task *task);
 /* Non-zero once the task is finished, failed or cancelled. */
 CORIO_EXTERN int corio_task_done(const corio_task *task);
 
-/* Non-zero once corio_task_cancel was called and not yet consumed. */
+/*
+** How many cancellation requests (corio_task_cancel) the task has had and
+** not withdrawn (corio_task_uncancel), delivered or not: asyncio's
+** Task.cancelling().  A deadline that cancels the task itself compares it
+** with the count it saw at its start to tell its own cancel from one that
+** came from outside in the same turn.
+*/
 CORIO_EXTERN int corio_task_cancelling(const corio_task *task);
 
 /* The task whose resume callback is running now, or NULL. */
@@ -322,8 +328,11 @@ CORIO_EXTERN int corio_task_finish(corio_task *task, corio_task_state state);
 */
 CORIO_EXTERN int corio_task_cancel(corio_task *task);
 
-/* Undo a cancellation request not yet delivered (asyncio's uncancel).
-   Returns 1 if there was one. */
+/*
+** Withdraw one cancellation request (asyncio's uncancel): the count goes
+** down by one, and when it reaches 0 a request not yet delivered is
+** dropped.  Returns the requests left.
+*/
 CORIO_EXTERN int corio_task_uncancel(corio_task *task);
 
 /* Put the running task back at the end of the ready queue. */

@@ -170,6 +170,33 @@ describe("wait_for and timeout", function()
     assert.equal("after", corio.sleep(0.001, "after"))
   end)
 
+  it("a cancel from outside in the deadline's own turn is not taken for the timeout", function()
+    -- b's sleep and a's deadline end in the same turn, b's first: the
+    -- deadline's cancel and b's both reach a before it runs again
+    for _ = 1, 5 do
+      local got, a
+      local b = corio.spawn(function()
+        corio.sleep(0.005)
+        a:cancel()
+      end)
+      a = corio.spawn(function()
+        local _, e = pcall(corio.timeout, 0.005, corio.sleep, 1)
+        got = e.name
+      end)
+      corio.wait({a, b})
+      assert.equal("CancelledError", got)
+    end
+    -- and a deadline alone still times out after an earlier cancel was caught
+    local t = corio.spawn(function()
+      pcall(corio.sleep, 1) -- cancelled below, and caught
+      local _, e = pcall(corio.timeout, 0.005, corio.sleep, 1)
+      return e.name
+    end)
+    corio.sleep(0)
+    t:cancel()
+    assert.equal("TimeoutError", t:await())
+  end)
+
   it("errors other than the deadline pass through timeout", function()
     local ok, err = pcall(corio.timeout, 1, function() error("own", 0) end)
     assert.is_false(ok)

@@ -66,7 +66,8 @@ struct corio_task {
   } u;
   uint8_t state;
   uint8_t flags;
-  int32_t status; /* delivered to resume */
+  uint16_t ncancel; /* requests not withdrawn (corio_task_cancelling) */
+  int32_t status;   /* delivered to resume */
 };
 
 struct corio_timer {

@@ -53,7 +53,7 @@ int corio_task_done(const corio_task *task) {
 }
 
 int corio_task_cancelling(const corio_task *task) {
-  return (task->flags & CORIO__CANCEL_REQ) != 0;
+  return task->ncancel;
 }
 
 corio_task *corio_current_task(const corio_rt *rt) {
@@ -108,6 +108,7 @@ int corio_task_cancel(corio_task *task) {
     return 1;
   }
   task->flags |= CORIO__CANCEL_REQ;
+  if (task->ncancel < UINT16_MAX) task->ncancel++;
   if (task->cancel != NULL) {
     corio__disarm(task);
     corio__ready(task, CORIO_ECANCELED);
@@ -117,9 +118,9 @@ int corio_task_cancel(corio_task *task) {
 }
 
 int corio_task_uncancel(corio_task *task) {
-  int had = (task->flags & CORIO__CANCEL_REQ) != 0;
-  task->flags &= ~CORIO__CANCEL_REQ;
-  return had;
+  if (task->ncancel > 0) task->ncancel--;
+  if (task->ncancel == 0) task->flags &= ~CORIO__CANCEL_REQ; /* withdrawn */
+  return task->ncancel;
 }
 
 /*

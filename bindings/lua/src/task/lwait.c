@@ -517,6 +517,7 @@ typedef struct deadline {
   corio_timer *timer; /* NULL once fired or stopped */
   corio_task *task;
   int fired;
+  int base; /* the task's cancel requests when the deadline began */
 } deadline;
 
 static void on_deadline(corio_timer *tm, void *ud) {
@@ -546,7 +547,13 @@ static int timeout_k(lua_State *L, int status, lua_KContext ctx) {
     if (fired) corio_task_uncancel(d->task); /* never delivered */
     return lua_gettop(L) - (int)ctx;
   }
-  if (fired && lcorio_iserror(L, -1, "CancelledError"))
+  /*
+  ** Our cancel, withdrawn: with no other request left than those before
+  ** the deadline began, it was ours that fn met; one that came from
+  ** outside meanwhile (even in the turn the deadline fired) goes on up.
+  */
+  if (fired && lcorio_iserror(L, -1, "CancelledError") &&
+      corio_task_uncancel(d->task) <= d->base)
     return lcorio_raise(L, "TimeoutError", "timeout", "timed out after %s s",
                         lua_tostring(L, 1));
   return lua_error(L);
@@ -565,6 +572,7 @@ static int l_timeout(lua_State *L) {
     memset(d, 0, sizeof *d);
     luaL_setmetatable(L, LCORIO_DEADLINE_MT);
     d->task = lcorio_core(lt);
+    d->base = corio_task_cancelling(d->task);
     d->timer = corio_timer_start(S->rt, ms, on_deadline, d);
     if (d->timer == NULL) return luaL_error(L, "not enough memory");
     lua_insert(L, 2); /* seconds, deadline, fn, args... */
