@@ -6,7 +6,7 @@
 ** finishes the task.
 **
 ** Build (from the repository root, after building corio into build/):
-**   cc docs/examples/embed.c -Iruntime/include build/runtime/libcorio.a \
+**   cc examples/embed.c -Iruntime/include build/runtime/libcorio.a \
 **      $(pkg-config --cflags --libs libuv libcurl) -lhttp_parser -lm \
 **      -o embed
 */
