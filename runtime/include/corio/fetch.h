@@ -428,7 +428,8 @@ CORIO_EXTERN void corio_fetch_get_stats(const corio_rt *rt,
 **       other task until it returns (corio.blocking.get exists to show
 **       exactly that mistake).  Same validation and same defaults as
 **       corio_fetch_start; no connection reuse between calls.  Retries
-**       (req->retry) sleep the calling thread between tries.
+**       (req->retry) sleep the calling thread between tries.  A request
+**       that streams (on_data) is refused with CORIO_EINVAL.
 ** Returns: 0 or a negative code as the callback's status.  *out is set to a
 **          response owned by the caller (free it with corio_response_free)
 **          whenever the request was attempted, success or not; it is NULL
