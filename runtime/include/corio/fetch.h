@@ -161,7 +161,49 @@ typedef struct corio_retry {
 **                    corio_fetch_cancel returns: a cancelled transfer
 **                    frees its block at once.
 **   retry            see corio_retry above (default: one try)
+**   on_head/on_data  stream the body instead of collecting it (see
+**                    "Streaming" above); NULL: collected (the default)
 */
+/*
+** Streaming (corio_request.on_data).  With on_data set, the body is not
+** collected: its bytes are handed to on_data as they arrive, and the
+** completion's res->body is "" (res->bytes says how many were handed).
+** Every callback runs on the loop, outside libcurl's own callbacks, with
+** the transfer's `ud`, in this order: on_head once, on_data zero or more
+** times, then the completion callback, always last; each may call
+** corio_fetch_cancel (nothing more is called then but the completion, at
+** the next turn).
+**
+**   on_head  (may be NULL) the final response's status and headers are
+**            in (after redirects and 1xx): `res` as the completion sees
+**            it, without a body; valid until on_head returns.  A status
+**            worth a retry (corio_retry) is not handed out unless it is
+**            the last try; once on_head has run, no retry is made.
+**   on_data  `len` > 0 bytes of the body, valid until it returns.  It
+**            returns 0 (taken), CORIO_FETCH_PAUSE (not taken: offered
+**            again after corio_fetch_resume) or a negative code, which
+**            fails the transfer with it (CORIO_EIO for a failed write:
+**            the completion's status is that code).
+**
+** Memory stays bounded: the runtime holds at most about
+** CORIO_FETCH_STREAM_BUFFER bytes of a transfer not taken yet (one read
+** more at most); past that it pauses the transfer in libcurl, so the
+** server's sends wait in the socket buffers.  A transfer that ends
+** (success or failure) while bytes wait keeps them for on_data: the
+** completion comes after the last one is taken.  The transfer's
+** `timeout` runs while it is paused (< 0: none).  max_body counts the
+** bytes received.  body_alloc is not used.  Not for corio_fetch_blocking
+** (CORIO_EINVAL); on_head without on_data is CORIO_EINVAL.
+*/
+#define CORIO_FETCH_PAUSE         1
+#define CORIO_FETCH_STREAM_BUFFER (256 * 1024)
+
+struct corio_response;
+typedef void (*corio_fetch_head_cb)(corio_fetch *f,
+                                    const struct corio_response *res, void *ud);
+typedef int (*corio_fetch_data_cb)(corio_fetch *f, const char *data, size_t len,
+                                   void *ud);
+
 typedef struct corio_request {
   const char *url;
   const char *method;
@@ -181,6 +223,8 @@ typedef struct corio_request {
   void *body_alloc_ud;
   size_t body_offset;
   corio_retry retry;
+  corio_fetch_head_cb on_head;
+  corio_fetch_data_cb on_data;
 } corio_request;
 
 /* Set every field of `req` to its default and req->url to `url`. */
@@ -215,6 +259,8 @@ CORIO_EXTERN void corio_request_init(corio_request *req, const char *url);
 **                 received so far.
 **   attempts      tries made (1 without retries; see corio_retry), the
 **                 one that gave this outcome included
+**   bytes         body bytes received: body_len, or for a streamed
+**                 transfer the bytes handed to on_data
 */
 typedef struct corio_fetch_timing {
   double dns, connect, tls, ttfb, total;
@@ -232,6 +278,7 @@ typedef struct corio_response {
   corio_fetch_timing timing;
   const char *error;
   int attempts;
+  size_t bytes;
 } corio_response;
 
 /*
@@ -292,6 +339,20 @@ CORIO_EXTERN int corio_fetch_cancel(corio_fetch *f);
 **          callback, or taken already).
 */
 CORIO_EXTERN void *corio_fetch_take_body(corio_fetch *f, size_t *size);
+
+/*
+** Name: corio_fetch_pause, corio_fetch_resume
+** Desc: For a streamed transfer (on_data): pause stops the calls to
+**       on_data (bytes that arrive meanwhile wait in the runtime, up to
+**       CORIO_FETCH_STREAM_BUFFER, then libcurl is paused too), as
+**       on_data's CORIO_FETCH_PAUSE does; resume offers the waiting bytes
+**       again and lets libcurl go on, at the next turn of the loop (never
+**       from inside this call).  Both may be called from the callbacks.
+** Returns: 0; CORIO_EINVAL if the transfer does not stream; CORIO_ESTATE
+**          if it has completed or was cancelled.
+*/
+CORIO_EXTERN int corio_fetch_pause(corio_fetch *f);
+CORIO_EXTERN int corio_fetch_resume(corio_fetch *f);
 
 /* The callback's `ud`, and a way to change it before completion. */
 CORIO_EXTERN void *corio_fetch_get_data(const corio_fetch *f);
@@ -365,6 +426,10 @@ typedef struct corio_fetch_stats {
                           (counted in `sockets`) */
   size_t watched;      /* sockets polled for transfers in flight: busy
                           connections and resolver wakeups (not idle ones) */
+  size_t streamed;     /* body bytes of streamed transfers held by the
+                          runtime, not taken by on_data yet */
+  size_t paused;       /* streamed transfers paused in libcurl (their
+                          held bytes reached CORIO_FETCH_STREAM_BUFFER) */
 } corio_fetch_stats;
 CORIO_EXTERN void corio_fetch_get_stats(const corio_rt *rt,
                                         corio_fetch_stats *out);
@@ -376,7 +441,8 @@ CORIO_EXTERN void corio_fetch_get_stats(const corio_rt *rt,
 **       other task until it returns (corio.blocking.get exists to show
 **       exactly that mistake).  Same validation and same defaults as
 **       corio_fetch_start; no connection reuse between calls.  Retries
-**       (req->retry) sleep the calling thread between tries.
+**       (req->retry) sleep the calling thread between tries.  A request
+**       that streams (on_data) is refused with CORIO_EINVAL.
 ** Returns: 0 or a negative code as the callback's status.  *out is set to a
 **          response owned by the caller (free it with corio_response_free)
 **          whenever the request was attempted, success or not; it is NULL

@@ -37,6 +37,7 @@ corio_fetch *corio__fetch_obj_new(void) {
   f->opened[0] = f->opened[1] = -1;
   corio__queue_init(&f->node);
   corio__queue_init(&f->qnode);
+  corio__queue_init(&f->snode);
   return f;
 }
 
@@ -104,6 +105,11 @@ void corio__fetch_obj_recycle(corio_fetch *f, size_t keep_body) {
   f->slot = 0;
   corio__queue_init(&f->node);
   corio__queue_init(&f->qnode);
+  corio__queue_init(&f->snode);
+  f->on_head = NULL;
+  f->on_data = NULL;
+  f->sflags = 0;
+  f->received = f->delivered = 0;
   f->stage = CORIO__Q_NONE;
   f->h1 = 0;
   f->state = CORIO__F_IDLE;
@@ -147,6 +153,7 @@ int corio_fetch_blocking(const corio_request *req, corio_response **out) {
   int r;
   if (out == NULL) return CORIO_EINVAL;
   *out = NULL;
+  if (req != NULL && req->on_data != NULL) return CORIO_EINVAL; /* no loop */
   if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK) return CORIO_ENOMEM;
   urlh = curl_url();
   if (urlh == NULL) {

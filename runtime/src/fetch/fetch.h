@@ -33,6 +33,16 @@ enum {
   CORIO__F_CALLBACK  /* its callback is running */
 };
 
+/* corio_fetch.sflags: a streamed transfer's state (fetch_stream.c) */
+enum {
+  CORIO__S_HEAD = 0x01,        /* the final head is in */
+  CORIO__S_HEAD_DONE = 0x02,   /* on_head has run */
+  CORIO__S_USER_PAUSED = 0x04, /* no on_data until corio_fetch_resume */
+  CORIO__S_CURL_PAUSED = 0x08, /* CURL_WRITEFUNC_PAUSE returned */
+  CORIO__S_FINISHED = 0x10,    /* out of its multi, outcome in done_* */
+  CORIO__S_DISCARD = 0x20      /* a status to retry: its body is dropped */
+};
+
 /* Words of corio_fetch.statuses: one bit per status up to 599. */
 #define CORIO__STATUS_WORDS ((600 + 63) / 64)
 
@@ -83,6 +93,19 @@ struct corio_fetch {
   int max_tries;    /* 1: no retry (none asked, or a method not retried) */
   double backoff, max_backoff;            /* corio_retry's, in seconds */
   uint64_t statuses[CORIO__STATUS_WORDS]; /* bit n: retry on status n */
+  /* streaming (corio_request.on_data): `body` holds the bytes not taken
+     by on_data yet; the pump (fetch_stream.c) hands them out */
+  corio_fetch_head_cb on_head;
+  corio_fetch_data_cb on_data; /* NULL: the body is collected */
+  corio__queue snode;          /* in the fetcher's pump list, or alone */
+  uint8_t sflags;              /* CORIO__S_* */
+  uint8_t follow;              /* follows redirects */
+  uint8_t hlocation;           /* the head being received has a Location */
+  int hstatus;                 /* its status (from its status line) */
+  size_t received;             /* body bytes accepted (max_body) */
+  size_t delivered;            /* taken by on_data */
+  int done_status;             /* the outcome, once CORIO__S_FINISHED */
+  CURLcode done_code;
   corio_response res;
   char errbuf[CURL_ERROR_SIZE];
 };
@@ -187,6 +210,7 @@ typedef struct corio__fetcher {
   uv_idle_t idle;       /* runs while cancelled callbacks are queued */
   corio__queue pend;    /* cancelled, their callbacks queued */
   corio__queue wait;    /* started, not added yet: in order */
+  corio__queue pumps;   /* streamed transfers with something to hand out */
   size_t nwait, nfresh; /* transfers waiting; added but not started */
   corio__queue pool;    /* idle transfer objects, the last pooled first */
   size_t npool;
@@ -234,6 +258,7 @@ int corio__retry_check(const corio_retry *r);
 void corio__retry_setup(corio_fetch *f, const corio_request *req);
 int64_t corio__retry_delay(corio_fetch *f, int status, uint64_t *rng);
 int corio__retry_renew(corio_fetch *f);
+int corio__retry_status(const corio_fetch *f, long code);
 uint64_t corio__retry_seed(const void *salt);
 
 /* fetch_multi.c: remove a shard's finished transfers and run their
@@ -245,6 +270,19 @@ void corio__shard_check(corio__shard *sh);
 void corio__shard_action(corio__shard *sh, curl_socket_t fd, int flags);
 void corio__fetcher_on_idle(uv_idle_t *h);
 void corio__session_cancel_all(corio_session *s);
+void corio__fetch_complete(corio_fetch *f, int status, CURLcode code);
+
+/* fetch_stream.c: streamed transfers.  setup copies the request's
+   callbacks; on_write and head_end are libcurl's side (record only);
+   finish takes a streamed transfer libcurl is done with (0: complete it
+   now, nothing is left to hand out); pump hands out what waits, from the
+   fetcher's idle handle. */
+void corio__stream_setup(corio_fetch *f, const corio_request *req);
+size_t corio__stream_on_write(corio_fetch *f, const char *p, size_t len);
+void corio__stream_head_end(corio_fetch *f);
+int corio__stream_finish(corio_fetch *f, int status, CURLcode code);
+void corio__stream_pump(corio__fetcher *ft);
+void corio__stream_stats(const corio__fetcher *ft, corio_fetch_stats *out);
 
 /* fetch_multi.c: a transfer that leaves its session's queue goes into
    libcurl (never runs a callback); one whose timeout ran out there fails. */

@@ -29,6 +29,7 @@ corio__fetcher *corio__fetcher_get(corio_rt *rt) {
   corio__queue_init(&ft->sessions);
   corio__queue_init(&ft->pend);
   corio__queue_init(&ft->wait);
+  corio__queue_init(&ft->pumps);
   corio__queue_init(&ft->pool);
   ft->rt = rt;
   ft->rng = corio__retry_seed(ft);
@@ -64,6 +65,7 @@ void corio_fetch_get_stats(const corio_rt *rt, corio_fetch_stats *out) {
   out->pooled = ft->npool;
   out->pooled_bytes = ft->pool_big;
   corio__queue_foreach(q, &ft->sessions) out->idle += session_of(q)->nparked;
+  corio__stream_stats(ft, out);
 }
 
 /* }================================================================== */

@@ -98,6 +98,7 @@ static void active_unlink(corio_fetch *f) {
   corio_session *s = f->session;
   queue_leave(f);
   corio__queue_remove(&f->node);
+  corio__queue_remove(&f->snode); /* out of the pump list */
   s->nactive--;
   f->shard->nactive--;
   f->fetcher->nactive--;
@@ -249,8 +250,10 @@ void corio__fetcher_on_idle(uv_idle_t *h) {
     corio__queue_remove(q);
     deliver(fetch_of(q), CORIO_ECANCELED, CURLE_OK);
   }
+  corio__stream_pump(ft);
   admit_waiting(ft);
-  if (corio__queue_empty(&ft->pend) && corio__queue_empty(&ft->wait))
+  if (corio__queue_empty(&ft->pend) && corio__queue_empty(&ft->wait) &&
+      corio__queue_empty(&ft->pumps))
     uv_idle_stop(&ft->idle);
 }
 
@@ -275,8 +278,8 @@ static void remove_started(corio_fetch *f) {
 */
 static void cancel_active(corio_fetch *f) {
   corio__fetcher *ft = f->fetcher;
-  int added =
-      f->stage != CORIO__Q_WAIT && f->stage != CORIO__Q_GATE && f->nap == NULL;
+  int added = f->stage != CORIO__Q_WAIT && f->stage != CORIO__Q_GATE &&
+              f->nap == NULL && !(f->sflags & CORIO__S_FINISHED);
   if (f->nap != NULL) { /* waiting between two tries: not in a multi */
     corio_timer_stop(f->nap);
     f->nap = NULL;
@@ -287,6 +290,15 @@ static void cancel_active(corio_fetch *f) {
   f->state = CORIO__F_PENDING;
   corio__queue_insert_tail(&ft->pend, &f->node);
   if (!ft->closing) uv_idle_start(&ft->idle, corio__fetcher_on_idle);
+}
+
+/* A streamed transfer the pump ends (fetch_stream.c): out of its multi
+   unless libcurl was done with it, then its callback. */
+void corio__fetch_complete(corio_fetch *f, int status, CURLcode code) {
+  int added = !(f->sflags & CORIO__S_FINISHED);
+  active_unlink(f);
+  if (added) remove_started(f);
+  deliver(f, status, code);
 }
 
 void corio__session_cancel_all(corio_session *s) {
@@ -331,6 +343,7 @@ static int retry_later(corio_fetch *f, int status) {
   corio__fetcher *ft = f->fetcher;
   int64_t ms;
   if (f->max_tries <= 1 || ft->closing || f->session->closing) return 0;
+  if (f->sflags & CORIO__S_HEAD) return 0; /* streamed: handed out */
   ms = corio__retry_delay(f, status, &ft->rng);
   if (ms < 0) return 0;
   f->nap = corio_timer_start(ft->rt, (uint64_t)ms, on_nap, f);
@@ -403,6 +416,7 @@ void corio__shard_check(corio__shard *sh) {
     if (f == NULL || f->state != CORIO__F_ACTIVE) continue;
     rc = corio__fetch_code(f, code);
     if (retry_later(f, rc)) continue;
+    if (f->on_data != NULL && corio__stream_finish(f, rc, code)) continue;
     active_unlink(f);
     deliver(f, rc, code);
   }

@@ -95,6 +95,7 @@ int corio__fetch_check(const corio_request *req, CURLU *urlh) {
       return CORIO_EINVAL;
   }
   if (req->body == NULL && req->body_len > 0) return CORIO_EINVAL;
+  if (req->on_head != NULL && req->on_data == NULL) return CORIO_EINVAL;
   if (bad_seconds(req->timeout) || bad_seconds(req->connect_timeout))
     return CORIO_EINVAL;
   if (req->follow_redirects && req->max_redirects < 0) return CORIO_EINVAL;
@@ -155,7 +156,7 @@ int corio__fetch_setup(corio_fetch *f, const corio_request *req) {
   long version;
   CURLcode rc = CURLE_OK;
 
-  if (req->body_alloc != NULL) {
+  if (req->body_alloc != NULL && req->on_data == NULL) {
     corio__fetch_body_free(f); /* ours, kept by the pool */
     f->body_alloc = req->body_alloc;
     f->body_ud = req->body_alloc_ud;
@@ -200,6 +201,7 @@ int corio__fetch_setup(corio_fetch *f, const corio_request *req) {
   f->arena.len = off + req->body_len;
   f->max_body = req->max_body;
   corio__retry_setup(f, req);
+  corio__stream_setup(f, req);
 
   switch (req->http_version) {
   case CORIO_HTTP_1_0:

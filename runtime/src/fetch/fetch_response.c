@@ -98,6 +98,7 @@ static int buf_append(corio__fbuf *b, const char *s, size_t n) {
 size_t corio__fetch_on_write(char *p, size_t size, size_t n, void *ud) {
   corio_fetch *f = ud;
   size_t len = size * n, hint = 0;
+  if (f->on_data != NULL) return corio__stream_on_write(f, p, len);
   if (f->max_body > 0 && len > f->max_body - f->body.len) {
     f->err = CORIO_ETOOLARGE;
     return 0; /* short write: CURLE_WRITE_ERROR */
@@ -124,6 +125,19 @@ size_t corio__fetch_on_write(char *p, size_t size, size_t n, void *ud) {
 
 static int is_blank(char c) {
   return c == ' ' || c == '\t';
+}
+
+/* A streamed transfer notes the status of each head ("HTTP/1.1 200 OK",
+   "HTTP/2 200"): fetch_stream.c tells the final one. */
+static void status_line(corio_fetch *f, const char *p, size_t len) {
+  size_t i = 5;
+  int code = 0, digits = 0;
+  while (i < len && p[i] != ' ') i++;
+  while (i < len && p[i] == ' ') i++;
+  for (; i < len && p[i] >= '0' && p[i] <= '9' && digits < 3; i++, digits++)
+    code = code * 10 + (p[i] - '0');
+  f->hstatus = digits == 3 ? code : 0;
+  f->hlocation = 0;
 }
 
 /* Push an offset pair (name, value) for the field being stored. */
@@ -162,9 +176,13 @@ size_t corio__fetch_on_header(char *p, size_t size, size_t n, void *ud) {
     f->nh = 0;
     f->hbuf.len = 0;
     f->hbytes = total;
+    if (f->on_data != NULL) status_line(f, p, len);
     return total;
   }
-  if (len == 0) return total;
+  if (len == 0) {
+    if (f->on_data != NULL) corio__stream_head_end(f);
+    return total;
+  }
   if (is_blank(p[0])) { /* obs-fold: continue the last value */
     while (len > 0 && is_blank(*p)) p++, len--;
     if (f->nh == 0 || len == 0) return total;
@@ -176,6 +194,7 @@ size_t corio__fetch_on_header(char *p, size_t size, size_t n, void *ud) {
   }
   colon = memchr(p, ':', len);
   if (colon == NULL || colon == p) return total; /* not a field: skip */
+  if (colon - p == 8 && strncasecmp(p, "Location", 8) == 0) f->hlocation = 1;
   {
     size_t nlen = (size_t)(colon - p), vstart = nlen + 1, vend = len;
     size_t name_off = f->hbuf.len, value_off;
@@ -373,6 +392,12 @@ void corio__fetch_finish(corio_fetch *f, int status, CURLcode code) {
   r->nheaders = f->nh;
   r->body = f->body.p != NULL ? f->body.p : "";
   r->body_len = f->body.len;
+  r->bytes = f->body.len;
+  if (f->on_data != NULL) { /* the bytes went to on_data */
+    r->body = "";
+    r->body_len = 0;
+    r->bytes = f->delivered;
+  }
   (void)curl_easy_getinfo(e, CURLINFO_EFFECTIVE_URL, &url);
   if (url == NULL && f->saved != NULL) url = (char *)f->saved->url;
   r->url = url != NULL ? url : "";

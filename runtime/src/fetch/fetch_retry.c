@@ -97,6 +97,11 @@ static int status_listed(const corio_fetch *f, long code) {
          (f->statuses[code / 64] >> (code % 64) & 1) != 0;
 }
 
+/* Whether a response with status `code` gets another try. */
+int corio__retry_status(const corio_fetch *f, long code) {
+  return f->tries < f->max_tries && status_listed(f, code);
+}
+
 /*
 ** The try that just ended gave `status` (0: a response): the milliseconds
 ** to wait before the next one, or -1 for none.  A Retry-After header
@@ -151,6 +156,10 @@ int corio__retry_renew(corio_fetch *f) {
   f->sock_errno = 0;
   f->opened[0] = f->opened[1] = -1;
   f->errbuf[0] = '\0';
+  f->sflags = 0; /* a streamed try handed nothing out (fetch_stream.c) */
+  f->hstatus = 0;
+  f->hlocation = 0;
+  f->received = 0;
   f->tries++;
   return 0;
 }

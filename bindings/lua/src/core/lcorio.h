@@ -275,6 +275,8 @@ typedef struct lcorio_req {
   corio_request req;
   lsession *session; /* the session argument or opts.session; NULL: none */
   int session_idx;   /* its stack index, 0 if none */
+  int output;        /* stack index of opts.output (a name or a file), 0 */
+  int stream;        /* opts.stream */
   corio_header small[LCORIO_REQ_SMALL]; /* headers, when they fit */
 } lcorio_req;
 
@@ -380,7 +382,25 @@ void lcorio_json_open(lua_State *L);
 int lcorio_fetch_wait(lua_State *L, ltask *lt, int session, const char *method,
                       const char *fn);
 void lcorio_response_open(lua_State *L); /* metatables; needs no runtime */
-void lcorio_session_open(lua_State *L);  /* corio.session */
+/*
+** A streamed response (lfetch_stream.c).  set_stream pops the lstream at
+** the top into the response at idx; push_stream pushes it (nil if the
+** response does not stream); set_body makes the string at the top its
+** body (left on the stack).  lcorio_fetch_stream is lcorio_fetch_wait for
+** a request with the options output or stream; the others are the
+** response's methods on a stream (chunks, close, text) and its `bytes`
+** (-1: not a stream).
+*/
+void lcorio_response_set_stream(lua_State *L, int idx);
+void lcorio_response_push_stream(lua_State *L, int idx);
+void lcorio_response_set_body(lua_State *L, int idx);
+int lcorio_fetch_stream(lua_State *L, ltask *lt, lcorio_req *r, const char *fn);
+int lcorio_stream_chunks(lua_State *L);
+int lcorio_stream_close(lua_State *L);
+int lcorio_stream_text(lua_State *L);
+lua_Integer lcorio_stream_bytes(lua_State *L, int idx);
+void lcorio_stream_open(lua_State *L);
+void lcorio_session_open(lua_State *L); /* corio.session */
 /*
 ** Push the corio.blocking table: blocking get/post/fetch, which need no
 ** runtime, so a state that runs no loop (a worker thread) can use them.

@@ -101,6 +101,7 @@ static int l_stats(lua_State *L) {
   setcount(L, "fetches", fs.active);
   setcount(L, "sockets", fs.sockets); /* open, idle keep-alive included */
   setcount(L, "sessions", fs.sessions);
+  setcount(L, "streamed", fs.streamed); /* bytes held for stream readers */
   return 1;
 }
 

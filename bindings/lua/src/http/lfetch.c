@@ -89,6 +89,7 @@ int lcorio_fetch_wait(lua_State *L, ltask *lt, int session, const char *method,
   corio_fetch *f;
   int rc;
   lcorio_request_parse(L, &r, 1, 2, session, method, fn);
+  if (r.output != 0 || r.stream) return lcorio_fetch_stream(L, lt, &r, fn);
   lcorio_bodies_request(S, &r.req);
   rc = corio_fetch_start(S->rt, r.session != NULL ? r.session->s : NULL, &r.req,
                          on_fetched, L, &f);

@@ -33,6 +33,11 @@ static int blocking(lua_State *L, const char *method, const char *fn) {
   int rc, top;
   lua_settop(L, 2);
   lcorio_request_parse(L, &r, 1, 2, 0, method, fn);
+  if (r.output != 0 || r.stream)
+    return luaL_error(L,
+                      "%s: the options output and stream need the loop "
+                      "(use corio.fetch)",
+                      fn);
   top = lua_gettop(L);
   g = lua_newuserdatauv(L, sizeof *g, 0);
   g->res = NULL;

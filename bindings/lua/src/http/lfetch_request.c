@@ -214,7 +214,9 @@ enum {
   O_PROXY,
   O_SESSION,
   O_RETRIES,
-  O_PARAMS
+  O_PARAMS,
+  O_OUTPUT,
+  O_STREAM
 };
 static const char *const opt_names[] = {"method",
                                         "headers",
@@ -231,6 +233,8 @@ static const char *const opt_names[] = {"method",
                                         "session",
                                         "retries",
                                         "params",
+                                        "output",
+                                        "stream",
                                         NULL};
 
 /*
@@ -270,6 +274,22 @@ static unsigned read_opts(lua_State *L, lcorio_req *r, int opts,
     lua_pop(L, 1);
   if (GIVEN(O_PARAMS) && lcorio_opt_push(L, opts, fn, "params", LUA_TTABLE))
     lua_pop(L, 1);
+  if (GIVEN(O_STREAM)) r->stream = lcorio_opt_boolean(L, opts, fn, "stream", 0);
+  if (GIVEN(O_OUTPUT)) { /* stays on the stack */
+    lua_getfield(L, opts, "output");
+    if (lua_type(L, -1) != LUA_TSTRING &&
+        luaL_testudata(L, -1, LUA_FILEHANDLE) == NULL)
+      luaL_error(L,
+                 "%s: option 'output' must be a file name or an open file "
+                 "(got %s)",
+                 fn, luaL_typename(L, -1));
+    if (lua_type(L, -1) == LUA_TSTRING &&
+        strlen(lua_tostring(L, -1)) != lua_rawlen(L, -1))
+      luaL_error(L, "%s: option 'output': a file name cannot hold a NUL", fn);
+    r->output = lua_gettop(L);
+  }
+  if (r->output != 0 && r->stream)
+    luaL_error(L, "%s: give only one of the options output and stream", fn);
 #undef GIVEN
   return seen; /* json: any value cjson takes; session, retries: checked
                   later */
@@ -344,6 +364,8 @@ void lcorio_request_parse(lua_State *L, lcorio_req *r, int url, int opts,
   req->method = method;
   r->session = NULL;
   r->session_idx = 0;
+  r->output = 0;
+  r->stream = 0;
   if (opts != 0 && lua_isnil(L, opts)) opts = 0;
   if (opts != 0) seen = read_opts(L, r, opts, fn);
   /* the session: the argument, or opts.session */

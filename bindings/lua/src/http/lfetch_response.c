@@ -17,6 +17,7 @@ typedef struct lresponse {
   lua_Integer status;
   corio_fetch_timing timing;
   int attempts;         /* tries made (retries) */
+  lua_Integer bytes;    /* body bytes (a stream's: lfetch_stream.c) */
   char http_version[4]; /* "1.0", "1.1", "2", "3" or "" */
 } lresponse;
 
@@ -25,7 +26,8 @@ enum {
   RESP_URL,
   RESP_HEADERS,
   RESP_TIMING,
-  RESP_NUSER = RESP_TIMING
+  RESP_STREAM, /* a streamed response's lstream (lfetch_stream.c) */
+  RESP_NUSER = RESP_STREAM
 };
 
 /*
@@ -61,6 +63,7 @@ void lcorio_push_response(lua_State *L, const corio_response *res,
   r->status = (lua_Integer)res->status;
   r->timing = res->timing;
   r->attempts = res->attempts > 0 ? res->attempts : 1;
+  r->bytes = (lua_Integer)res->bytes;
   strncpy(r->http_version, res->http_version, sizeof r->http_version - 1);
   r->http_version[sizeof r->http_version - 1] = '\0';
   luaL_setmetatable(L, LCORIO_RESPONSE_MT);
@@ -192,17 +195,65 @@ static void push_timing(lua_State *L, int idx, const lresponse *r) {
   lua_setiuservalue(L, idx, RESP_TIMING);
 }
 
+void lcorio_response_set_stream(lua_State *L, int idx) {
+  lua_setiuservalue(L, idx, RESP_STREAM);
+}
+
+void lcorio_response_push_stream(lua_State *L, int idx) {
+  check_response(L, idx);
+  lua_getiuservalue(L, idx, RESP_STREAM);
+}
+
+void lcorio_response_set_body(lua_State *L, int idx) {
+  lua_pushvalue(L, -1);
+  lua_setiuservalue(L, idx, RESP_BODY);
+}
+
+/* A stream's body is nil until text() has read the rest of it. */
+static int is_unread_stream(lua_State *L) {
+  int t = lua_getiuservalue(L, 1, RESP_BODY);
+  lua_pop(L, 1);
+  if (t != LUA_TNIL) return 0;
+  t = lua_getiuservalue(L, 1, RESP_STREAM);
+  lua_pop(L, 1);
+  return t != LUA_TNIL;
+}
+
 static int r_text(lua_State *L) {
   check_response(L, 1);
+  if (is_unread_stream(L)) return lcorio_stream_text(L);
   lua_getiuservalue(L, 1, RESP_BODY);
+  return 1;
+}
+
+static int json_k(lua_State *L, int status, lua_KContext ctx) {
+  (void)status;
+  (void)ctx;
+  lcorio_json_decode(L, -1, "corio: response:json(): invalid JSON");
   return 1;
 }
 
 static int r_json(lua_State *L) {
   check_response(L, 1);
-  lua_getiuservalue(L, 1, RESP_BODY);
-  lcorio_json_decode(L, -1, "corio: response:json(): invalid JSON");
-  return 1;
+  lua_settop(L, 1);
+  if (is_unread_stream(L)) {
+    lua_pushcfunction(L, r_text);
+    lua_pushvalue(L, 1);
+    lua_callk(L, 1, 1, 0, json_k);
+  } else {
+    lua_getiuservalue(L, 1, RESP_BODY);
+  }
+  return json_k(L, LUA_OK, 0);
+}
+
+static int r_chunks(lua_State *L) {
+  check_response(L, 1);
+  return lcorio_stream_chunks(L);
+}
+
+static int r_close(lua_State *L) {
+  check_response(L, 1);
+  return lcorio_stream_close(L);
 }
 
 /*
@@ -242,6 +293,11 @@ static int r_index(lua_State *L) {
       lua_getiuservalue(L, 1, RESP_BODY);
       return 1;
     }
+    if (strcmp(k, "bytes") == 0) {
+      lua_Integer n = lcorio_stream_bytes(L, 1);
+      lua_pushinteger(L, n >= 0 ? n : r->bytes);
+      return 1;
+    }
     break;
   case 'u':
     if (strcmp(k, "url") == 0) {
@@ -278,8 +334,11 @@ static int r_tostring(lua_State *L) {
   return 1;
 }
 
-static const luaL_Reg methods[] = {
-    {"text", r_text}, {"json", r_json}, {NULL, NULL}};
+static const luaL_Reg methods[] = {{"text", r_text},
+                                   {"json", r_json},
+                                   {"chunks", r_chunks},
+                                   {"close", r_close},
+                                   {NULL, NULL}};
 
 void lcorio_response_open(lua_State *L) {
   if (luaL_newmetatable(L, LCORIO_RESPONSE_MT)) {
@@ -289,9 +348,12 @@ void lcorio_response_open(lua_State *L) {
     lua_setfield(L, -2, "__index");
     lua_pushcfunction(L, r_tostring);
     lua_setfield(L, -2, "__tostring");
+    lua_pushcfunction(L, r_close); /* for r:chunks()'s fourth value */
+    lua_setfield(L, -2, "__close");
   }
   lua_pop(L, 1);
   lcorio_headers_open(L);
+  lcorio_stream_open(L);
 }
 
 /* }================================================================== */
