@@ -35,6 +35,12 @@ def _load():
 
 
 lib = _load()
+# The same library, called with the GIL held: for the short calls the
+# loop thread makes from inside its callbacks (and corio_rt_post), where
+# releasing the GIL would only let another thread take it, and the loop
+# thread then wait for it back while its I/O waits too.
+lib_gil = ctypes.PyDLL(lib._name, handle=lib._handle)
+libc_gil = ctypes.PyDLL(None)
 
 
 class Header(Structure):
@@ -87,8 +93,8 @@ POST_FN = CFUNCTYPE(None, c_void_p, c_int, c_void_p)
 FETCH_CB = CFUNCTYPE(None, c_void_p, c_int, POINTER(Response), c_void_p)
 
 
-def _fn(name, restype, *argtypes):
-    f = getattr(lib, name)
+def _fn(name, restype, *argtypes, gil=False):
+    f = getattr(lib_gil if gil else lib, name)
     f.restype = restype
     f.argtypes = list(argtypes)
     return f
@@ -97,16 +103,23 @@ def _fn(name, restype, *argtypes):
 rt_new = _fn("corio_rt_new", c_void_p, c_void_p)
 rt_free = _fn("corio_rt_free", c_int, c_void_p)
 rt_run = _fn("corio_rt_run", c_int, c_void_p, c_int)
-rt_stop = _fn("corio_rt_stop", None, c_void_p)
-rt_post = _fn("corio_rt_post", c_int, c_void_p, POST_FN, c_void_p)
-rt_keep_alive = _fn("corio_rt_keep_alive", None, c_void_p, c_int)
-request_init = _fn("corio_request_init", None, POINTER(Request), c_char_p)
+# corio_rt_run and corio_rt_free run the loop: never with the GIL
+rt_stop = _fn("corio_rt_stop", None, c_void_p, gil=True)
+rt_post = _fn("corio_rt_post", c_int, c_void_p, POST_FN, c_void_p, gil=True)
+rt_keep_alive = _fn("corio_rt_keep_alive", None, c_void_p, c_int, gil=True)
+request_init = _fn("corio_request_init", None, POINTER(Request), c_char_p,
+                   gil=True)
 fetch_start = _fn("corio_fetch_start", c_int, c_void_p, c_void_p,
-                  POINTER(Request), FETCH_CB, c_void_p, POINTER(c_void_p))
-fetch_cancel = _fn("corio_fetch_cancel", c_int, c_void_p)
+                  POINTER(Request), FETCH_CB, c_void_p, POINTER(c_void_p),
+                  gil=True)
+fetch_cancel = _fn("corio_fetch_cancel", c_int, c_void_p, gil=True)
 session_new = _fn("corio_session_new", c_void_p, c_void_p,
-                  POINTER(SessionOpts))
-session_free = _fn("corio_session_free", c_int, c_void_p)
+                  POINTER(SessionOpts), gil=True)
+session_free = _fn("corio_session_free", c_int, c_void_p, gil=True)
+# write(2) to a non-blocking wakeup socket, GIL held (see _Inbox)
+write_gil = libc_gil.write
+write_gil.restype = ctypes.c_ssize_t
+write_gil.argtypes = [c_int, c_char_p, c_size_t]
 strerror = _fn("corio_strerror", c_char_p, c_int)
 err_name = _fn("corio_err_name", c_char_p, c_int)
 version = _fn("corio_version_string", c_char_p)

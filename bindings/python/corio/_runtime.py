@@ -39,13 +39,26 @@ _live = weakref.WeakSet()
 class _Inbox:
     """Results for one asyncio loop, handed over in batches."""
 
-    __slots__ = ("loop", "items", "lock", "scheduled")
+    __slots__ = ("loop", "items", "lock", "scheduled", "wake_fd")
 
     def __init__(self, loop):
         self.loop = loop
         self.items = []
         self.lock = threading.Lock()
         self.scheduled = False
+        # A selector loop's wakeup socket, written with the GIL held:
+        # call_soon_threadsafe's send() releases it, and the loop thread
+        # would then wait for it back, its own I/O stalled meanwhile.
+        csock = getattr(loop, "_csock", None)
+        self.wake_fd = csock.fileno() if csock is not None and \
+            hasattr(loop, "_call_soon") else -1
+
+    def wake(self):
+        if self.wake_fd >= 0 and not self.loop.is_closed():
+            self.loop._call_soon(self.flush, (), None)
+            _lib.write_gil(self.wake_fd, b"\0", 1)  # full: awake anyway
+        else:
+            self.loop.call_soon_threadsafe(self.flush)
 
     def put(self, fut, value, exc):  # loop thread
         with self.lock:
@@ -54,7 +67,7 @@ class _Inbox:
                 return
             self.scheduled = True
         try:
-            self.loop.call_soon_threadsafe(self.flush)
+            self.wake()
         except RuntimeError:  # that asyncio loop is closed: nobody waits
             with self.lock:
                 self.items.clear()
