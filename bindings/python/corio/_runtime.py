@@ -306,10 +306,11 @@ class Runtime:
             fut.cancel()
             raise
 
-    async def afetch(self, url, **opts):
-        """Fetch inside asyncio.  Cancelling the awaiting task aborts the
-        transfer (its connection is closed)."""
-        return await self._afetch(url, opts, None, None)
+    def afetch(self, url, **opts):
+        """Fetch inside asyncio: -> an asyncio future of a Response, to
+        await.  Cancelling it, or the task awaiting it, aborts the transfer
+        (its connection is closed).  A bad option raises at once."""
+        return self._afetch(url, opts, None, None)
 
     def _inbox(self, loop):
         ib = self._inboxes.get(loop)
@@ -324,15 +325,12 @@ class Runtime:
         afut = loop.create_future()
         inbox = self._inbox(loop)
         op = _Op(prep, session, lambda v, e: inbox.put(afut, v, e))
+        # the future itself is awaited: no coroutine between the task and
+        # it, and a cancelled task cancels it, which aborts the transfer
+        afut.add_done_callback(
+            lambda f: self._cancel(op) if f.cancelled() else None)
         self._call(lambda st: self._start_op(op, st))
-        return self._await(afut, op)
-
-    async def _await(self, afut, op):
-        try:
-            return await afut
-        except asyncio.CancelledError:
-            self._cancel(op)
-            raise
+        return afut
 
     def fetch_all(self, urls, concurrency=100, return_exceptions=False,
                   **opts):
@@ -517,9 +515,9 @@ class Session:
         self._check()
         return self._rt._submit(url, opts, self, self._defaults)
 
-    async def afetch(self, url, **opts):
+    def afetch(self, url, **opts):
         self._check()
-        return await self._rt._afetch(url, opts, self, self._defaults)
+        return self._rt._afetch(url, opts, self, self._defaults)
 
     def fetch_all(self, urls, concurrency=100, return_exceptions=False,
                   **opts):
@@ -579,8 +577,8 @@ def submit(url, **opts):
     return default_runtime().submit(url, **opts)
 
 
-async def afetch(url, **opts):
-    return await default_runtime().afetch(url, **opts)
+def afetch(url, **opts):
+    return default_runtime().afetch(url, **opts)
 
 
 def fetch_all(urls, concurrency=100, return_exceptions=False, **opts):
