@@ -8,7 +8,9 @@
 #   env: REPS=3  SCEN="S1 S2 S3 S4"  PORT=18093  WRK_SECS=5
 #        PEERS="corio aiohttp node_fetch curl_parallel curl_multi curl_uv
 #               cqueues_http wrk"   (also: threads, corio_c = the C core
-#               with no Lua, bench/fetch_c.c, and corio@DIR = the corio
+#               with no Lua, bench/fetch_c.c, python_corio = asyncio with
+#               the Python binding's afetch over the build's libcorio.so,
+#               bench/python_corio.py, and corio@DIR = the corio
 #               executable of another build, e.g. of an older commit, to
 #               compare two builds in the same run)
 #        BENCH_RESULTS=dir (default: a new temp dir)  CORIO_BUILD_DIR=build
@@ -40,6 +42,9 @@ if [ ! -x "$BUILD/corio" ]; then
   cmake -S "$root" -B "$BUILD" -DCMAKE_BUILD_TYPE=Release >/dev/null &&
     cmake --build "$BUILD" -j"$(nproc)" --target corio >&2 || exit 1
 fi
+if [[ " $PEERS " == *" python_corio "* ]] && [ ! -f "$BUILD/runtime/libcorio.so" ]; then
+  cmake --build "$BUILD" -j"$(nproc)" --target corio_shared >&2 || exit 1
+fi
 if [[ " $PEERS " == *" corio_c "* ]] && [ ! -x "$BUILD/bench/fetch_c_bench" ]; then
   cmake --build "$BUILD" -j"$(nproc)" --target fetch_c_bench >&2 || exit 1
 fi
@@ -61,6 +66,7 @@ peer_cmd() { # peer url n c
   corio@*) echo "${1#corio@}/corio $root/bench/fetch.lua $2 $3 $4" ;;
   corio_c) echo "$BUILD/bench/fetch_c_bench $2 $3 $4" ;;
   aiohttp) echo "$PY $P/aiohttp_peer.py $2 $3 $4" ;;
+  python_corio) echo "env CORIO_LIBRARY=$BUILD/runtime/libcorio.so $PY $root/bench/python_corio.py $2 $3 $4" ;;
   threads) echo "$PY $P/threads.py $2 $3 $4" ;;
   node_fetch) echo "node $P/node_fetch.mjs $2 $3 $4" ;;
   curl_parallel) echo "bash $P/curl_parallel.sh $2 $3 $4" ;;

@@ -235,6 +235,51 @@ CORIO_EXTERN void corio_rt_set_data(corio_rt *rt, void *data);
    corio_rt_new too).  Returns the new soft limit, or a negative code. */
 CORIO_EXTERN long corio_raise_fd_limit(void);
 
+/*
+** Posted callback: runs on the loop thread with `status` 0, at the loop's
+** next turn; or with CORIO_ECLOSED from inside corio_rt_free, when the
+** runtime began closing before that turn came.  With CORIO_ECLOSED it
+** must only release what `data` holds: start no task (corio_rt_free
+** would then return CORIO_EBUSY) and no fetch (it would be cancelled).
+*/
+typedef void (*corio_post_fn)(corio_rt *rt, int status, void *data);
+
+/*
+** Name: corio_rt_post
+** Desc: The one call another thread may make (any thread, the loop's
+**       own included): queue `fn(rt, status, data)` to run on the loop
+**       thread at its next turn.  Posts run in the order they were made
+**       (per posting thread; posts of different threads interleave in
+**       the order they took the runtime's lock).  A callback that posts
+**       again runs at the following turn, not in the same batch.  The
+**       loop wakes even while it waits for I/O; a loop that is not
+**       running runs the callbacks when it runs next.  Waiting for posts
+**       is not work by itself (see corio_rt_keep_alive): a loop with
+**       nothing else to do returns from corio_rt_run without polling.  `data` is the
+**       caller's: corio never reads or frees it, and each accepted post
+**       calls `fn` exactly once, so `fn` may own and free it.  Posting
+**       to a runtime that corio_rt_free has freed is undefined: the host
+**       stops its threads' posts (they got CORIO_ECLOSED, or were
+**       joined) before corio_rt_free can return.
+** Returns: 0; CORIO_EINVAL if rt or fn is NULL; CORIO_ECLOSED once
+**          corio_rt_free has begun tearing the runtime down (it passed
+**          its CORIO_EBUSY checks): `fn` is then never called; those
+**          accepted before run from corio_rt_free with CORIO_ECLOSED;
+**          CORIO_ENOMEM.
+*/
+CORIO_EXTERN int corio_rt_post(corio_rt *rt, corio_post_fn fn, void *data);
+
+/*
+** Name: corio_rt_keep_alive
+** Desc: Whether waiting for posts keeps the loop alive.  Off by default:
+**       corio_rt_run(rt, UV_RUN_DEFAULT) returns once nothing else is left
+**       to do.  On, it waits for posts until corio_rt_stop (called from a
+**       posted callback, say): what a thread that only serves another
+**       thread's requests (a binding's loop thread) runs.  Loop thread
+**       only.
+*/
+CORIO_EXTERN void corio_rt_keep_alive(corio_rt *rt, int on);
+
 /* }================================================================== */
 
 /*

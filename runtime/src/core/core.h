@@ -97,6 +97,12 @@ typedef enum corio__part_id {
   CORIO__PART_COUNT
 } corio__part_id;
 
+/* One corio_rt_post: run fn(rt, status, data) on the loop thread. */
+typedef struct corio__post {
+  corio_post_fn fn;
+  void *data;
+} corio__post;
+
 typedef struct corio__part {
   void *state;
   void (*shutdown)(corio_rt *rt);
@@ -127,6 +133,15 @@ struct corio_rt {
   int nhandles; /* of those, closing: corio_rt_free waits for them */
   int nopen;    /* handles the runtime and its parts opened, not closed */
   corio__part part[CORIO__PART_COUNT];
+  /* corio_rt_post (post.c): the only fields other threads touch, all of
+     them under post_mu (post_async through uv_async_send) */
+  uv_mutex_t post_mu;
+  uv_async_t post_async;
+  corio__post *posts; /* posted, not yet run */
+  size_t nposts, posts_cap;
+  corio__post *post_spare; /* an empty array the next drain swaps in */
+  size_t post_spare_cap;
+  int post_closed; /* corio_rt_free began: posts are refused */
 };
 
 /* rt.c: corio_rt_free runs the loop until every handle the runtime's parts
@@ -146,6 +161,11 @@ void corio__ready(corio_task *task, int status);
 int corio__call_soon(corio_rt *rt, corio_done_fn cb, corio_task *task,
                      void *ud);
 void corio__unqueue(corio_task *task);
+
+/* post.c */
+int corio__post_init(corio_rt *rt);
+void corio__post_close(corio_rt *rt);
+void corio__post_free(corio_rt *rt);
 
 /* timer.c */
 void corio__timers_init(corio_rt *rt);

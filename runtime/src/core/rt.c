@@ -33,9 +33,14 @@ corio_rt *corio_rt_new(uv_loop_t *loop) {
   }
   /* many transfers at once need many descriptors; failure is not fatal */
   (void)corio_raise_fd_limit();
+  if (corio__post_init(rt) != 0) {
+    if (rt->owns_loop) (void)uv_loop_close(rt->loop);
+    corio__free(rt);
+    return NULL;
+  }
   corio__sched_init(rt);
   corio__timers_init(rt);
-  rt->nopen = 3; /* idle, check, uvtimer */
+  rt->nopen = 4; /* idle, check, uvtimer, post_async */
   corio__rt_born();
   return rt;
 }
@@ -95,12 +100,17 @@ int corio_rt_free(corio_rt *rt) {
   corio__soon_flush(rt);
   if (rt->ntasks > 0) return CORIO_EBUSY;
   if (rt->owns_loop && foreign_handles(rt)) return CORIO_EBUSY;
+  /* from here on posts are refused; those already queued run now, told
+     so by CORIO_ECLOSED, and must not start tasks (corio.h) */
+  corio__post_close(rt);
+  if (rt->ntasks > 0) return CORIO_EBUSY;
   for (i = 0; i < CORIO__PART_COUNT; i++)
     if (rt->part[i].shutdown != NULL) rt->part[i].shutdown(rt);
   corio__timers_close(rt);
   close_own(rt, (uv_handle_t *)&rt->idle);
   close_own(rt, (uv_handle_t *)&rt->check);
   close_own(rt, (uv_handle_t *)&rt->uvtimer);
+  close_own(rt, (uv_handle_t *)&rt->post_async);
   /* only our handles' close callbacks must run; a borrowed loop may hold
      the host's handles too, so run until ours are gone, not until empty */
   while (rt->nhandles > 0) uv_run(rt->loop, UV_RUN_ONCE);
@@ -111,6 +121,7 @@ int corio_rt_free(corio_rt *rt) {
        callback) left a handle open on the loop: see corio.h */
     if (uv_loop_close(rt->loop) != 0) return CORIO_EBUSY;
   }
+  corio__post_free(rt);
   corio__rt_gone();
   corio__free(rt);
   return 0;

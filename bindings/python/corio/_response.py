@@ -1,0 +1,149 @@
+"""Response, its case-insensitive headers, and FetchError."""
+import json as _json
+import re
+from collections.abc import Mapping
+
+from . import _lib
+
+# corio's error codes -> the Lua binding's kinds
+KINDS = {
+    "EDNS": "dns", "ECONNECT": "connect", "ETIMEDOUT": "timeout",
+    "ETLS": "tls", "ERESET": "reset", "EPROTO": "protocol",
+    "ETOOLARGE": "too_large", "EURL": "invalid_url",
+    "ESCHEME": "unsupported_scheme", "ECANCELED": "cancelled",
+    "ENOMEM": "memory", "EIO": "io",
+}
+_KIND_OF = {_lib.E[n]: k for n, k in KINDS.items()}
+
+
+def kind_of(code):
+    return _KIND_OF.get(code, "io")
+
+
+class FetchError(Exception):
+    """A fetch that failed: `kind` is one of dns, connect, timeout, tls,
+    reset, protocol, too_large, invalid_url, unsupported_scheme, cancelled,
+    memory, io (the Lua binding's kinds); `url` the URL asked for;
+    `attempts` the tries made."""
+
+    def __init__(self, kind, message, url="", attempts=1):
+        super().__init__(message)
+        self.kind = kind
+        self.message = message
+        self.url = url
+        self.attempts = attempts
+
+    def __str__(self):
+        return f"FetchError({self.kind}): {self.message}"
+
+    def __repr__(self):
+        return f"FetchError(kind={self.kind!r}, message={self.message!r})"
+
+
+class Headers(Mapping):
+    """Response headers: a read-only mapping whose keys are compared
+    without case.  A field sent more than once reads as its values joined
+    with ", " (get_all gives them apart); items() in the order received."""
+
+    __slots__ = ("_raw", "_map")
+
+    def __init__(self, raw):
+        self._raw = raw  # [(name, value)] as str
+        self._map = None
+
+    def _index(self):
+        if self._map is None:
+            m = {}
+            for n, v in self._raw:
+                k = n.lower()
+                m[k] = m[k] + ", " + v if k in m else v
+            self._map = m
+        return self._map
+
+    def __getitem__(self, name):
+        return self._index()[name.lower()]
+
+    def __contains__(self, name):
+        return isinstance(name, str) and name.lower() in self._index()
+
+    def __iter__(self):
+        return iter(self._index())
+
+    def __len__(self):
+        return len(self._index())
+
+    def get_all(self, name):
+        name = name.lower()
+        return [v for n, v in self._raw if n.lower() == name]
+
+    def raw(self):
+        """[(name, value)] as received, names in their own case."""
+        return list(self._raw)
+
+    def __repr__(self):
+        return f"Headers({self._raw!r})"
+
+
+_CHARSET = re.compile(r";\s*charset=\"?([\w.:-]+)", re.I)
+
+
+class Response:
+    """A response: whatever its status (404 is a response, not an error)."""
+
+    __slots__ = ("status", "headers", "body", "url", "http_version", "timing",
+                 "attempts")
+
+    def __init__(self, status, headers, body, url, http_version, timing,
+                 attempts):
+        self.status = status
+        self.headers = headers
+        self.body = body
+        self.url = url
+        self.http_version = http_version
+        self.timing = timing
+        self.attempts = attempts
+
+    @property
+    def ok(self):
+        return 200 <= self.status < 300
+
+    def text(self, encoding=None, errors="replace"):
+        if encoding is None:
+            m = _CHARSET.search(self.headers.get("content-type", ""))
+            encoding = m.group(1) if m else "utf-8"
+        try:
+            return self.body.decode(encoding, errors)
+        except LookupError:
+            return self.body.decode("utf-8", errors)
+
+    def json(self):
+        return _json.loads(self.body)
+
+    def __repr__(self):
+        return f"<Response {self.status} {self.url} {len(self.body)} bytes>"
+
+
+def from_c(res):
+    """A Response from a corio_response, copied: it is valid only while
+    the completion callback runs."""
+    r = res.contents
+    hs = r.headers
+    raw = [(hs[i].name.decode("latin-1"), hs[i].value.decode("latin-1"))
+           for i in range(r.nheaders)]
+    t = r.timing
+    body = _lib.ctypes.string_at(r.body, r.body_len) if r.body_len else b""
+    return Response(r.status, Headers(raw), body, r.url.decode("utf-8",
+                    "replace"), r.http_version.decode(),
+                    {"dns": t.dns, "connect": t.connect, "tls": t.tls,
+                     "ttfb": t.ttfb, "total": t.total, "queue": t.queue},
+                    r.attempts if r.attempts > 0 else 1)
+
+
+def error_from_c(status, res, url):
+    r = res.contents
+    msg = r.error.decode("utf-8", "replace") if r.error else \
+        _lib.strerror(status).decode()
+    attempts = r.attempts if r.attempts > 0 else 1
+    if attempts > 1:
+        msg += f" (after {attempts} tries)"
+    return FetchError(kind_of(status), msg, url, attempts)
