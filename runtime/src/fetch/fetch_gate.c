@@ -32,8 +32,8 @@
 ** would allow twice that across a refill).  The clock is uv_hrtime, the
 ** one corio_rt_time reads, so response timing.start is on it too.
 */
+#include <stdio.h>
 #include <string.h>
-#include <strings.h>
 
 #include "fetch.h"
 
@@ -50,40 +50,26 @@
 */
 
 /*
-** The host:port key of a URL libcurl accepted: the authority after
-** "://", without user info, the host in lower case, the port explicit or
-** the scheme's.  Writes at most `cap` bytes; returns the key's length.
+** The host:port key of the URL the fetcher's CURLU handle holds (the
+** request's: corio_fetch_start checked it there just before), from
+** libcurl's URL API: the host in lower case, the port explicit or the
+** scheme's.  Writes at most `cap` bytes; returns the key's length (0 when
+** libcurl gives no host, or out of memory: such URLs share one key).
 */
-static size_t url_key(const char *url, char *out, size_t cap) {
-  const char *a = strstr(url, "://"), *end, *at, *h, *hend, *port = NULL;
-  size_t n = 0, plen;
-  int https = strncasecmp(url, "https:", 6) == 0;
-  a = a != NULL ? a + 3 : url;
-  end = a + strcspn(a, "/?#");
-  for (at = a; at < end; at++) /* the last '@' ends the user info */
-    if (*at == '@') a = at + 1;
-  h = a;
-  if (*h == '[') { /* an IPv6 literal */
-    hend = memchr(h, ']', (size_t)(end - h));
-    hend = hend != NULL ? hend + 1 : end;
-  } else {
-    hend = memchr(h, ':', (size_t)(end - h));
-    if (hend == NULL) hend = end;
+static size_t url_key(CURLU *h, char *out, size_t cap) {
+  char *host = NULL, *port = NULL;
+  size_t n = 0;
+  if (curl_url_get(h, CURLUPART_HOST, &host, 0) == CURLUE_OK &&
+      curl_url_get(h, CURLUPART_PORT, &port, CURLU_DEFAULT_PORT) == CURLUE_OK) {
+    const char *p;
+    for (p = host; *p != '\0' && n + 1 < cap; p++)
+      out[n++] = (*p >= 'A' && *p <= 'Z') ? (char)(*p - 'A' + 'a') : *p;
+    n += (size_t)snprintf(out + n, cap - n, ":%s", port);
+    if (n >= cap) n = cap - 1; /* a key that long is cut short */
   }
-  if (hend < end && *hend == ':' && hend + 1 < end) port = hend + 1;
-  for (; h < hend && n + 1 < cap; h++)
-    out[n++] = (*h >= 'A' && *h <= 'Z') ? (char)(*h - 'A' + 'a') : *h;
-  if (port == NULL) {
-    port = https ? "443" : "80";
-    plen = strlen(port);
-  } else {
-    plen = (size_t)(end - port);
-  }
-  if (n + 1 + plen + 1 > cap) plen = 0; /* a key that long is cut short */
-  out[n++] = ':';
-  memcpy(out + n, port, plen);
-  n += plen;
   out[n] = '\0';
+  curl_free(host);
+  curl_free(port);
   return n;
 }
 
@@ -166,10 +152,11 @@ static int grow(corio_session *s) {
   return 0;
 }
 
-/* The host of `url` in the session's table, made if new; NULL: no memory. */
-static corio__host *host_find(corio_session *s, const char *url) {
+/* The host of the request being started (its URL is in the fetcher's
+   CURLU handle) in the session's table, made if new; NULL: no memory. */
+static corio__host *host_find(corio_session *s) {
   char key[512];
-  size_t len = url_key(url, key, sizeof key);
+  size_t len = url_key(s->fetcher->urlh, key, sizeof key);
   uint32_t hash = hash_key(key, len);
   corio__host *h;
   for (h = s->hosts[hash & (s->nbuckets - 1)]; h != NULL; h = h->next)
@@ -486,7 +473,7 @@ int corio__gate_again(corio_fetch *f) {
 
 int corio__gate_enter(corio_fetch *f, const corio_request *req) {
   corio_session *s = f->session;
-  corio__host *h = s->any != NULL ? s->any : host_find(s, req->url);
+  corio__host *h = s->any != NULL ? s->any : host_find(s);
   if (h == NULL) return CORIO_ENOMEM;
   f->host = h;
   if (start_now(f, f->t_call)) return 1;
