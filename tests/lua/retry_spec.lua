@@ -9,18 +9,9 @@ local corio = require "corio"
 local shell = require "tests.lua.support.shell"
 local sh = shell.sh
 
-local function free_port()
-  local out = sh([[python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])']])
-  return assert(tonumber(out), out)
-end
+local free_port = shell.free_port
 
-local function fetch_error(fn, ...)
-  local ok, err = pcall(fn, ...)
-  assert.is_false(ok, "expected a FetchError")
-  assert.equal("table", type(err), tostring(err))
-  assert.equal("FetchError", err.name, tostring(err))
-  return err
-end
+local fetch_error = shell.fetch_error
 
 -- A server whose handler answers from a script: `plan(n, req)` gives the
 -- answer to the n-th request; `seen` holds every request's method and body.

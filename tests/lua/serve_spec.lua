@@ -16,13 +16,8 @@ os.remove(dir)
 assert(os.execute("mkdir -p " .. dir))
 local njobs = 0
 
-local function readfile(name)
-  local f = io.open(name, "rb")
-  if not f then return nil end
-  local s = f:read("a")
-  f:close()
-  return s
-end
+local shell = require "tests.lua.support.shell"
+local readfile = shell.readfile
 
 local function writefile(name, s)
   local f = assert(io.open(name, "wb"))
@@ -30,34 +25,9 @@ local function writefile(name, s)
   f:close()
 end
 
--- Run a shell script in the background: its stdout, stderr and exit code
--- go to files.  Returns a job {pid=, out=, err=, rc=}.
-local function bg(script)
-  njobs = njobs + 1
-  local base = ("%s/job%d"):format(dir, njobs)
-  writefile(base .. ".sh", script .. "\n")
-  local p = assert(io.popen(("sh -c 'sh %s.sh > %s.out 2> %s.err; echo $? > %s.tmp; mv %s.tmp %s.rc' >/dev/null 2>&1 & echo $!")
-    :format(base, base, base, base, base, base)))
-  local pid = p:read("l")
-  p:close()
-  return {pid = pid, base = base}
-end
-
--- Wait (running the loop) until the job is done; returns out, rc, err.
-local function finish(job, timeout)
-  local deadline = corio.time() + (timeout or 15)
-  local rc = readfile(job.base .. ".rc")
-  while not rc do
-    if corio.time() > deadline then
-      os.execute("pkill -P " .. job.pid .. " 2>/dev/null; kill " .. job.pid .. " 2>/dev/null")
-      error("background job timed out: " .. readfile(job.base .. ".sh"))
-    end
-    corio.sleep(0.01)
-    rc = readfile(job.base .. ".rc")
-  end
-  return readfile(job.base .. ".out"), tonumber(rc), readfile(job.base .. ".err")
-end
-
+-- Run a shell script in the background (the loop keeps serving); wait
+-- for it with finish, which returns its stdout, exit status and stderr.
+local bg, finish = shell.bg, shell.finish
 local function run(script, timeout) return finish(bg(script), timeout) end
 
 -- Wait until pred() holds, running the loop (bounded).

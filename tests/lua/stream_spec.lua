@@ -7,26 +7,11 @@ local corio = require "corio"
 local shell = require "tests.lua.support.shell"
 local sh = shell.sh
 
-local function free_port()
-  local out = sh([[python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])']])
-  return assert(tonumber(out), out)
-end
+local free_port = shell.free_port
 
-local function readfile(name)
-  local f = io.open(name, "rb")
-  if not f then return nil end
-  local s = f:read("a")
-  f:close()
-  return s
-end
+local readfile = shell.readfile
 
-local function fetch_error(fn, ...)
-  local ok, err = pcall(fn, ...)
-  assert.is_false(ok, "expected a FetchError")
-  assert.equal("table", type(err), tostring(err))
-  assert.equal("FetchError", err.name, tostring(err))
-  return err
-end
+local fetch_error = shell.fetch_error
 
 -- Wait (bounded: 5 s) until pred() holds.
 local function wait_until(pred)

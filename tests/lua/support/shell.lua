@@ -1,5 +1,6 @@
--- What the specs share for driving programs from a shell: the executables
--- under test and a way to run a command and get its output and status.
+-- What the specs share: the executables under test, running a command
+-- (in the foreground, or in the background while the loop keeps serving),
+-- files, a free port, and the check that a call failed with a FetchError.
 --   local shell = require "tests.lua.support.shell"
 local M = {}
 
@@ -41,12 +42,28 @@ function M.bg(cmd)
   return {pid = pid, base = base}
 end
 
+-- The whole content of a file, or nil if it cannot be read.
 local function slurp(name)
   local f = io.open(name, "rb")
   if not f then return nil end
   local s = f:read("a")
   f:close()
   return s
+end
+M.readfile = slurp
+
+-- A loopback port nobody listens on right now (the kernel picks it).
+function M.free_port()
+  local out = M.sh([[python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])']])
+  return assert(tonumber(out), out)
+end
+
+-- fn(...) must fail with a FetchError: return it.
+function M.fetch_error(fn, ...)
+  local ok, err = pcall(fn, ...)
+  assert(not ok, "expected a FetchError")
+  assert(type(err) == "table" and err.name == "FetchError", tostring(err))
+  return err
 end
 
 -- Wait (at most `timeout` seconds, default 30) for a job; return its
