@@ -54,65 +54,46 @@ static int fill(CURLU *h, corio_url *out, const char **why) {
   return rc;
 }
 
-/* Set h from url (flags: curl_url_set's), then fill out. */
-static int parse_into(CURLU *h, const char *url, corio_url *out,
-                      const char **why) {
-  CURLUcode uc = curl_url_set(h, CURLUPART_URL, url, CURLU_NON_SUPPORT_SCHEME);
-  if (uc != CURLUE_OK) return fail(uc, why);
-  return fill(h, out, why);
+typedef enum { URL_PARSE, URL_JOIN, URL_ADD_QUERY } url_op;
+
+/* Parse `url`, apply `arg` as `op` says, and fill `out`. */
+static int url_do(url_op op, const char *url, const char *arg, corio_url *out,
+                  const char **why) {
+  CURLU *h;
+  CURLUcode uc;
+  int rc;
+  if (out != NULL) memset(out, 0, sizeof *out);
+  if (url == NULL || out == NULL || (op != URL_PARSE && arg == NULL))
+    return CORIO_EINVAL;
+  if ((h = curl_url()) == NULL) return CORIO_ENOMEM;
+  uc = curl_url_set(h, CURLUPART_URL, url, CURLU_NON_SUPPORT_SCHEME);
+  if (uc == CURLUE_OK && op == URL_JOIN) {
+    if (*arg == '\0' || *arg == '#')
+      /* RFC 3986 5.2.2: the base with the reference's fragment (or none);
+         libcurl 7.88 drops the base's last segment and query here */
+      uc = curl_url_set(h, CURLUPART_FRAGMENT, *arg == '#' ? arg + 1 : NULL, 0);
+    else /* with a URL set, a relative one is resolved against it */
+      uc = curl_url_set(h, CURLUPART_URL, arg, CURLU_NON_SUPPORT_SCHEME);
+  } else if (uc == CURLUE_OK && op == URL_ADD_QUERY && *arg != '\0') {
+    uc = curl_url_set(h, CURLUPART_QUERY, arg, CURLU_APPENDQUERY);
+  }
+  rc = uc != CURLUE_OK ? fail(uc, why) : fill(h, out, why);
+  curl_url_cleanup(h);
+  return rc;
 }
 
 int corio_url_parse(const char *url, corio_url *out, const char **why) {
-  CURLU *h;
-  int rc;
-  if (out != NULL) memset(out, 0, sizeof *out);
-  if (url == NULL || out == NULL) return CORIO_EINVAL;
-  if ((h = curl_url()) == NULL) return CORIO_ENOMEM;
-  rc = parse_into(h, url, out, why);
-  curl_url_cleanup(h);
-  return rc;
+  return url_do(URL_PARSE, url, NULL, out, why);
 }
 
 int corio_url_join(const char *base, const char *ref, corio_url *out,
                    const char **why) {
-  CURLU *h;
-  CURLUcode uc;
-  int rc;
-  if (out != NULL) memset(out, 0, sizeof *out);
-  if (base == NULL || ref == NULL || out == NULL) return CORIO_EINVAL;
-  if ((h = curl_url()) == NULL) return CORIO_ENOMEM;
-  uc = curl_url_set(h, CURLUPART_URL, base, CURLU_NON_SUPPORT_SCHEME);
-  if (uc != CURLUE_OK)
-    rc = fail(uc, why);
-  else if (*ref == '\0' || *ref == '#') {
-    /*
-    ** RFC 3986 5.2.2: the base with the reference's fragment (or none).
-    ** libcurl 7.88 drops the base's last segment and query here.
-    */
-    uc = curl_url_set(h, CURLUPART_FRAGMENT, *ref == '#' ? ref + 1 : NULL, 0);
-    rc = uc != CURLUE_OK ? fail(uc, why) : fill(h, out, why);
-  } else {
-    /* with a URL set, a relative one is resolved against it */
-    rc = parse_into(h, ref, out, why);
-  }
-  curl_url_cleanup(h);
-  return rc;
+  return url_do(URL_JOIN, base, ref, out, why);
 }
 
 int corio_url_add_query(const char *url, const char *query, corio_url *out,
                         const char **why) {
-  CURLU *h;
-  CURLUcode uc;
-  int rc;
-  if (out != NULL) memset(out, 0, sizeof *out);
-  if (url == NULL || query == NULL || out == NULL) return CORIO_EINVAL;
-  if ((h = curl_url()) == NULL) return CORIO_ENOMEM;
-  uc = curl_url_set(h, CURLUPART_URL, url, CURLU_NON_SUPPORT_SCHEME);
-  if (uc == CURLUE_OK && *query != '\0')
-    uc = curl_url_set(h, CURLUPART_QUERY, query, CURLU_APPENDQUERY);
-  rc = uc != CURLUE_OK ? fail(uc, why) : fill(h, out, why);
-  curl_url_cleanup(h);
-  return rc;
+  return url_do(URL_ADD_QUERY, url, query, out, why);
 }
 
 void corio_url_free(corio_url *u) {
