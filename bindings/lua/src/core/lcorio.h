@@ -362,6 +362,9 @@ void lcorio_push_form(lua_State *L, int idx, const char *what);
 */
 void lcorio_push_decoded(lua_State *L, const char *s, size_t n, int plus);
 void lcorio_push_query(lua_State *L, const char *q, size_t n);
+/* Push u's href (parts 0) or its parts as a table (parts 1), and free u
+   (raising only after it is freed). */
+void lcorio_push_url(lua_State *L, corio_url *u, int parts);
 void lcorio_url_open(lua_State *L);
 /*
 ** ljson.c: JSON on lua-cjson.  encode/decode push the value at idx encoded

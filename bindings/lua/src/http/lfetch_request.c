@@ -321,11 +321,6 @@ static void apply_base_url(lua_State *L, lcorio_req *r, int url) {
   lua_pop(L, 1);
 }
 
-static int push_href(lua_State *L) {
-  lua_pushstring(L, ((const corio_url *)lua_touserdata(L, 1))->href);
-  return 1;
-}
-
 /* The `params` table, encoded, added to the query of the URL at `url`. */
 static void add_params(lua_State *L, int opts, int url, const char *fn) {
   char what[64];
@@ -340,11 +335,7 @@ static void add_params(lua_State *L, int opts, int url, const char *fn) {
   if (rc == CORIO_EURL || rc == CORIO_ESCHEME)
     lcorio_request_refused(L, rc, lua_tostring(L, url), fn);
   if (rc != 0) luaL_error(L, "%s: %s", fn, corio_strerror(rc));
-  lua_pushcfunction(L, push_href); /* protected: u is freed either way */
-  lua_pushlightuserdata(L, &u);
-  rc = lua_pcall(L, 1, 1, 0);
-  corio_url_free(&u);
-  if (rc != LUA_OK) lua_error(L);
+  lcorio_push_url(L, &u, 0);
   lua_replace(L, url);
 }
 

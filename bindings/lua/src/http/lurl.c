@@ -129,6 +129,15 @@ static int push_href(lua_State *L) {
   return 1;
 }
 
+void lcorio_push_url(lua_State *L, corio_url *u, int parts) {
+  int rc;
+  lua_pushcfunction(L, parts ? push_parts : push_href);
+  lua_pushlightuserdata(L, u);
+  rc = lua_pcall(L, 1, 1, 0); /* out of memory: u is freed all the same */
+  corio_url_free(u);
+  if (rc != LUA_OK) lua_error(L);
+}
+
 /* Raise for a corio_url_* failure about `url`, naming the function. */
 static int url_error(lua_State *L, const char *fn, int rc, const char *url,
                      const char *why) {
@@ -158,11 +167,8 @@ static int l_parse(lua_State *L) {
   corio_url u;
   int rc = corio_url_parse(s, &u, &why);
   if (rc != 0) return url_error(L, "corio.url.parse", rc, s, why);
-  lua_pushcfunction(L, push_parts); /* protected: u is freed either way */
-  lua_pushlightuserdata(L, &u);
-  rc = lua_pcall(L, 1, 1, 0);
-  corio_url_free(&u);
-  return rc == LUA_OK ? 1 : lua_error(L);
+  lcorio_push_url(L, &u, 1);
+  return 1;
 }
 
 /* corio.url.join(base, ref) -> the URL ref leads to from base */
@@ -178,11 +184,8 @@ static int l_join(lua_State *L) {
                       ref, base, why != NULL ? why : "malformed");
   }
   if (rc != 0) return url_error(L, "corio.url.join", rc, base, why);
-  lua_pushcfunction(L, push_href); /* protected: u is freed either way */
-  lua_pushlightuserdata(L, &u);
-  rc = lua_pcall(L, 1, 1, 0);
-  corio_url_free(&u);
-  return rc == LUA_OK ? 1 : lua_error(L);
+  lcorio_push_url(L, &u, 0);
+  return 1;
 }
 
 /* corio.url.encode{k = v | {v1, v2}} -> "k=v&..." (keys sorted) */
