@@ -272,7 +272,7 @@ TEST_IMPL(cancel) {
   memset(&R, 0, sizeof R);
   CMD(c, 0, "SET", "t:c", "first");
   run_until(rt, 1);
-  CMD(c, 1, "DEBUG", "SLEEP", "0.2");
+  CMD(c, 1, "BLPOP", "t:never", "0.2");
   CMD(c, 2, "GET", "t:c");
   CMD(c, 3, "ECHO", "third");
   R.in_call = 1;
@@ -542,7 +542,7 @@ TEST_IMPL(select_and_auth) {
   CMD(good, 5, "GET", "t:db3");
   run_until(rt, 6);
   ASSERT_EQ(R.status[4], CORIO_ECONNECT);
-  ASSERT(strncmp(corio_redis_last_error(bad), "AUTH: ", 6) == 0);
+  ASSERT(strstr(corio_redis_last_error(bad), ": AUTH: ") != NULL);
   ASSERT_EQ(R.status[5], 0);
   ASSERT_STR_EQ(R.str[5], "here");
   CMD(good, 6, "CONFIG", "SET", "requirepass", "");

@@ -150,9 +150,10 @@ CORIO_EXTERN int corio_redis_cancel(corio_redis_cmd *cmd);
 CORIO_EXTERN void corio_redis_close(corio_redis *c);
 
 /*
-** Why the last connection of `c` failed or was lost ("Connection
-** refused", "Server closed the connection", "Protocol error, got "H" as
-** reply type byte", "AUTH: WRONGPASS ..."), or "" if none did.  Valid
+** Why the last connection of `c` failed or was lost, after the server's
+** "host:port: ": "Connection refused", "Server closed the connection",
+** "not a Redis server? Protocol error, got "H" as reply type byte",
+** "AUTH: WRONGPASS ...", or "" if none did.  Valid
 ** until the next callback of `c` runs.
 */
 CORIO_EXTERN const char *corio_redis_last_error(const corio_redis *c);

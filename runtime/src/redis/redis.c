@@ -122,8 +122,10 @@ static void on_tick(uv_timer_t *h) {
 ** ===================================================================
 */
 
+/* c->errmsg: "host:port: prefix msg" */
 static void set_error(corio_redis *c, const char *prefix, const char *msg) {
-  snprintf(c->errmsg, sizeof c->errmsg, "%s%s", prefix != NULL ? prefix : "",
+  snprintf(c->errmsg, sizeof c->errmsg, "%s:%d: %s%s", c->host, c->port,
+           prefix != NULL ? prefix : "",
            msg != NULL && *msg ? msg : "connection lost");
 }
 
@@ -284,8 +286,8 @@ static void on_deadline(uv_timer_t *h) {
   corio_redis *c = h->data;
   if (c->ac == NULL || c->up) return;
   snprintf(c->errmsg, sizeof c->errmsg,
-           "could not connect within %.3g s (no answer from %s:%d)",
-           (double)c->timeout_ms / 1000.0, c->host, c->port);
+           "%s:%d: could not connect within %.3g s (no answer)", c->host,
+           c->port, (double)c->timeout_ms / 1000.0);
   conn_drop(c, CORIO_ETIMEDOUT);
 }
 
