@@ -112,6 +112,9 @@ describe("fetch_many --redis", function()
     local opts = "-c 20 --batch 50 --claim-idle 1"
     local w = {}
     for i = 1, 3 do w[i] = worker(server.url, job, opts .. " --consumer w" .. i) end
+    finally(function() -- after a failure, no worker is left running
+      for i = 1, 3 do pcall(function() shell.sh("kill -KILL " .. pid_of(w[i])) end) end
+    end)
     wait_until(function() return r:call("HLEN", results_key) >= 1500 end, 60, "progress")
     -- w1 dies with entries in flight: they stay pending, then are claimed
     shell.sh("kill -KILL " .. pid_of(w[1]))
@@ -144,6 +147,10 @@ describe("fetch_many --redis", function()
     local dir = shell.sh("mktemp -d"):match("^%s*(.-)%s*$")
     local args = "--appendonly yes --save ''"
     local own = rs.start{dir = dir, args = args}
+    finally(function() -- also when an assertion fails
+      rs.stop(own)
+      shell.sh("rm -rf " .. dir)
+    end)
     local job = "restart"
     local file = url_file(3000, "r")
     local _, rc, err = shell.finish(shell.bg(("%s --redis %s --job %s --enqueue %s")
@@ -168,13 +175,12 @@ describe("fetch_many --redis", function()
     end
     local _, n = results_of(own.url, job)
     assert.equal(3000, n)
-    rs.stop(own)
-    shell.sh("rm -rf " .. dir)
   end)
 
   it("stops with a clear error when Redis is out of memory; the job stays consistent", function()
     local own = rs.start{args = "--save '' --appendonly no --maxmemory 2mb " ..
       "--maxmemory-policy noeviction"}
+    finally(function() rs.stop(own) end)
     local file = url_file(40000, "oom-padding-padding-padding-padding-")
     local _, rc, err = shell.finish(shell.bg(("%s --redis %s --job oom --enqueue %s")
       :format(tool, own.url, file)), 60)
@@ -190,6 +196,5 @@ describe("fetch_many --redis", function()
     local out, src = shell.sh(("%s --redis %s --job oom --status"):format(tool, own.url))
     assert.equal(0, src, out)
     assert.matches("enqueued  " .. added .. "\n", out, 1, true)
-    rs.stop(own)
   end)
 end)

@@ -153,6 +153,7 @@ describe("corio.redis", function()
 
   it("fails calls in flight when the server dies; the next call reconnects", function()
     local own = rs.start()
+    finally(function() rs.stop(own) end)
     local r <close> = corio.redis.connect(own.url)
     assert.equal("PONG", r:call("PING"))
     local waiting = {}
@@ -171,6 +172,5 @@ describe("corio.redis", function()
     own = rs.start{port = own.port}
     assert.equal("back", r:call("ECHO", "back"))
     assert.equal(3, r:stats().connects)
-    rs.stop(own)
   end)
 end)

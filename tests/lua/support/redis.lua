@@ -49,6 +49,7 @@ end
 -- Stop it by PID (signal: "TERM" by default, "KILL" to kill it) and wait
 -- until it is gone (at most 10 s).
 function M.stop(server, signal)
+  if not alive(server.pid) then return end -- stopped already
   os.execute(("kill -%s %d 2>/dev/null"):format(signal or "TERM", server.pid))
   local deadline = corio.time() + 10
   while alive(server.pid) and corio.time() < deadline do corio.sleep(0.02) end
