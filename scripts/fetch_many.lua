@@ -5,6 +5,14 @@
 --   corio scripts/fetch_many.lua [FILE|-] [-c N] [-o OUT.jsonl] [--retries N]
 --     [--rate N] [--timeout S] [--method M] [-H "Name: value"]...
 --
+-- A job shared by many workers, on many machines, through Redis (see
+-- scripts/lib/fetch_jobs.lua and docs/scale-out.md):
+--
+--   corio scripts/fetch_many.lua --redis URL --job NAME --enqueue FILE
+--   corio scripts/fetch_many.lua --redis URL --job NAME --work [-c N] ...
+--   corio scripts/fetch_many.lua --redis URL --job NAME --status
+--   corio scripts/fetch_many.lua --redis URL --job NAME --results FILE
+--
 -- Input: one URL a line (blank lines and lines starting with # skipped),
 -- read lazily, so a list of millions costs what `-c` costs.  Output, in
 -- completion order: {"url":..., "status":200, "bytes":..., "ms":...,
@@ -28,6 +36,18 @@ usage: corio scripts/fetch_many.lua [FILE|-] [options]
   --progress, --no-progress
                     force the progress bar on or off (default: on when
                     stderr is a terminal)
+A job shared through Redis (delivery at least once, one result per URL):
+  --redis URL       redis://[:password@]host:port/db
+  --job NAME        the job (letters, digits and . _ - :)
+  --enqueue FILE|-  add the URLs of FILE to the job
+  --work            fetch the job's URLs until none is left (the fetch
+                    options above apply); run any number of workers
+  --follow          with --work: wait for more URLs instead of exiting
+  --claim-idle S    take over the URLs another worker has held for S
+                    seconds without a result (default 60)
+  --batch N         entries read (or added) at once (default 100)
+  --status          print done, failed, pending, waiting and the rate
+  --results FILE|-  write the job's JSON lines to FILE
 ]]
 
 local function usage_error(fmt, ...)
@@ -45,7 +65,9 @@ local function number_arg(name, v, integer)
 end
 
 local function parse_args(args)
-  local o = {input = "-", concurrency = 100, headers = {}, method = "GET"}
+  local o = {input = "-", concurrency = 100, headers = {}, method = "GET",
+    claim_idle = 60, batch = 100, redis_wait = 120}
+  local modes = 0
   local i, positional = 1, 0
   local function value(name)
     i = i + 1
@@ -74,6 +96,17 @@ local function parse_args(args)
         usage_error("-H expects \"Name: value\" (got %q)", args[i])
       end
       o.headers[name] = v
+    elseif a == "--redis" then o.redis = value(a)
+    elseif a == "--job" then o.job = value(a)
+    elseif a == "--enqueue" then o.enqueue, modes = value(a), modes + 1
+    elseif a == "--work" then o.work, modes = true, modes + 1
+    elseif a == "--status" then o.status, modes = true, modes + 1
+    elseif a == "--results" then o.results, modes = value(a), modes + 1
+    elseif a == "--follow" then o.follow = true
+    elseif a == "--consumer" then o.consumer = value(a)
+    elseif a == "--claim-idle" then o.claim_idle = number_arg(a, value(a), false)
+    elseif a == "--batch" then o.batch = number_arg(a, value(a), true)
+    elseif a == "--redis-wait" then o.redis_wait = number_arg(a, value(a), false)
     elseif a == "--progress" then o.progress = true
     elseif a == "--no-progress" then o.progress = false
     elseif a:sub(1, 1) == "-" and a ~= "-" then
@@ -84,6 +117,15 @@ local function parse_args(args)
       o.input = a
     end
     i = i + 1
+  end
+  if (o.redis == nil) ~= (o.job == nil) then
+    usage_error("--redis and --job go together")
+  end
+  if o.redis ~= nil and modes ~= 1 then
+    usage_error("with --redis, give one of --enqueue, --work, --status, --results")
+  end
+  if o.redis == nil and modes > 0 then
+    usage_error("--enqueue, --work, --status and --results need --redis and --job")
   end
   return o
 end
@@ -191,30 +233,16 @@ local function summary(stats, secs, interrupted)
   end
 end
 
-local function main(args)
-  local o = parse_args(args)
-  local input, out = io.stdin, io.stdout
-  if o.input ~= "-" then
-    local f, err = io.open(o.input, "r")
-    if f == nil then usage_error("cannot read the input: %s", err) end
-    input = f
-  end
-  if o.output ~= nil then
-    local f, err = io.open(o.output, "w")
-    if f == nil then usage_error("cannot write the output: %s", err) end
-    out = f
-  end
-
-  local session <close> = corio.session {
+-- The fetch of one URL, as fetch_many does it: the record of its JSON
+-- line, returned for a response, raised for an error.
+local function fetcher(o)
+  local session = corio.session {
     retries = o.retries, rate = o.rate, timeout = o.timeout,
     headers = o.headers, max_idle = o.concurrency,
   }
   local fetch_opts = {method = o.method}
   local now = corio.time
   local Cancelled = corio.CancelledError
-
-  -- One URL: the record of its JSON line, returned for a response, raised
-  -- for an error (so that the progress bar counts it).
   local function fetch_one(url)
     local t0 = now()
     local ok, r = pcall(session.fetch, session, url, fetch_opts)
@@ -230,9 +258,71 @@ local function main(args)
     rec.bytes = 0
     error(rec, 0)
   end
+  return fetch_one, session
+end
 
-  local stats = {responses = 0, errors = 0, bytes = 0, statuses = {},
+local function new_stats()
+  return {responses = 0, errors = 0, bytes = 0, statuses = {},
     kinds = {}, latency = Latency.new()}
+end
+
+local function count(stats, rec)
+  if rec.error then
+    stats.errors = stats.errors + 1
+    stats.kinds[rec.error] = (stats.kinds[rec.error] or 0) + 1
+  else
+    stats.responses = stats.responses + 1
+    stats.statuses[rec.status] = (stats.statuses[rec.status] or 0) + 1
+    stats.bytes = stats.bytes + rec.bytes
+    stats.latency:add(rec.ms)
+  end
+end
+
+-- --redis: the job's side (scripts/lib/fetch_jobs.lua).
+local function run_job(o)
+  package.path = arg[0]:match("^(.-)[^/]*$") .. "lib/?.lua;" .. package.path
+  local jobs = require "fetch_jobs"
+  jobs.urls = urls
+  if not o.work then return jobs.run(o) end
+  local fetch_one, session = fetcher(o)
+  local stats, t0 = new_stats(), corio.time()
+  local ok, rc = pcall(jobs.run, o, fetch_one, function(rec) count(stats, rec) end)
+  session:close()
+  summary(stats, corio.time() - t0, not ok)
+  local done = stats.responses + stats.errors
+  if jobs.stats and done > 0 then
+    io.stderr:write(("  redis   %d commands, %d writes, %d connects, %d outages: " ..
+      "%.2f commands and %.3f round trips per URL\n"):format(jobs.stats.commands,
+      jobs.stats.writes, jobs.stats.connects, jobs.stats.outages,
+      jobs.stats.commands / done, jobs.stats.writes / done))
+  end
+  if not ok then error(rc, 0) end
+  return rc
+end
+
+local function main(args)
+  local o = parse_args(args)
+  if o.redis ~= nil then return run_job(o) end
+  local input, out = io.stdin, io.stdout
+  if o.input ~= "-" then
+    local f, err = io.open(o.input, "r")
+    if f == nil then usage_error("cannot read the input: %s", err) end
+    input = f
+  end
+  if o.output ~= nil then
+    local f, err = io.open(o.output, "w")
+    if f == nil then usage_error("cannot write the output: %s", err) end
+    out = f
+  end
+
+  -- One URL: the record of its JSON line, returned for a response, raised
+  -- for an error (so that the progress bar counts it).
+  local fetch_one, session = fetcher(o)
+  local session_close <close> = session
+  local now = corio.time
+  local Cancelled = corio.CancelledError
+
+  local stats = new_stats()
   local t0 = now()
   -- whole lines reach the file at least twice a second (tail -f, Ctrl-C)
   local flusher = corio.spawn(function()
@@ -250,15 +340,7 @@ local function main(args)
         rec = e
       end
       out:write(cjson.encode(rec), "\n")
-      if rec.error then
-        stats.errors = stats.errors + 1
-        stats.kinds[rec.error] = (stats.kinds[rec.error] or 0) + 1
-      else
-        stats.responses = stats.responses + 1
-        stats.statuses[rec.status] = (stats.statuses[rec.status] or 0) + 1
-        stats.bytes = stats.bytes + rec.bytes
-        stats.latency:add(rec.ms)
-      end
+      count(stats, rec)
     end
   end)
   flusher:cancel()

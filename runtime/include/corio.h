@@ -487,10 +487,11 @@ CORIO_EXTERN uint64_t corio_seconds_to_ms(double s);
 
 /* }================================================================== */
 
-/* the HTTP client, the server and URLs, in headers of their own */
+/* the HTTP client, the server, URLs and Redis, in headers of their own */
 #include "corio/fetch.h"
 #include "corio/server.h"
 #include "corio/url.h"
+#include "corio/redis.h"
 
 #ifdef __cplusplus
 }

@@ -1,7 +1,7 @@
 /*
 ** core.h: the core's private structures and corio__ functions: the
 ** runtime, tasks, the ready queue, timers and waits.  The subsystems built
-** on it (fetch/, server/) include this header; it includes neither of
+** on it (fetch/, server/, redis/) include this header; it includes neither of
 ** theirs: each keeps its per-runtime state in a slot of the runtime and
 ** registers how to tear it down (corio__part).  Never included by a
 ** binding.
@@ -94,6 +94,7 @@ typedef struct corio__soon {
 typedef enum corio__part_id {
   CORIO__PART_FETCH,  /* fetch/: a corio__fetcher */
   CORIO__PART_SERVER, /* server/: a corio__server_home */
+  CORIO__PART_REDIS,  /* redis/: a corio__redis_home */
   CORIO__PART_COUNT
 } corio__part_id;
 

@@ -161,6 +161,7 @@ int luaopen_corio(lua_State *L) {
   lcorio_serve_open(L);
   lcorio_thread_open(L);
   lcorio_process_open(L);
+  lcorio_redis_open(L);
   lcorio_chunks_open(L); /* last: they build on the functions above */
   lua_pop(L, 1);         /* state */
   lua_pushstring(L, corio_version_string());

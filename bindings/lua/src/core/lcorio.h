@@ -246,6 +246,7 @@ void lcorio_fetch_open(lua_State *L);   /* lfetch.c: fetch, sessions */
 void lcorio_serve_open(lua_State *L);   /* lserve.c: corio.serve */
 void lcorio_thread_open(lua_State *L);  /* lthread.c: to_thread, threads */
 void lcorio_process_open(lua_State *L); /* lprocess.c: processes */
+void lcorio_redis_open(lua_State *L);   /* lredis.c: corio.redis */
 
 /*
 ** The HTTP client (lfetch.c, lfetch_request.c, lfetch_response.c,

@@ -1,0 +1,371 @@
+-- fetch_jobs.lua: fetch_many's jobs shared through Redis (--redis URL
+-- --job NAME), so that any number of workers, on any machines, drain one
+-- list of URLs and none is lost when a worker dies.
+--
+-- A job is a Redis stream with a consumer group; every key of job NAME
+-- has the hash tag {NAME}, so that a Redis Cluster keeps a job on one
+-- node (docs/scale-out.md):
+--   fetch:{NAME}:urls      stream, one entry {url=...} per URL (XADD)
+--                          group "workers": what is delivered, to whom,
+--                          and not yet acknowledged (the PEL)
+--   fetch:{NAME}:results   hash URL -> its JSON line: the one result per
+--                          URL (a URL delivered twice writes it twice)
+--   fetch:{NAME}:failed    set of the URLs whose result is an error
+--   fetch:{NAME}:meta      hash: enqueued, started_ms, last_ms
+--
+-- A worker reads entries in batches (XREADGROUP), fetches them (-c at
+-- once), and for each writes the result and acknowledges the entry in one
+-- server-side script (ACK below), so a worker that dies between the two
+-- leaves the entry pending, never acknowledged without its result.  The
+-- entries a dead worker left pending are taken over (XAUTOCLAIM) once
+-- idle longer than --claim-idle: delivery is at least once, and the
+-- result hash keeps one result per URL.  A worker exits once nothing is
+-- left to read and nothing is pending anywhere, unless --follow.
+local cjson = require "cjson"
+
+local M = {}
+
+local GROUP = "workers"
+
+-- Write the result, mark failures, acknowledge: atomically, one command.
+-- KEYS: urls, results, failed, meta; ARGV: id, url, json, failed, now_ms
+local ACK = [[
+redis.call('HSET', KEYS[2], ARGV[2], ARGV[3])
+if ARGV[4] == '1' then redis.call('SADD', KEYS[3], ARGV[2])
+else redis.call('SREM', KEYS[3], ARGV[2]) end
+redis.call('HSET', KEYS[4], 'last_ms', ARGV[5])
+return redis.call('XACK', KEYS[1], 'workers', ARGV[1])
+]]
+
+local function keys_of(job)
+  local p = "fetch:{" .. job .. "}:"
+  return {urls = p .. "urls", results = p .. "results", failed = p .. "failed",
+    meta = p .. "meta"}
+end
+
+local function now_ms() return math.floor(corio.time() * 1000) end
+
+local function fail(fmt, ...)
+  io.stderr:write("fetch_many: ", fmt:format(...), "\n")
+  os.exit(1)
+end
+
+-- Errors worth waiting out: the server restarting, a network blip.
+local TRANSIENT = {connect = true, reset = true, timeout = true}
+
+-- The client of one run: connects (a clear error if it cannot), and
+-- retries a call that failed for a transient reason, with a growing
+-- pause, for at most `patience` seconds of outage.
+local function client(url, patience)
+  local ok, r = pcall(corio.redis.connect, url, {timeout = 5})
+  if not ok then
+    if type(r) == "table" and r.kind == "invalid_url" then
+      io.stderr:write("fetch_many: --redis: ", r.message, "\n")
+      os.exit(2)
+    end
+    fail("cannot use Redis at %s: %s", url, tostring(type(r) == "table" and r.message or r))
+  end
+  local c = {r = r, outages = 0}
+  function c.call(...)
+    local pause, since = 0.05, nil
+    while true do
+      local ok2, res = pcall(r.call, r, ...)
+      if ok2 then return res end
+      if type(res) ~= "table" or not TRANSIENT[res.kind] then error(res, 0) end
+      since = since or corio.time()
+      if corio.time() - since > patience then
+        fail("Redis at %s is unreachable for %.0f s: %s", url, patience, res.message)
+      end
+      if pause == 0.05 then c.outages = c.outages + 1 end
+      corio.sleep(pause)
+      pause = math.min(pause * 2, 1)
+    end
+  end
+  return c
+end
+
+-- A Redis error reply as a message that says what to do.
+local function explain(err, what)
+  if type(err) ~= "table" then return tostring(err) end
+  if err.code == "OOM" then
+    return ("Redis is out of memory (maxmemory) and refused %s: %s"):format(what, err.message)
+  end
+  return ("Redis refused %s: %s"):format(what, err.message or tostring(err))
+end
+
+-- The stream entries of a reply ([[id, [field, value, ...]], ...]) as
+-- {id=, url=}.
+local function entries_of(list, out)
+  for _, e in ipairs(list or {}) do
+    local id, fields, url = e[1], e[2], nil
+    if type(fields) == "table" then
+      for i = 1, #fields - 1, 2 do
+        if fields[i] == "url" then url = fields[i + 1] end
+      end
+    end
+    out[#out + 1] = {id = id, url = url or ""}
+  end
+  return out
+end
+
+local function job_exists(c, k)
+  if c.call("EXISTS", k.urls) == 0 then return false end
+  local ok, groups = pcall(c.call, "XINFO", "GROUPS", k.urls)
+  if not ok then return false end
+  for _, g in ipairs(groups) do
+    for i = 1, #g - 1, 2 do
+      if g[i] == "name" and g[i + 1] == GROUP then return true end
+    end
+  end
+  return false
+end
+
+-- {name = value} of a flat [name, value, ...] reply.
+local function pairs_of(list)
+  local t = {}
+  for i = 1, #(list or {}) - 1, 2 do t[list[i]] = list[i + 1] end
+  return t
+end
+
+-- }==================================================================
+
+-- Add a batch of URLs and count them, in one script: Redis refuses a
+-- script at its first write when out of memory, so the count in the meta
+-- hash and the stream's length never disagree.
+-- KEYS: urls, meta; ARGV: the URLs
+local ADD = [[
+for i = 1, #ARGV do redis.call('XADD', KEYS[1], '*', 'url', ARGV[i]) end
+return redis.call('HINCRBY', KEYS[2], 'enqueued', #ARGV)
+]]
+
+-- --enqueue FILE: the URLs in batches of --batch, each one script call
+-- (XADDs), four batches in flight (pipelined).
+local function enqueue(o, c, k, next_url)
+  local ok, err = pcall(c.call, "XGROUP", "CREATE", k.urls, GROUP, "0", "MKSTREAM")
+  if ok or (type(err) == "table" and err.code == "BUSYGROUP") then
+    ok, err = pcall(c.call, "HSETNX", k.meta, "created_ms", now_ms())
+  end
+  if not ok then fail("%s", explain(err, "the job's creation")) end
+  local sha = c.call("SCRIPT", "LOAD", ADD)
+  local added, failure = 0, nil
+  local function batches()
+    local b = {}
+    for url in next_url do
+      b[#b + 1] = url
+      if #b == o.batch then return b end
+    end
+    return #b > 0 and b or nil
+  end
+  local function add(b)
+    if failure then return end
+    local ok2, e = pcall(c.call, "EVALSHA", sha, 2, k.urls, k.meta, table.unpack(b))
+    if ok2 then
+      added = added + #b
+    else
+      failure = failure or e
+    end
+  end
+  local t0 = corio.time()
+  for _ in corio.imap(add, batches, {concurrency = 4}) do
+    if failure then break end
+  end
+  if failure then
+    fail("%s after %d URLs (those are in the job)", explain(failure, "XADD"), added)
+  end
+  io.stderr:write(("fetch_many: %d URLs enqueued in job %s in %.2f s\n"):format(
+    added, o.job, corio.time() - t0))
+  return 0
+end
+
+-- --status: one line per count, then the rate.
+local function status(o, c, k)
+  if not job_exists(c, k) then fail("no job %q at %s", o.job, o.redis) end
+  local meta = pairs_of(c.call("HGETALL", k.meta))
+  local done = c.call("HLEN", k.results)
+  local failed = c.call("SCARD", k.failed)
+  local pending, waiting, consumers = 0, 0, 0
+  for _, g in ipairs(c.call("XINFO", "GROUPS", k.urls)) do
+    local gi = pairs_of(g)
+    if gi.name == GROUP then
+      pending, consumers = gi.pending or 0, gi.consumers or 0
+      waiting = gi.lag ~= corio.redis.null and gi.lag or 0
+    end
+  end
+  local rate = 0
+  local started, last = tonumber(meta.started_ms), tonumber(meta.last_ms)
+  if started and last and last > started then rate = done / ((last - started) / 1000) end
+  local w = io.stdout
+  w:write(("job %s\n"):format(o.job))
+  w:write(("  enqueued  %d\n"):format(tonumber(meta.enqueued) or 0))
+  w:write(("  done      %d\n"):format(done))
+  w:write(("  failed    %d\n"):format(failed))
+  w:write(("  pending   %d\n"):format(pending)) -- delivered, not acknowledged
+  w:write(("  waiting   %d\n"):format(waiting)) -- not delivered yet
+  w:write(("  workers   %d\n"):format(consumers))
+  w:write(("  rate      %.1f/s\n"):format(rate))
+  return 0
+end
+
+-- --results FILE: the job's JSON lines (HSCAN, in no particular order).
+local function results(o, c, k, path)
+  if not job_exists(c, k) then fail("no job %q at %s", o.job, o.redis) end
+  local out = io.stdout
+  if path ~= "-" then
+    local f, err = io.open(path, "w")
+    if f == nil then fail("cannot write the results: %s", err) end
+    out = f
+  end
+  local cursor, n = "0", 0
+  repeat
+    local page = c.call("HSCAN", k.results, cursor, "COUNT", 1000)
+    cursor = page[1]
+    for i = 2, #page[2], 2 do
+      out:write(page[2][i], "\n")
+      n = n + 1
+    end
+  until cursor == "0"
+  if out ~= io.stdout then out:close() end
+  io.stderr:write(("fetch_many: %d results of job %s\n"):format(n, o.job))
+  return 0
+end
+
+-- --work: one worker.  `fetch_one(url)` returns the record or raises it
+-- (fetch_many's); `stats` takes every record for the summary.
+local function work(o, c, k, fetch_one, record)
+  if not job_exists(c, k) then
+    fail("no job %q at %s: enqueue URLs first (--enqueue FILE)", o.job, o.redis)
+  end
+  local consumer = o.consumer
+  if consumer == nil then
+    local h = io.open("/etc/hostname")
+    local host = h and h:read("l") or "host"
+    if h then h:close() end
+    local p = io.open("/proc/self/stat")
+    local pid = p and p:read("l"):match("^(%d+)") or tostring(math.random(1e9))
+    if p then p:close() end
+    consumer = ("%s-%s"):format(host, pid)
+  end
+  c.call("HSETNX", k.meta, "started_ms", now_ms())
+  local sha = c.call("SCRIPT", "LOAD", ACK)
+  local queue = corio.queue(o.batch * 2) -- entries read, not yet taken
+  local inflight, fatal = 0, nil
+  local claim_ms = math.floor(o.claim_idle * 1000)
+
+  local function ack(e, rec)
+    rec.worker = consumer
+    local line = cjson.encode(rec)
+    local args = {4, k.urls, k.results, k.failed, k.meta, e.id, e.url, line,
+      rec.error and "1" or "0", now_ms()}
+    local ok, err = pcall(c.call, "EVALSHA", sha, table.unpack(args))
+    if not ok and type(err) == "table" and err.code == "NOSCRIPT" then
+      ok, err = pcall(c.call, "EVAL", ACK, table.unpack(args)) -- Redis restarted
+    end
+    if not ok then error(err, 0) end
+  end
+
+  -- -c tasks: take an entry, fetch, write its result and acknowledge.
+  -- After a fatal error (Redis out of memory) they only empty the queue:
+  -- what they skip stays pending, for a worker that can write it.
+  local function consume()
+    while true do
+      local e = queue:get()
+      if e == false then return end
+      if fatal == nil then
+        local ok, rec = pcall(fetch_one, e.url)
+        if not ok and (type(rec) ~= "table" or rec.url == nil) then error(rec, 0) end
+        local ok2, err = pcall(ack, e, rec)
+        if ok2 then
+          record(rec)
+        else
+          fatal = fatal or explain(err, "the result of " .. e.url)
+        end
+      end
+      inflight = inflight - 1
+    end
+  end
+  local consumers = {}
+  for i = 1, o.concurrency do consumers[i] = corio.spawn(consume) end
+
+  -- the reader, on a connection of its own (a blocking XREADGROUP holds
+  -- up the commands behind it): claim what dead workers left, read new
+  -- entries, and decide when the job is drained
+  local rd = client(o.redis, o.redis_wait)
+  local cursor, last_claim = "0-0", -math.huge
+  local ok, err = pcall(function()
+    while fatal == nil do
+      local got = {}
+      if corio.time() - last_claim >= math.max(o.claim_idle / 2, 0.05) then
+        local claimed = rd.call("XAUTOCLAIM", k.urls, GROUP, consumer, claim_ms,
+          cursor, "COUNT", o.batch)
+        cursor = claimed[1]
+        entries_of(claimed[2], got)
+        if cursor == "0-0" then last_claim = corio.time() end
+      end
+      if #got == 0 then
+        local reply = rd.call("XREADGROUP", "GROUP", GROUP, consumer, "COUNT",
+          o.batch, "BLOCK", o.follow and 1000 or 100, "STREAMS", k.urls, ">")
+        if reply ~= nil then entries_of(reply[1][2], got) end
+      end
+      for _, e in ipairs(got) do
+        inflight = inflight + 1
+        queue:put(e)
+      end
+      if #got == 0 and not o.follow and inflight == 0 then
+        -- drained when nothing is pending anywhere (others' entries are
+        -- acknowledged by them, or claimed by us once idle long enough)
+        local summary = rd.call("XPENDING", k.urls, GROUP)
+        if summary[1] == 0 then break end
+        corio.sleep(math.min(0.2, o.claim_idle / 4))
+      end
+    end
+  end)
+  local rstats = rd.r:stats()
+  rd.r:close()
+  for _ = 1, o.concurrency do queue:put(false) end
+  corio.gather(consumers, {return_exceptions = true})
+  local wstats = c.r:stats()
+  M.stats = {commands = rstats.commands + wstats.commands,
+    writes = rstats.writes + wstats.writes, connects = rstats.connects + wstats.connects,
+    outages = c.outages + rd.outages}
+  if not ok then
+    if err == corio.CancelledError then error(err, 0) end
+    fatal = fatal or explain(err, "a read")
+  end
+  if fatal then fail("%s", fatal) end
+  return 0
+end
+
+-- Run the Redis side of fetch_many.  `o` is the parsed options.
+function M.run(o, fetch_one, record)
+  if not o.job:match("^[%w_.:%-]+$") or #o.job > 200 then
+    io.stderr:write(("fetch_many: --job: a job name is letters, digits and . _ - : " ..
+      "(got %q)\n"):format(o.job))
+    os.exit(2)
+  end
+  local c = client(o.redis, o.redis_wait)
+  local k = keys_of(o.job)
+  local ok, rc = pcall(function()
+    if o.enqueue then
+      local input = io.stdin
+      if o.enqueue ~= "-" then
+        local f, err = io.open(o.enqueue, "r")
+        if f == nil then fail("cannot read the input: %s", err) end
+        input = f
+      end
+      return enqueue(o, c, k, M.urls(input))
+    elseif o.status then
+      return status(o, c, k)
+    elseif o.results then
+      return results(o, c, k, o.results)
+    end
+    return work(o, c, k, fetch_one, record)
+  end)
+  c.r:close()
+  if not ok then
+    if rc == corio.CancelledError then error(rc, 0) end
+    fail("%s", explain(rc, "a command"))
+  end
+  return rc
+end
+
+return M

@@ -1,0 +1,200 @@
+-- scripts/fetch_many.lua --redis: jobs shared by worker processes through
+-- a real redis-server (started and stopped by PID here), fetching from a
+-- corio.serve server in this process (the spec waits with shell.finish
+-- and corio.sleep, which keep this loop serving).
+local corio = require "corio"
+local shell = require "tests.lua.support.shell"
+local rs = require "tests.lua.support.redis"
+local json = corio.json
+
+local hits, nhits = {}, 0
+local srv = corio.serve{port = 0, handler = function(req)
+  hits[req.path] = (hits[req.path] or 0) + 1
+  nhits = nhits + 1
+  corio.sleep(0.002) -- a job that lasts long enough to kill a worker in it
+  return "hello"
+end}
+local tool = shell.bin .. " scripts/fetch_many.lua"
+
+local function url_file(n, prefix)
+  local t = {}
+  for i = 1, n do t[i] = ("%s/%s%d"):format(srv.url, prefix, i) end
+  return shell.script(table.concat(t, "\n") .. "\n")
+end
+
+-- A worker in the background; its PID (the corio process itself: the
+-- shell execs it) is in job.pidfile once it runs.
+local function worker(redis, job, extra)
+  local pidfile = os.tmpname()
+  local j = shell.bg(("echo $$ > %s; exec %s --redis %s --job %s --work %s"):format(
+    pidfile, tool, redis, job, extra or ""))
+  j.pidfile = pidfile
+  return j
+end
+
+local function pid_of(j)
+  local f = assert(io.open(j.pidfile))
+  local pid = f:read("n")
+  f:close()
+  return pid
+end
+
+-- Wait until `cond()` holds (at most `limit` seconds).
+local function wait_until(cond, limit, what)
+  local deadline = corio.time() + (limit or 60)
+  while not cond() do
+    assert(corio.time() < deadline, "timed out waiting for " .. what)
+    corio.sleep(0.05)
+  end
+end
+
+local function results_of(redis, job)
+  local file = os.tmpname()
+  local _, rc = shell.sh(("%s --redis %s --job %s --results %s"):format(
+    tool, redis, job, file))
+  assert.equal(0, rc)
+  local by_url, n = {}, 0
+  for line in io.lines(file) do
+    local r = json.decode(line)
+    assert.is_nil(by_url[r.url], "one result per URL: " .. r.url)
+    by_url[r.url] = r
+    n = n + 1
+  end
+  os.remove(file)
+  return by_url, n
+end
+
+describe("fetch_many --redis", function()
+  local server, r
+
+  setup(function()
+    server = rs.start()
+    r = corio.redis.connect(server.url)
+  end)
+  teardown(function()
+    r:close()
+    rs.stop(server)
+    srv:close(0.1)
+  end)
+
+  it("refuses bad input with clear errors", function()
+    local cases = {
+      {"--redis " .. server.url .. " --job 'a b' --status", 2, "a job name is letters"},
+      {"--redis http://x --job j --status", 2, "--redis: corio.redis.connect: bad URL"},
+      {"--redis " .. server.url .. " --job j", 2, "give one of --enqueue, --work"},
+      {"--job j --work", 2, "--redis and --job go together"},
+      {"--work", 2, "need --redis and --job"},
+      {"--redis " .. server.url .. " --job nosuchjob --work", 1,
+        "no job \"nosuchjob\" at " .. server.url .. ": enqueue URLs first"},
+      {"--redis redis://127.0.0.1:" .. srv.port .. " --job j --status", 1,
+        "not a Redis server?"},
+      {"--redis redis://127.0.0.1:" .. rs.free_port() .. " --job j --status", 1,
+        "Connection refused"},
+    }
+    for _, c in ipairs(cases) do
+      local out, rc, err = shell.finish(shell.bg(tool .. " " .. c[1] .. " < /dev/null"))
+      assert.equal(c[2], rc, c[1] .. ": " .. out .. err)
+      assert.matches(c[3], err, 1, true)
+    end
+    -- nothing was made for the job that does not exist
+    assert.equal(0, r:call("EXISTS", "fetch:{nosuchjob}:urls"))
+  end)
+
+  it("drains 10,000 URLs with three workers, one killed, one late: one result each", function()
+    local job = "big" .. os.time()
+    local file = url_file(10000, "b")
+    local _, rc, err = shell.finish(shell.bg(("%s --redis %s --job %s --enqueue %s")
+      :format(tool, server.url, job, file)))
+    os.remove(file)
+    assert.equal(0, rc, err)
+    assert.matches("10000 URLs enqueued in job " .. job, err, 1, true)
+    local results_key = "fetch:{" .. job .. "}:results"
+    local opts = "-c 20 --batch 50 --claim-idle 1"
+    local w = {}
+    for i = 1, 3 do w[i] = worker(server.url, job, opts .. " --consumer w" .. i) end
+    finally(function() -- after a failure, no worker is left running
+      for i = 1, 3 do pcall(function() shell.sh("kill -KILL " .. pid_of(w[i])) end) end
+    end)
+    wait_until(function() return r:call("HLEN", results_key) >= 1500 end, 60, "progress")
+    -- w1 dies with entries in flight: they stay pending, then are claimed
+    shell.sh("kill -KILL " .. pid_of(w[1]))
+    local late = worker(server.url, job, opts .. " --consumer late")
+    for i = 1, 3 do
+      local _, wrc, werr = shell.finish(w[i], 120)
+      if i > 1 then assert.equal(0, wrc, werr) end
+    end
+    local _, lrc, lerr = shell.finish(late, 120)
+    assert.equal(0, lrc, lerr)
+    local by_url, n = results_of(server.url, job)
+    assert.equal(10000, n)
+    local late_took = 0
+    for i = 1, 10000 do
+      local rec = by_url[("%s/b%d"):format(srv.url, i)]
+      assert.is_table(rec, "no result for b" .. i)
+      assert.equal(200, rec.status)
+      if rec.worker == "late" then late_took = late_took + 1 end
+    end
+    assert.is_true(late_took > 0, "the late worker took no work")
+    assert.same({0}, {r:call("XPENDING", "fetch:{" .. job .. "}:urls", "workers")[1]})
+    local out = shell.sh(("%s --redis %s --job %s --status"):format(tool, server.url, job))
+    assert.matches("done      10000\n", out, 1, true)
+    assert.matches("pending   0\n", out, 1, true)
+    assert.matches("waiting   0\n", out, 1, true)
+    assert.matches("enqueued  10000\n", out, 1, true)
+  end)
+
+  it("survives a Redis restart mid-job (data persisted): workers reconnect", function()
+    local dir = shell.sh("mktemp -d"):match("^%s*(.-)%s*$")
+    local args = "--appendonly yes --save ''"
+    local own = rs.start{dir = dir, args = args}
+    finally(function() -- also when an assertion fails
+      rs.stop(own)
+      shell.sh("rm -rf " .. dir)
+    end)
+    local job = "restart"
+    local file = url_file(3000, "r")
+    local _, rc, err = shell.finish(shell.bg(("%s --redis %s --job %s --enqueue %s")
+      :format(tool, own.url, job, file)))
+    os.remove(file)
+    assert.equal(0, rc, err)
+    local w = {}
+    for i = 1, 2 do
+      w[i] = worker(own.url, job, "-c 10 --batch 20 --claim-idle 1 --consumer r" .. i)
+    end
+    local c = corio.redis.connect(own.url)
+    wait_until(function() return c:call("HLEN", "fetch:{restart}:results") >= 500 end, 60,
+      "progress")
+    c:close()
+    rs.stop(own) -- SIGTERM: the append-only file is flushed
+    corio.sleep(0.5)
+    own = rs.start{port = own.port, dir = dir, args = args}
+    for i = 1, 2 do
+      local _, wrc, werr = shell.finish(w[i], 120)
+      assert.equal(0, wrc, werr)
+      assert.matches("outages", werr, 1, true)
+    end
+    local _, n = results_of(own.url, job)
+    assert.equal(3000, n)
+  end)
+
+  it("stops with a clear error when Redis is out of memory; the job stays consistent", function()
+    local own = rs.start{args = "--save '' --appendonly no --maxmemory 2mb " ..
+      "--maxmemory-policy noeviction"}
+    finally(function() rs.stop(own) end)
+    local file = url_file(40000, "oom-padding-padding-padding-padding-")
+    local _, rc, err = shell.finish(shell.bg(("%s --redis %s --job oom --enqueue %s")
+      :format(tool, own.url, file)), 60)
+    os.remove(file)
+    assert.equal(1, rc, err)
+    assert.matches("Redis is out of memory (maxmemory) and refused XADD", err, 1, true)
+    local c = corio.redis.connect(own.url)
+    local added = tonumber(err:match("after (%d+) URLs"))
+    assert.is_true(added > 0 and added < 40000)
+    assert.equal(added, c:call("XLEN", "fetch:{oom}:urls"))
+    assert.equal(tostring(added), c:call("HGET", "fetch:{oom}:meta", "enqueued"))
+    c:close()
+    local out, src = shell.sh(("%s --redis %s --job oom --status"):format(tool, own.url))
+    assert.equal(0, src, out)
+    assert.matches("enqueued  " .. added .. "\n", out, 1, true)
+  end)
+end)
