@@ -381,6 +381,7 @@ static int wait_closed(lua_State *L, lserver *ls, lua_CFunction self) {
   }
   if (!lua_isyieldable(L) || is_handler(ls, lcorio_core(lt))) return 0;
   lcorio_check(L, corio_task_await(lcorio_core(lt), ls->closed), "close");
+  lcorio_wait_mark(lt, LCORIO_W_SERVER, 0);
   return lcorio_yield(L, 0, close_k);
 }
 
