@@ -24,6 +24,7 @@
 #define POOL_TID         1000000100u /* + worker: the pools' workers */
 
 struct lcorio_trace {
+  struct lcorio_trace *next; /* in the list of open traces */
   FILE *f;
   uint64_t t0;           /* uv_hrtime() at the start */
   uint64_t next_counter; /* us: when the counters are sampled next */
@@ -35,6 +36,50 @@ struct lcorio_trace {
 };
 
 static uint8_t last_gen;
+
+/*
+** A script that ends with os.exit() skips lua_close, and so the trace's
+** stop: at exit, the traces still open are completed (their buffered
+** events written, the array closed).  The list is guarded: states in
+** other threads may trace too.
+*/
+static lcorio_trace *open_traces;
+static uv_mutex_t open_mu;
+static uv_once_t open_once = UV_ONCE_INIT;
+
+static void finish(lcorio_trace *tr);
+
+static void at_exit(void) {
+  uv_mutex_lock(&open_mu);
+  while (open_traces != NULL) {
+    lcorio_trace *tr = open_traces;
+    open_traces = tr->next;
+    finish(tr); /* the state may still point at it: it is not freed */
+  }
+  uv_mutex_unlock(&open_mu);
+}
+
+static void init_open(void) {
+  uv_mutex_init(&open_mu);
+  atexit(at_exit);
+}
+
+static void link_trace(lcorio_trace *tr, int add) {
+  lcorio_trace **p;
+  uv_once(&open_once, init_open);
+  uv_mutex_lock(&open_mu);
+  if (add) {
+    tr->next = open_traces;
+    open_traces = tr;
+  } else {
+    for (p = &open_traces; *p != NULL; p = &(*p)->next)
+      if (*p == tr) {
+        *p = tr->next;
+        break;
+      }
+  }
+  uv_mutex_unlock(&open_mu);
+}
 
 uint64_t lcorio_trace_us(const lcorio_trace *tr, uint64_t ns) {
   uint64_t us = ns > tr->t0 ? (ns - tr->t0) / 1000 : 0;
@@ -53,7 +98,7 @@ static uint64_t secs_us(const lcorio_trace *tr, double s) {
 */
 
 static void flush(lcorio_trace *tr) {
-  if (tr->len > 0) fwrite(tr->buf, 1, tr->len, tr->f);
+  if (tr->len > 0 && tr->f != NULL) fwrite(tr->buf, 1, tr->len, tr->f);
   tr->len = 0;
 }
 
@@ -66,7 +111,7 @@ static char *room(lcorio_trace *tr, size_t n) {
 static void put(lcorio_trace *tr, const char *s, size_t n) {
   if (n > TRACE_BUF / 2) {
     flush(tr);
-    fwrite(s, 1, n, tr->f);
+    if (tr->f != NULL) fwrite(s, 1, n, tr->f);
     return;
   }
   memcpy(room(tr, n), s, n);
@@ -181,17 +226,26 @@ int lcorio_trace_start(lua_State *L, lcorio_state *S, const char *path) {
              "\"args\":{\"name\":\"corio\"}},\n");
   name_track(tr, 0, "main", NULL);
   S->trace = tr;
+  link_trace(tr, 1);
   return 0;
+}
+
+/* the last event, the array closed, the file closed */
+static void finish(lcorio_trace *tr) {
+  if (tr->f == NULL) return;
+  PUTLIT(tr, "{\"ph\":\"M\",\"name\":\"trace_end\",\"pid\":1,\"args\":{}}\n"
+             "]\n");
+  flush(tr);
+  fclose(tr->f);
+  tr->f = NULL;
 }
 
 void lcorio_trace_stop(lcorio_state *S) {
   lcorio_trace *tr = S->trace;
   if (tr == NULL) return;
   S->trace = NULL;
-  PUTLIT(tr, "{\"ph\":\"M\",\"name\":\"trace_end\",\"pid\":1,\"args\":{}}\n"
-             "]\n");
-  flush(tr);
-  fclose(tr->f);
+  link_trace(tr, 0);
+  finish(tr);
   free(tr);
 }
 
