@@ -135,10 +135,6 @@ void lcorio_trace_task(lua_State *L, lcorio_state *S, ltask *lt, int tidx,
                        lua_State *co, uint64_t ts, uint64_t end);
 void lcorio_trace_fetch(lcorio_state *S, ltask *lt, int status,
                         const corio_response *res, const char *url);
-void lcorio_trace_request(lcorio_state *S, const char *method, const char *path,
-                          int status, double start);
-void lcorio_trace_job(lcorio_state *S, const char *what, int worker,
-                      double start, double end);
 
 /* }================================================================== */
 

@@ -9,9 +9,8 @@
 ** fills: nothing is kept per event, so a job of a million fetches can be
 ** traced.  All hooks are in the binding: the resume driver (runs and
 ** waits, lobserve.c), the fetch completion (the transfer's span and its
-** libcurl phases, from the response's timing), the server's requests and
-** the pools' jobs.  The runtime needs no hook of its own: the binding
-** sees every resume and every completion.
+** libcurl phases, from the response's timing).  The runtime needs no
+** hook of its own: the binding sees every resume and every completion.
 */
 #include <stdlib.h>
 #include <string.h>
@@ -19,9 +18,7 @@
 #include "ltask.h"
 
 #define TRACE_BUF        (64 * 1024)
-#define COUNTER_EVERY_US 10000       /* counters sampled at most every 10 ms */
-#define SERVER_TID       1000000000u /* the server's requests' track */
-#define POOL_TID         1000000100u /* + worker: the pools' workers */
+#define COUNTER_EVERY_US 10000 /* counters sampled at most every 10 ms */
 
 struct lcorio_trace {
   struct lcorio_trace *next; /* in the list of open traces */
@@ -29,8 +26,6 @@ struct lcorio_trace {
   uint64_t t0;           /* uv_hrtime() at the start */
   uint64_t next_counter; /* us: when the counters are sampled next */
   uint8_t gen;           /* tells this trace's named tracks (ltask) */
-  int server_named;      /* the server's track has its name */
-  unsigned pool_named;   /* bit i: pool worker i's track is named */
   size_t len;
   char buf[TRACE_BUF];
 };
@@ -218,8 +213,6 @@ int lcorio_trace_start(lua_State *L, lcorio_state *S, const char *path) {
   tr->t0 = uv_hrtime();
   tr->next_counter = 0;
   tr->len = 0;
-  tr->server_named = 0;
-  tr->pool_named = 0;
   if (++last_gen == 0) ++last_gen;
   tr->gen = last_gen;
   PUTLIT(tr, "[\n{\"ph\":\"M\",\"name\":\"process_name\",\"pid\":1,"
@@ -375,41 +368,6 @@ void lcorio_trace_fetch(lcorio_state *S, ltask *lt, int status,
   phase(tr, "tls", tid, conn, tls);
   phase(tr, "ttfb", tid, tls, first);
   phase(tr, "body", tid, first, end);
-}
-
-/* A request the server answered: method, path, status, on its track. */
-void lcorio_trace_request(lcorio_state *S, const char *method, const char *path,
-                          int status, double start) {
-  lcorio_trace *tr = S->trace;
-  uint64_t ts = secs_us(tr, start), now = lcorio_trace_us(tr, uv_hrtime());
-  if (!tr->server_named) {
-    tr->server_named = 1;
-    name_track(tr, SERVER_TID, "server requests", NULL);
-  }
-  if (ts > now) ts = now;
-  slice(tr, "server", method, SERVER_TID, ts, now - ts);
-  PUTLIT(tr, ",\"args\":{\"path\":");
-  putstr(tr, path);
-  PUTLIT(tr, ",\"status\":");
-  putu(tr, (uint64_t)(status > 0 ? status : 0));
-  PUTLIT(tr, "}");
-  end_event(tr);
-}
-
-/* A pool's job (an item) on its worker's track. */
-void lcorio_trace_job(lcorio_state *S, const char *what, int worker,
-                      double start, double end) {
-  lcorio_trace *tr = S->trace;
-  uint64_t ts = secs_us(tr, start), te = secs_us(tr, end);
-  uint32_t tid = POOL_TID + (uint32_t)(worker >= 0 ? worker : 0);
-  if (worker >= 0 && worker < 32 && !(tr->pool_named & (1u << worker))) {
-    char name[32];
-    tr->pool_named |= 1u << worker;
-    snprintf(name, sizeof name, "worker %d", worker + 1);
-    name_track(tr, tid, name, "workers");
-  }
-  slice(tr, "pool", what, tid, ts, te > ts ? te - ts : 0);
-  end_event(tr);
 }
 
 /* }================================================================== */
