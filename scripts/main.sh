@@ -36,11 +36,19 @@ for script in scripts/[0-9][0-9]_*.lua; do
     10_*|11_*) args=(--latency "$latency" --out "$out" "${url[@]}") ;;
     *) args=(--latency "$latency" "${url[@]}") ;;
   esac
+  # the article's lesson in one look: blocking calls run one after
+  # another (07), awaits overlap (09)
+  trace=()
+  case $name in
+    07_*) mkdir -p "$out"; trace=(--timeline "$out/timeline_blocking.svg") ;;
+    09_*) mkdir -p "$out"; trace=(--timeline "$out/timeline_async.svg") ;;
+  esac
   echo
   echo "=== $name ${args[*]}"
-  "$CORIO_BIN" "$script" "${args[@]}"
+  "$CORIO_BIN" "${trace[@]}" "$script" "${args[@]}"
 done
 echo
 echo "All experiments done in $(( $(date +%s) - start )) s (backend latency $latency s)."
 case $out in /*) ;; *) out=$PWD/$out ;; esac
-echo "Charts: $out/comparison.svg (the four models), $out/scaling.svg (seconds against tasks)"
+echo "Charts: $out/comparison.svg (the four models), $out/scaling.svg (seconds against tasks),"
+echo "        $out/timeline_blocking.svg and $out/timeline_async.svg (tasks over time, 07 and 09)"

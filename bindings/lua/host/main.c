@@ -5,7 +5,9 @@
 ** (as lua.c does), cancels every task, lets their cleanup run, lists what
 ** was still pending, and exits with 130; SIGTERM, which systemd and
 ** container runtimes send to stop a service, does the same and exits
-** with 143 (128 + the signal's number, as a shell reports it).
+** with 143 (128 + the signal's number, as a shell reports it).  SIGQUIT
+** (Ctrl-\) prints every pending task and the script goes on; --trace
+** and --timeline write what the tasks did (docs/observability.md).
 */
 #include <signal.h>
 #include <stdio.h>
@@ -29,6 +31,11 @@ typedef struct host {
   lua_State *L;
   corio_rt *rt;
   uv_async_t sigint;            /* wakes the loop after Ctrl-C or SIGTERM */
+  uv_async_t sigquit;           /* wakes the loop to dump the tasks */
+  volatile sig_atomic_t dump;   /* a SIGQUIT's dump is still to be printed */
+  const char *trace;            /* --trace FILE */
+  const char *timeline;         /* --timeline FILE.svg */
+  char timeline_trace[64];      /* the trace --timeline draws from */
   lua_State *volatile *running; /* corio_lua_running: the task resumed */
   volatile sig_atomic_t interrupted; /* the signal's number, or 0 */
 } host;
@@ -50,6 +57,8 @@ static void print_usage(const char *badoption) {
           "  -v        show version information\n"
           "  -E        ignore environment variables\n"
           "  -W        turn warnings on\n"
+          "  --trace FILE     write a trace of the tasks (Chrome JSON)\n"
+          "  --timeline FILE  draw the tasks over time (SVG)\n"
           "  --        stop handling options\n"
           "  -         stop handling options and execute stdin\n",
           progname);
@@ -163,6 +172,16 @@ static int collectargs(char **argv, int *first) {
     if (argv[i][0] != '-') return args;
     switch (argv[i][1]) {
     case '-':
+      if (strcmp(argv[i], "--trace") == 0 ||
+          strcmp(argv[i], "--timeline") == 0) {
+        if (argv[i + 1] == NULL) return has_error;
+        if (argv[i][3] == 'r')
+          the_host->trace = argv[i + 1];
+        else
+          the_host->timeline = argv[i + 1];
+        i++;
+        break;
+      }
       if (argv[i][2] != '\0') return has_error;
       *first = i + 1;
       return args;
@@ -203,6 +222,9 @@ static int runargs(lua_State *L, char **argv, int n) {
   for (i = 1; i < n; i++) {
     int option = argv[i][1];
     switch (option) {
+    case '-': /* --trace FILE, --timeline FILE: done in pmain */
+      i++;
+      break;
     case 'e':
     case 'l': {
       int status;
@@ -483,6 +505,39 @@ static void on_sigint(uv_async_t *a) {
   corio_lua_cancel_all(L);
 }
 
+/*
+** SIGQUIT (Ctrl-\) dumps the pending tasks, and the script goes on.  It
+** has SIGINT's two halves: on the loop (the uv_async) when it turns; and,
+** as a task busy in a loop never lets it turn, from a hook on the task
+** running now, which then shows where it spins.  Whichever comes first
+** prints; the other finds nothing to do.
+*/
+static void dump_now(host *h, lua_State *L) {
+  if (!h->dump) return;
+  h->dump = 0;
+  corio_lua_dump_tasks(L);
+}
+
+static void ldump(lua_State *L, lua_Debug *ar) {
+  (void)ar;
+  lua_sethook(L, NULL, 0, 0);
+  dump_now(the_host, L);
+}
+
+static void lquit(int signum) {
+  host *h = the_host;
+  lua_State *co = h->running != NULL ? *h->running : NULL;
+  (void)signum;
+  h->dump = 1;
+  if (co != NULL) lua_sethook(co, ldump, LUA_MASKCOUNT, 1);
+  uv_async_send(&h->sigquit);
+}
+
+static void on_sigquit(uv_async_t *a) {
+  host *h = a->data;
+  dump_now(h, h->L);
+}
+
 static void catch_sigint(host *h) {
   struct sigaction sa;
   the_host = h;
@@ -495,6 +550,47 @@ static void catch_sigint(host *h) {
   sigemptyset(&sa.sa_mask);
   sigaction(SIGINT, &sa, NULL);
   sigaction(SIGTERM, &sa, NULL);
+  uv_async_init(corio_rt_loop(h->rt), &h->sigquit, on_sigquit);
+  h->sigquit.data = h;
+  uv_unref((uv_handle_t *)&h->sigquit);
+  sa.sa_handler = lquit;
+  sa.sa_flags = SA_RESTART;
+  sigaction(SIGQUIT, &sa, NULL);
+}
+
+/*
+** --trace FILE and --timeline FILE.svg: the timeline is drawn from a
+** trace (the --trace file, or a temporary one) once the loop is done.
+*/
+static int start_trace(lua_State *L, host *h) {
+  const char *path = h->trace;
+  if (h->timeline != NULL && path == NULL) {
+    const char *tmp = getenv("TMPDIR");
+    int fd;
+    snprintf(h->timeline_trace, sizeof h->timeline_trace,
+             "%.40s/corio-trace.XXXXXX",
+             tmp != NULL && strlen(tmp) < 40 ? tmp : "/tmp");
+    fd = mkstemp(h->timeline_trace);
+    if (fd < 0) {
+      l_message(progname, "--timeline: cannot make a temporary file");
+      return 0;
+    }
+    close(fd);
+    path = h->timeline_trace;
+  }
+  if (path != NULL && corio_lua_trace_start(L, path) != 0) {
+    fprintf(stderr, "%s: cannot open '%s'\n", progname, path);
+    return 0;
+  }
+  return 1;
+}
+
+static void finish_trace(lua_State *L, host *h) {
+  if (h->timeline == NULL) return;
+  corio_lua_trace_stop(L);
+  corio_lua_timeline(L, h->trace != NULL ? h->trace : h->timeline_trace,
+                     h->timeline);
+  if (h->timeline_trace[0] != '\0') remove(h->timeline_trace);
 }
 
 /* }================================================================== */
@@ -518,6 +614,7 @@ static int pmain(lua_State *L) {
   luaL_requiref(L, "corio", luaopen_corio, 1);
   lua_pop(L, 1);
   catch_sigint(the_host);
+  if (!start_trace(L, the_host)) return 0;
   createargtable(L, argv, argc, script);
   lua_gc(L, LUA_GCRESTART);
   lua_gc(L, LUA_GCGEN, 0, 0);
@@ -626,9 +723,12 @@ int main(int argc, char **argv) {
   if (h.interrupted) rc = 128 + h.interrupted;
   signal(SIGINT, SIG_DFL); /* the handler must not see a closed state */
   signal(SIGTERM, SIG_DFL);
+  signal(SIGQUIT, SIG_DFL);
+  finish_trace(h.L, &h);
   lua_close(h.L);
   slab_free_all(&lua_memory);
   if (h.sigint.data != NULL) uv_close((uv_handle_t *)&h.sigint, on_closed);
+  if (h.sigquit.data != NULL) uv_close((uv_handle_t *)&h.sigquit, on_closed);
   if (corio_rt_free(h.rt) != 0)
     l_message(progname, "warning: runtime not freed (tasks still alive)");
   return rc;

@@ -42,4 +42,18 @@ lua_State *volatile *corio_lua_running(lua_State *L);
    the script).  Returns 0, or the CORIO_E* code of a failure. */
 int corio_lua_run_pending(lua_State *L);
 
+/*
+** Seeing what tasks do.  dump_tasks writes every pending task (name, spawn
+** site, what it waits on and for how long, traceback) to stderr: what the
+** corio executable does on SIGQUIT; call it on the loop thread, between
+** runs (it returns lua_pcall's status).  trace_start writes a Chrome
+** trace-event file (0, or a negative CORIO_E* code); trace_stop completes
+** it.  timeline renders such a trace as an SVG chart (0, or non-zero with
+** the error message printed).
+*/
+int corio_lua_dump_tasks(lua_State *L);
+int corio_lua_trace_start(lua_State *L, const char *path);
+void corio_lua_trace_stop(lua_State *L);
+int corio_lua_timeline(lua_State *L, const char *trace, const char *svg);
+
 #endif

@@ -11,6 +11,7 @@ local current_task = corio.current_task
 local CancelledError = corio.CancelledError
 
 local describe, argerror = internal.describe, internal.argerror
+local wait_reason = internal.wait_reason -- what a dump or a trace shows
 
 --[[
 ** {==================================================================
@@ -83,14 +84,16 @@ function fifo.count(list)
 end
 
 --[[
-** Wait in `list` (at the front if `front`).  Returns true and what the
+** Wait in `list` (at the front if `front`), for `reason` ("queue get",
+** "semaphore": what task dumps and traces say).  Returns true and what the
 ** waker handed over, or false, the error (a CancelledError, mostly) and
 ** whether the waiter had been woken when the error came: then it holds
 ** what it was handed and must pass it on before it raises.
 --]]
-function fifo.park(list, front)
+function fifo.park(list, front, reason)
   local fut = future()
   local node = (front and fifo.push_front or fifo.push)(list, fut)
+  if reason then wait_reason(reason) end
   local r = pack(pcall(await, fut))
   if r[1] then return true, unpack(r, 2, r.n) end
   fifo.unlink(node)
@@ -204,6 +207,8 @@ local function run_group(fn, ...)
   -- cancels the children (again), and the wait goes on.
   while g.children.n > 0 do
     g.completed = future()
+    wait_reason(format("task group (%d task%s)", g.children.n,
+                       g.children.n == 1 and "" or "s"))
     local ok, e = pcall(await, g.completed)
     if not ok then
       if not g.completed:done() then g.completed:cancel() end

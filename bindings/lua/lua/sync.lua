@@ -85,7 +85,7 @@ local function acquire(s)
   if s.value > 0 then
     s.value = s.value - 1
   else
-    local ok, e, woken = fifo.park(s.waiters)
+    local ok, e, woken = fifo.park(s.waiters, false, s.reason)
     if not ok then
       if woken then free_permit(s) end
       error(e, 0)
@@ -122,7 +122,8 @@ end
 function corio.semaphore(n)
   local v = integer(n)
   if v == nil or v < 1 then argerror("corio.semaphore", 1, "positive integer", n) end
-  return setmetatable({value = v, bound = v, waiters = fifo.new()}, Semaphore)
+  return setmetatable({value = v, bound = v, waiters = fifo.new(),
+                       reason = "semaphore"}, Semaphore)
 end
 
 function Lock:acquire()
@@ -146,7 +147,8 @@ function Lock:__tostring()
 end
 
 function corio.lock()
-  return setmetatable({value = 1, bound = 1, waiters = fifo.new()}, Lock)
+  return setmetatable({value = 1, bound = 1, waiters = fifo.new(),
+                       reason = "lock"}, Lock)
 end
 
 -- }==================================================================
@@ -180,7 +182,7 @@ end
 function Event:wait()
   checkself(self, Event, "event:wait")
   if self.flag then return true end
-  local ok, e = fifo.park(self.waiters)
+  local ok, e = fifo.park(self.waiters, false, "event")
   if not ok then error(e, 0) end -- a set wakes everyone: nothing to pass on
   return true
 end
@@ -267,7 +269,7 @@ function Queue:put(v)
   -- wait while every free slot is promised to a woken putter
   while not self.is_shutdown and self.maxsize > 0 and
         qsize(self) + self.pwoken >= self.maxsize do
-    local ok, e, woken = fifo.park(self.putters, front)
+    local ok, e, woken = fifo.park(self.putters, front, "queue put")
     if woken or ok then self.pwoken = self.pwoken - 1 end
     if not ok then
       if woken then wake_putter(self) end -- its slot goes to the next one
@@ -296,7 +298,7 @@ function Queue:get()
     -- an item not promised to a woken getter; once shut down, any item
     if n > self.gwoken or (self.is_shutdown and n > 0) then return take(self) end
     if self.is_shutdown then error(shut_down("the queue is shut down and empty"), 2) end
-    local ok, e, woken = fifo.park(self.getters, front)
+    local ok, e, woken = fifo.park(self.getters, front, "queue get")
     if woken or ok then self.gwoken = self.gwoken - 1 end
     if not ok then
       if woken then wake_getter(self) end -- its item goes to the next one

@@ -14,6 +14,9 @@
 
 #include "lchunks.h"
 #include "lcorio.h"
+#include "corio_lua.h"
+
+#define TIMELINE_KEY "corio.timeline"
 
 /* internal.error(name, kind, message [, fields]) -> a corio error value */
 static int internal_error(lua_State *L) {
@@ -47,10 +50,12 @@ static int internal_isatty(lua_State *L) {
   return 1;
 }
 
-static const luaL_Reg internal_funcs[] = {{"error", internal_error},
-                                          {"iserror", internal_iserror},
-                                          {"isatty", internal_isatty},
-                                          {NULL, NULL}};
+static const luaL_Reg internal_funcs[] = {
+    {"error", internal_error},
+    {"iserror", internal_iserror},
+    {"isatty", internal_isatty},
+    {"wait_reason", lcorio_internal_wait_reason},
+    {NULL, NULL}};
 
 void lcorio_chunks_open(lua_State *L) {
   const lcorio_chunk *c;
@@ -68,5 +73,28 @@ void lcorio_chunks_open(lua_State *L) {
     lua_pushvalue(L, -3); /* internal */
     lua_call(L, 2, 0);
   }
+  /* for hosts (corio_lua_timeline), out of a script's reach */
+  lua_getfield(L, -1, "timeline");
+  lua_setfield(L, LUA_REGISTRYINDEX, TIMELINE_KEY);
   lua_pop(L, 1);
+}
+
+static int timeline_call(lua_State *L) {
+  lua_getfield(L, LUA_REGISTRYINDEX, TIMELINE_KEY);
+  lua_insert(L, 1);
+  lua_call(L, 2, 0);
+  return 0;
+}
+
+int corio_lua_timeline(lua_State *L, const char *trace, const char *svg) {
+  int rc;
+  lua_pushcfunction(L, timeline_call);
+  lua_pushstring(L, trace);
+  lua_pushstring(L, svg);
+  rc = lua_pcall(L, 2, 0, 0);
+  if (rc != LUA_OK) {
+    fprintf(stderr, "corio: timeline: %s\n", lua_tostring(L, -1));
+    lua_pop(L, 1);
+  }
+  return rc;
 }

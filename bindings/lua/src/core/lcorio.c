@@ -122,6 +122,7 @@ static int state_gc(lua_State *L) {
             "corio: %zu tasks failed for lack of memory; their exceptions "
             "were never retrieved\n",
             S->nomem_unretrieved);
+  lcorio_observe_close(L, S); /* the trace file is complete */
   lcorio_task_shutdown(L, S);
   if (S->keepalive) {
     uv_close((uv_handle_t *)&S->keep, on_keep_closed);
@@ -162,6 +163,7 @@ int luaopen_corio(lua_State *L) {
   lcorio_thread_open(L);
   lcorio_process_open(L);
   lcorio_redis_open(L);
+  lcorio_observe_open(L);
   lcorio_chunks_open(L); /* last: they build on the functions above */
   lua_pop(L, 1);         /* state */
   lua_pushstring(L, corio_version_string());

@@ -34,6 +34,11 @@ typedef struct lcorio_state {
   int starved_kb; /* heap size when a task could not start; 0: not starved */
   size_t nomem_unretrieved;    /* failed for lack of memory, never looked at */
   struct lcorio_late_cb *late; /* lfuture.c: late done callbacks queued */
+  /* lobserve.c, ltrace.c: non-zero while a trace is written or debug mode
+     is on, so that the resume driver pays one branch when both are off */
+  int observe;
+  uint64_t slow_ns;           /* debug mode: a run this long is reported */
+  struct lcorio_trace *trace; /* the trace being written, or NULL */
 } lcorio_state;
 
 /* ltask.c: a task or future as a Lua value. */
@@ -41,6 +46,14 @@ typedef struct ltask {
   int ref;     /* registry ref anchoring the userdata while not done */
   uint32_t id; /* Task-N; 0 for a hidden task */
   uint8_t flags;
+  /* lobserve.c: what the task waits on, for dumps and traces; the function
+     that spawned it is user value 2, the line of that call here */
+  uint8_t wait;      /* LCORIO_W_*, LCORIO_W_NONE while it runs */
+  uint8_t trace_gen; /* the trace that named its track (ltrace.c) */
+  int32_t line;      /* line of the spawn call; 0: unknown */
+  uint32_t wait_arg; /* a sleep's ms, a count of tasks, a method */
+  uint64_t since;    /* loop time (ms) when the wait began */
+  uint64_t tr_since; /* trace clock (us) when the wait began */
   /* the runtime's corio_task follows, at LTASK_CORE_OFFSET */
 } ltask;
 
@@ -50,6 +63,80 @@ typedef struct ltask {
 #define LT_NONE      0x08 /* no results */
 #define LT_RETRIEVED 0x10 /* the error was seen by someone */
 #define LT_NAMED     0x20 /* name set with set_name (kept in a weak table) */
+
+/*
+** {==================================================================
+** Seeing what tasks do (lobserve.c, ltrace.c)
+** ===================================================================
+*/
+
+/* ltask.wait: what a task waits on; the details are in wait_arg */
+enum {
+  LCORIO_W_NONE = 0, /* running, or not waiting (done) */
+  LCORIO_W_READY,    /* queued: spawned, or yielded (sleep 0, yield) */
+  LCORIO_W_SLEEP,    /* wait_arg: ms */
+  LCORIO_W_AWAIT,    /* a task or a future (the await's argument 1) */
+  LCORIO_W_WAIT,     /* corio.wait: wait_arg tasks */
+  LCORIO_W_GATHER,   /* wait_arg tasks */
+  LCORIO_W_ASCOMP,   /* as_completed's next */
+  LCORIO_W_WAIT_FOR, /* a task, with a timeout */
+  LCORIO_W_FETCH,    /* wait_arg: the method (lcorio_method_code) */
+  LCORIO_W_STREAM,   /* a streamed response's next chunk */
+  LCORIO_W_POOL,     /* a thread or process pool's job */
+  LCORIO_W_SERVER,   /* a server closing, a response being written */
+  LCORIO_W_CUSTOM    /* a reason set by a Lua part (internal.wait_reason) */
+};
+/*
+** Mark the running task as waiting on `kind` from now: a few stores, no
+** allocation, no clock read but the loop's.  A reason a Lua part set for
+** this wait (LCORIO_W_CUSTOM) is kept.
+*/
+void lcorio_wait_mark(ltask *lt, int kind, uint32_t arg);
+uint32_t lcorio_method_code(const char *method); /* NULL: GET */
+/*
+** The reason as text ("sleep 0.2", "fetch GET http://...") in buf; co is
+** the task's coroutine (a fetch's URL is on its stack) or NULL.  L is
+** only read (the side table of Lua-set reasons) and left as it was.
+*/
+const char *lcorio_wait_reason(lua_State *L, ltask *lt, lua_State *co,
+                               char *buf, size_t size);
+/* Record the spawn site of the task at tidx (the caller's line and
+   function), with L the thread that called spawn. */
+void lcorio_note_spawn(lua_State *L, ltask *lt, int tidx);
+/*
+** The resume driver calls these around a run when S->observe is set:
+** begin returns the trace clock (ns) at the start, end reports a slow run
+** (debug mode) and writes the run and wait slices (trace).
+*/
+uint64_t lcorio_observe_begin(lua_State *L, lcorio_state *S, ltask *lt,
+                              int tidx, lua_State *co);
+void lcorio_observe_end(lua_State *L, lcorio_state *S, ltask *lt, int tidx,
+                        lua_State *co, int rc, uint64_t begin);
+void lcorio_observe_open(lua_State *L); /* corio.all_tasks, dump_tasks, ... */
+void lcorio_observe_close(lua_State *L, lcorio_state *S); /* lua_close */
+int lcorio_internal_wait_reason(lua_State *L); /* internal.wait_reason */
+/* Debug mode: note where the object at idx was made; report it when it
+   is collected while still open (its __gc calls this). */
+void lcorio_debug_opened(lua_State *L, int idx);
+void lcorio_debug_unclosed(lua_State *L, int idx, const char *what);
+
+/* ltrace.c: the Chrome trace-event writer. */
+typedef struct lcorio_trace lcorio_trace;
+int lcorio_trace_start(lua_State *L, lcorio_state *S, const char *path);
+void lcorio_trace_stop(lcorio_state *S);
+/* uv_hrtime() `ns` on the trace's clock: us since its start, at least 1
+   (0 stands for "no time" in ltask.tr_since) */
+uint64_t lcorio_trace_us(const lcorio_trace *tr, uint64_t ns);
+/*
+** A run of the task at tidx: with end 0, its start at ts (the wait that
+** ends there becomes a slice); else the run [ts, end] as a slice.
+*/
+void lcorio_trace_task(lua_State *L, lcorio_state *S, ltask *lt, int tidx,
+                       lua_State *co, uint64_t ts, uint64_t end);
+void lcorio_trace_fetch(lcorio_state *S, ltask *lt, int status,
+                        const corio_response *res, const char *url);
+
+/* }================================================================== */
 
 /* upvalue 1 of every module function is the state */
 #define lcorio_upstate(L)                                                      \

@@ -56,6 +56,8 @@ static void on_fetched(corio_fetch *f, int status, const corio_response *res,
   d.f = f;
   d.status = status;
   d.res = res;
+  if (d.S->trace != NULL)
+    lcorio_trace_fetch(d.S, lt, status, res, lua_tostring(d.co, 1));
   /*
   ** on the scheduler's thread, idle here (a suspended coroutine must not
   ** run finalizers); out of memory, the task gets Lua's memory error
@@ -105,6 +107,7 @@ int lcorio_fetch_wait(lua_State *L, ltask *lt, int session, const char *method,
     lua_pushnil(L);
   lua_replace(L, 2);
   lua_settop(L, 2); /* url, session */
+  lcorio_wait_mark(lt, LCORIO_W_FETCH, lcorio_method_code(r.req.method));
   return lcorio_yield(L, 0, fetch_k);
 }
 

@@ -382,6 +382,7 @@ int lcorio_fetch_stream(lua_State *L, ltask *lt, lcorio_req *r,
   lua_pushvalue(L, idx);
   lua_replace(L, 3);
   lua_settop(L, 3);
+  lcorio_wait_mark(lt, LCORIO_W_STREAM, 0);
   return lcorio_yield(L, 0, wait_k);
 }
 
@@ -441,6 +442,7 @@ static int l_next(lua_State *L) {
   ls->waiter = L;
   ls->wait = W_CHUNK;
   (void)corio_fetch_resume(ls->f); /* its bytes come at the next turn */
+  lcorio_wait_mark(lt, LCORIO_W_STREAM, 0);
   return lcorio_yield(L, 0, next_k);
 }
 

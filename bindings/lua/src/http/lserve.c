@@ -323,6 +323,7 @@ static int l_serve(lua_State *L) {
   box = lua_newuserdatauv(L, sizeof *box, 0);
   *box = NULL;
   luaL_setmetatable(L, LCORIO_SERVER_MT);
+  lcorio_debug_opened(L, -1);
   ls = calloc(1, sizeof *ls);
   if (ls == NULL) return luaL_error(L, "not enough memory");
   rc = corio_server_listen(S->rt, &o, on_request, ls, &ls->srv);
@@ -381,6 +382,7 @@ static int wait_closed(lua_State *L, lserver *ls, lua_CFunction self) {
   }
   if (!lua_isyieldable(L) || is_handler(ls, lcorio_core(lt))) return 0;
   lcorio_check(L, corio_task_await(lcorio_core(lt), ls->closed), "close");
+  lcorio_wait_mark(lt, LCORIO_W_SERVER, 0);
   return lcorio_yield(L, 0, close_k);
 }
 
@@ -464,6 +466,7 @@ static int s_gc(lua_State *L) {
   lserver **box = luaL_testudata(L, 1, LCORIO_SERVER_MT);
   lserver *ls = box != NULL ? *box : NULL;
   if (ls == NULL || !lcorio_collecting(L)) return 0;
+  if (!ls->closing) lcorio_debug_unclosed(L, 1, "server");
   *box = NULL;
   start_close(ls, 0);
   if (!ls->S->closing) {

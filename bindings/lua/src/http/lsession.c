@@ -70,6 +70,8 @@ static int s_closed(lua_State *L) {
 /* A script's call (debug library) closes the session, as close() does. */
 static int s_gc(lua_State *L) {
   lsession *s = luaL_testudata(L, 1, LCORIO_SESSION_MT);
+  if (s != NULL && s->s != NULL && lcorio_collecting(L))
+    lcorio_debug_unclosed(L, 1, "session");
   if (s != NULL) session_free(L, s);
   return 0;
 }
@@ -158,6 +160,7 @@ static int l_session(lua_State *L) {
   s = lua_newuserdatauv(L, sizeof *s, 3);
   memset(s, 0, sizeof *s);
   luaL_setmetatable(L, LCORIO_SESSION_MT);
+  lcorio_debug_opened(L, -1);
   s->timeout = timeout;
   s->nheaders = nheaders;
   if (hidx) {

@@ -350,6 +350,7 @@ int lcorio_pool_run(lua_State *L, ltask *lt, lcorio_pool_job *j, size_t n) {
     lcorio_check(L, rc, j->ops->what);
   }
   lua_settop(L, box);
+  lcorio_wait_mark(lt, LCORIO_W_POOL, (uint32_t)j->nitems);
   return lcorio_yield(L, box, job_k);
 }
 /* }================================================================== */

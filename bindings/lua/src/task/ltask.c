@@ -109,10 +109,12 @@ static void task_resume(corio_task *t, int status);
 */
 static ltask *push_new(lua_State *L, lcorio_state *S, uint32_t id,
                        uint8_t flags, corio_resume_fn resume) {
-  ltask *lt = lua_newuserdatauv(L, LCORIO_CORE_OFFSET + corio_task_size(), 1);
+  ltask *lt = lua_newuserdatauv(L, LCORIO_CORE_OFFSET + corio_task_size(), 2);
   memset(lt, 0, sizeof *lt);
   lt->id = id;
   lt->flags = flags;
+  lt->wait = LCORIO_W_READY;
+  lt->since = corio_rt_now(S->rt);
   luaL_setmetatable(L, LCORIO_TASK_MT);
   lua_pushvalue(L, -1);
   lt->ref = luaL_ref(L, LUA_REGISTRYINDEX);
@@ -152,6 +154,7 @@ ltask *lcorio_task_new(lua_State *L, int fidx, int nargs, int hidden) {
   lua_rotate(L, -2, 1); /* task, thread */
   lua_setiuservalue(L, -2, 1);
   *(ltask **)lua_getextraspace(co) = lt;
+  lcorio_note_spawn(L, lt, lua_gettop(L));
   return lt;
 }
 
@@ -185,6 +188,9 @@ void lcorio_complete(lua_State *L, ltask *lt, int tidx, corio_task_state st,
     }
   }
   lua_setiuservalue(L, tidx, 1);
+  lt->wait = LCORIO_W_NONE;
+  lua_pushnil(L); /* the spawn site's function: only pending tasks show it */
+  lua_setiuservalue(L, tidx, 2);
   corio_task_finish(lcorio_core(lt), st);
   luaL_unref(L, LUA_REGISTRYINDEX, lt->ref);
   lt->ref = LUA_NOREF;
@@ -285,6 +291,7 @@ static int resume_task(lua_State *L) {
   lcorio_state *S = corio_rt_get_data(corio_task_rt(t));
   lua_State *co;
   int tidx, nargs, nres, rc, starting = !(lt->flags & LT_STARTED);
+  uint64_t begin = 0;
   lcorio_push_task(L, lt);
   tidx = lua_gettop(L);
   lua_getiuservalue(L, tidx, 1);
@@ -311,6 +318,8 @@ static int resume_task(lua_State *L) {
     lua_pushinteger(co, status);
     nargs = 1;
   }
+  if (S->observe) begin = lcorio_observe_begin(L, S, lt, tidx, co);
+  lt->wait = LCORIO_W_NONE;
   {
     lua_State *outer = S->running; /* a task resumed from a task's C call */
     unsigned failed = lcorio_small_alloc_failures(S);
@@ -325,15 +334,19 @@ static int resume_task(lua_State *L) {
     if (corio_task_get_state(t) == CORIO_TASK_RUNNING) {
       /* a plain coroutine.yield(): give the loop a turn, like sleep(0) */
       lt->flags |= LT_BAREYIELD;
+      lcorio_wait_mark(lt, LCORIO_W_READY, 0);
       corio_task_yield(t);
     }
+    if (S->observe) lcorio_observe_end(L, S, lt, tidx, co, rc, begin);
     lua_pop(co, nres);
   } else if (rc == LUA_OK) {
+    if (S->observe) lcorio_observe_end(L, S, lt, tidx, co, rc, begin);
     luaL_checkstack(L, nres + 2, "too many results");
     lua_xmove(co, L, nres);
     lcorio_complete(L, lt, tidx, CORIO_TASK_FINISHED, nres);
   } else {
     int cancelled;
+    if (S->observe) lcorio_observe_end(L, S, lt, tidx, co, rc, begin);
     lua_xmove(co, L, 1); /* the error */
     cancelled = lcorio_iserror(L, -1, "CancelledError");
     if (cancelled) {
@@ -471,7 +484,9 @@ ltask *lcorio_spawn_args(lua_State *L, int arg) {
 }
 
 ltask *lcorio_future(lua_State *L) {
-  return push_new(L, lcorio_open_state(L), 0, LT_FUTURE, NULL);
+  ltask *lt = push_new(L, lcorio_open_state(L), 0, LT_FUTURE, NULL);
+  lcorio_note_spawn(L, lt, lua_gettop(L));
+  return lt;
 }
 
 int lcorio_cancel(lua_State *L, int tidx, const char *msg) {

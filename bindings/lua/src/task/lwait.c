@@ -37,6 +37,7 @@ static int l_sleep(lua_State *L) {
   uint64_t ms = lcorio_checkseconds(L, 1);
   LCORIO_WAIT_PROLOGUE(L, lt, l_sleep);
   lcorio_check(L, corio_sleep(lcorio_core(lt), ms), "sleep");
+  lcorio_wait_mark(lt, ms == 0 ? LCORIO_W_READY : LCORIO_W_SLEEP, (uint32_t)ms);
   return lcorio_yield(L, 0, sleep_k);
 }
 
@@ -90,6 +91,7 @@ static int l_await(lua_State *L) {
     if (lt == target) return luaL_error(L, "corio: a task cannot await itself");
     lcorio_check(L, corio_task_await(lcorio_core(lt), lcorio_core(target)),
                  "await");
+    lcorio_wait_mark(lt, LCORIO_W_AWAIT, 0);
     return lcorio_yield(L, 0, await_k);
   }
 }
@@ -188,6 +190,7 @@ static int l_wait(lua_State *L) {
     tl = lua_touserdata(L, 4);
     lcorio_check(L, corio_wait(lcorio_core(lt), tl->t, tl->n, mode, timeout),
                  "wait");
+    lcorio_wait_mark(lt, LCORIO_W_WAIT, (uint32_t)tl->n);
     return lcorio_yield(L, 0, wait_k);
   }
 }
@@ -279,6 +282,7 @@ static int l_gather(lua_State *L) {
                                             : CORIO_WAIT_FIRST_EXCEPTION,
                           -1),
                "gather");
+  lcorio_wait_mark(lt, LCORIO_W_GATHER, (uint32_t)tl->n);
   return lcorio_yield(L, return_exceptions, gather_k);
 }
 
@@ -392,6 +396,7 @@ static int asc_next(lua_State *L) {
                  corio_wait(lcorio_core(lt), &a->signal, 1,
                             CORIO_WAIT_ALL_COMPLETED, left),
                  "as_completed");
+    lcorio_wait_mark(lt, LCORIO_W_ASCOMP, (uint32_t)a->remaining);
     return lcorio_yield(L, 0, asc_k);
   }
 }
@@ -502,6 +507,7 @@ static int l_wait_for(lua_State *L) {
         L,
         corio_wait(lcorio_core(lt), &t, 1, CORIO_WAIT_ALL_COMPLETED, timeout),
         "wait_for");
+    lcorio_wait_mark(lt, LCORIO_W_WAIT_FOR, 0);
     return lcorio_yield(L, 0, wait_for_k);
   }
 }
