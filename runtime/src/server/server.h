@@ -5,7 +5,7 @@
 #ifndef CORIO_SERVER_H
 #define CORIO_SERVER_H
 
-#include <http_parser.h>
+#include <llhttp.h>
 
 #include "core/core.h"
 #include "core/queue.h"
@@ -46,6 +46,10 @@ struct corio_server_req {
   uint8_t rejected; /* over max_inflight: answered by the server */
   uint8_t in_body;  /* head complete: later header callbacks are trailers */
 };
+
+/* the most bytes a request head may take on the wire, whatever
+   max_header_bytes says (which counts what is kept): 431 past it */
+#define CORIO__SERVER_HEAD_MAX (80 * 1024)
 
 /* conn->rstate: where the connection is in its request cycle */
 enum {
@@ -92,8 +96,15 @@ struct corio__server_conn {
   corio__queue node;  /* srv->conns, or an orphans list */
   corio__queue tnode; /* deadline list srv->tl[tkind] */
   uint64_t due;
-  http_parser parser;
+  llhttp_t parser;
   corio_server_req req;
+  /* the parser's input of the moment (server_parse.c): its bounds, the
+     byte before it, the head bytes seen so far, the CRLF still owed after
+     chunk data, and whether the head has just completed */
+  const char *pbeg, *pend;
+  size_t head_raw;
+  char plast;
+  uint8_t crlf_need, head_done;
   /* unparsed input: [ibase + ioff, ibase + ilen), ibase being the server's
      read slab during a read callback and `in.base` otherwise */
   const char *ibase;
@@ -165,7 +176,11 @@ int corio__server_buf_reserve(corio__server_buf *b, size_t extra);
 int corio__server_buf_grow(corio__server_buf *b, size_t extra, size_t bound);
 
 /* server_parse.c */
-extern const http_parser_settings corio__server_settings;
+void corio__server_parser_init(corio__server_conn *c);
+/* 0 (*used bytes taken: all, or up to a complete request), or the status
+   of the error to answer */
+int corio__server_parse(corio__server_conn *c, const char *data, size_t len,
+                        size_t *used);
 void corio__server_req_shrink(corio_server_req *req);
 
 /* server_write.c */

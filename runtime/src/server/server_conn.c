@@ -285,7 +285,7 @@ void corio__server_process(corio__server_conn *c) {
   c->flags |= CORIO__SERVER_IN_PROCESS;
   for (;;) {
     size_t n, avail;
-    enum http_errno e;
+    int status;
     if (c->flags & (CORIO__SERVER_NO_INPUT | CORIO__SERVER_WRITING)) break;
     if (c->rstate == CORIO__SERVER_READY) {
       dispatch(c);
@@ -300,24 +300,13 @@ void corio__server_process(corio__server_conn *c) {
     }
     avail = c->ilen - c->ioff;
     if (avail == 0) break;
-    n = http_parser_execute(&c->parser, &corio__server_settings,
-                            c->ibase + c->ioff, avail);
+    status = corio__server_parse(c, c->ibase + c->ioff, avail, &n);
     c->ioff += n;
-    e = HTTP_PARSER_ERRNO(&c->parser);
-    if (e == HPE_PAUSED) {
-      http_parser_pause(&c->parser, 0); /* rstate is READY */
-      continue;
-    }
-    if (e != HPE_OK) {
-      int status = c->err_status ? c->err_status : 400;
-      if (e == HPE_HEADER_OVERFLOW) status = 431;
+    if (status != 0) {
       corio__server_reply(c, status, 1);
       break;
     }
-    if (n < avail) { /* upgrade: the rest is not HTTP */
-      c->flags |= CORIO__SERVER_NO_INPUT | CORIO__SERVER_CLOSE_AFTER;
-      break;
-    }
+    if (c->rstate != CORIO__SERVER_READY) break; /* all taken */
   }
   c->flags &= ~CORIO__SERVER_IN_PROCESS;
   settle(c);
@@ -464,7 +453,7 @@ void corio__server_on_connection(uv_stream_t *ls, int status) {
   }
   uv_tcp_nodelay(&c->tcp, 1);
   format_remote(c);
-  http_parser_init(&c->parser, HTTP_REQUEST);
+  corio__server_parser_init(c);
   c->ibase = c->in.base;
   corio__server_timer_set(c, CORIO__SERVER_T_HEADER);
   if (uv_read_start((uv_stream_t *)&c->tcp, on_alloc, on_read) != 0)
