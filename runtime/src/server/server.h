@@ -175,6 +175,13 @@ void corio__server_gone(corio__server_conn *c);
 int corio__server_buf_reserve(corio__server_buf *b, size_t extra);
 int corio__server_buf_grow(corio__server_buf *b, size_t extra, size_t bound);
 
+/* Fuzzing: a connection of `s` over the open stream socket `fd` (not a
+   TCP one: a socketpair), and input given to it as if it had been read
+   (at most CORIO__SERVER_SLAB bytes; nothing once it reads no more). */
+corio__server_conn *corio__server_adopt(corio_server *s, uv_os_sock_t fd);
+void corio__server_conn_input(corio__server_conn *c, const char *data,
+                              size_t len);
+
 /* server_parse.c */
 void corio__server_parser_init(corio__server_conn *c);
 /* 0 (*used bytes taken: all, or up to a complete request), or the status
