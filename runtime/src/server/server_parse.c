@@ -39,6 +39,7 @@ static corio__server_conn *conn_of(llhttp_t *p) {
 }
 
 static int append(corio_server_req *req, const char *at, size_t len) {
+  if (len == 0) return 0; /* llhttp may report an empty span: buf may be NULL */
   if (corio__server_buf_reserve(&req->buf, len) != 0) return -1;
   memcpy(req->buf.base + req->buf.len, at, len);
   req->buf.len += len;
