@@ -98,10 +98,10 @@ struct corio__server_conn {
   uint64_t due;
   llhttp_t parser;
   corio_server_req req;
-  /* the parser's input of the moment (server_parse.c): its bounds, the
+  /* for server_parse.c: the end of the parser's input of the moment, the
      byte before it, the head bytes seen so far, the CRLF still owed after
      chunk data, and whether the head has just completed */
-  const char *pbeg, *pend;
+  const char *pend;
   size_t head_raw;
   char plast;
   uint8_t crlf_need, head_done;

@@ -394,7 +394,6 @@ int corio__server_parse(corio__server_conn *c, const char *data, size_t len,
     if (check_crlf(c, data + off, data + len) != 0) return 400;
     if (head && feed > CORIO__SERVER_HEAD_MAX - c->head_raw)
       feed = CORIO__SERVER_HEAD_MAX - c->head_raw;
-    c->pbeg = data + off;
     c->pend = data + off + feed;
     e = llhttp_execute(&c->parser, data + off, feed);
     if (e == HPE_OK) {
