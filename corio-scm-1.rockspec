@@ -1,6 +1,7 @@
 -- corio's Lua module for LuaRocks: `luarocks make` in a checkout builds it
 -- with CMake (the Lua parts are embedded in corio.so at build time) and
--- installs corio.so alone; libuv, libcurl, http-parser and lua-cjson come
+-- installs corio.so alone; libuv, libcurl, llhttp (node-llhttp: its C sources,
+-- compiled in) and lua-cjson come
 -- from the system (Debian: tools/deps.sh).
 rockspec_format = "3.0"
 package = "corio"
@@ -21,7 +22,7 @@ dependencies = {
 }
 -- libuv, libcurl and Lua are found by CMake through pkg-config (Debian
 -- puts curl.h under a multiarch directory luarocks does not search), and
--- http-parser by CMake's find_path/find_library.
+-- llhttp's sources and header by CMake's find_file/find_path.
 build = {
   type = "cmake",
   variables = {

@@ -7,7 +7,7 @@
 **
 ** Build (from the repository root, after building corio into build/):
 **   cc examples/embed.c -Iruntime/include build/runtime/libcorio.a \
-**      $(pkg-config --cflags --libs libuv libcurl) -lhttp_parser -lm \
+**      $(pkg-config --cflags --libs libuv libcurl) -lm \
 **      -o embed
 */
 #include <stdio.h>

@@ -3,7 +3,7 @@
 # any is missing.  Needs root (or sudo) on a fresh Debian 12 machine.
 set -euo pipefail
 pkgs=(build-essential cmake pkg-config liblua5.4-dev lua5.4 libuv1-dev
-      libcurl4-openssl-dev libhttp-parser-dev lua-busted lua-cjson
+      libcurl4-openssl-dev node-llhttp lua-busted lua-cjson
       libhiredis-dev redis-server  # the Redis client and its tests
       nginx libnginx-mod-http-echo curl wrk time valgrind python3 python3-pytest iproute2
       luarocks man-db  # luarocks: tests/install; man-db: man -l of corio.1

@@ -15,7 +15,7 @@
 ** ===================================================================
 **
 ** A server owns one TCP listener and its connections, and parses requests
-** with http_parser.  Each complete request (head and whole body) is handed
+** with llhttp.  Each complete request (head and whole body) is handed
 ** to the request callback; the host answers it with corio_server_respond,
 ** either inside the callback or later (from a timer, a task, ...).  A
 ** connection hands out one request at a time: pipelined requests wait, in

@@ -5,7 +5,7 @@
 #ifndef CORIO_SERVER_H
 #define CORIO_SERVER_H
 
-#include <http_parser.h>
+#include <llhttp.h>
 
 #include "core/core.h"
 #include "core/queue.h"
@@ -46,6 +46,10 @@ struct corio_server_req {
   uint8_t rejected; /* over max_inflight: answered by the server */
   uint8_t in_body;  /* head complete: later header callbacks are trailers */
 };
+
+/* the most bytes a request head may take on the wire, whatever
+   max_header_bytes says (which counts what is kept): 431 past it */
+#define CORIO__SERVER_HEAD_MAX (80 * 1024)
 
 /* conn->rstate: where the connection is in its request cycle */
 enum {
@@ -92,8 +96,15 @@ struct corio__server_conn {
   corio__queue node;  /* srv->conns, or an orphans list */
   corio__queue tnode; /* deadline list srv->tl[tkind] */
   uint64_t due;
-  http_parser parser;
+  llhttp_t parser;
   corio_server_req req;
+  /* for server_parse.c: the end of the parser's input of the moment, the
+     byte before it, the head bytes seen so far, the CRLF still owed after
+     chunk data, and whether the head has just completed */
+  const char *pend;
+  size_t head_raw;
+  char plast;
+  uint8_t crlf_need, head_done;
   /* unparsed input: [ibase + ioff, ibase + ilen), ibase being the server's
      read slab during a read callback and `in.base` otherwise */
   const char *ibase;
@@ -164,8 +175,19 @@ void corio__server_gone(corio__server_conn *c);
 int corio__server_buf_reserve(corio__server_buf *b, size_t extra);
 int corio__server_buf_grow(corio__server_buf *b, size_t extra, size_t bound);
 
+/* Fuzzing: a connection of `s` over the open stream socket `fd` (not a
+   TCP one: a socketpair), and input given to it as if it had been read
+   (at most CORIO__SERVER_SLAB bytes; nothing once it reads no more). */
+corio__server_conn *corio__server_adopt(corio_server *s, uv_os_sock_t fd);
+void corio__server_conn_input(corio__server_conn *c, const char *data,
+                              size_t len);
+
 /* server_parse.c */
-extern const http_parser_settings corio__server_settings;
+void corio__server_parser_init(corio__server_conn *c);
+/* 0 (*used bytes taken: all, or up to a complete request), or the status
+   of the error to answer */
+int corio__server_parse(corio__server_conn *c, const char *data, size_t len,
+                        size_t *used);
 void corio__server_req_shrink(corio_server_req *req);
 
 /* server_write.c */

@@ -285,7 +285,7 @@ void corio__server_process(corio__server_conn *c) {
   c->flags |= CORIO__SERVER_IN_PROCESS;
   for (;;) {
     size_t n, avail;
-    enum http_errno e;
+    int status;
     if (c->flags & (CORIO__SERVER_NO_INPUT | CORIO__SERVER_WRITING)) break;
     if (c->rstate == CORIO__SERVER_READY) {
       dispatch(c);
@@ -300,24 +300,13 @@ void corio__server_process(corio__server_conn *c) {
     }
     avail = c->ilen - c->ioff;
     if (avail == 0) break;
-    n = http_parser_execute(&c->parser, &corio__server_settings,
-                            c->ibase + c->ioff, avail);
+    status = corio__server_parse(c, c->ibase + c->ioff, avail, &n);
     c->ioff += n;
-    e = HTTP_PARSER_ERRNO(&c->parser);
-    if (e == HPE_PAUSED) {
-      http_parser_pause(&c->parser, 0); /* rstate is READY */
-      continue;
-    }
-    if (e != HPE_OK) {
-      int status = c->err_status ? c->err_status : 400;
-      if (e == HPE_HEADER_OVERFLOW) status = 431;
+    if (status != 0) {
       corio__server_reply(c, status, 1);
       break;
     }
-    if (n < avail) { /* upgrade: the rest is not HTTP */
-      c->flags |= CORIO__SERVER_NO_INPUT | CORIO__SERVER_CLOSE_AFTER;
-      break;
-    }
+    if (c->rstate != CORIO__SERVER_READY) break; /* all taken */
   }
   c->flags &= ~CORIO__SERVER_IN_PROCESS;
   settle(c);
@@ -334,37 +323,29 @@ void corio__server_after_response(corio__server_conn *c) {
   corio__server_process(c);
 }
 
-static void on_read(uv_stream_t *st, ssize_t nread, const uv_buf_t *buf) {
-  corio__server_conn *c = st->data;
+/*
+** Take `nread` bytes at `base` (the server's slab, or anything while no
+** input waits): parse what can be, and keep the rest.
+*/
+static void conn_input(corio__server_conn *c, const char *base, size_t nread) {
   int from_slab = 0;
-  if (nread == 0) return;
-  if (nread < 0) {
-    if (nread != UV_EOF || (c->flags & CORIO__SERVER_LINGER)) {
-      corio__server_conn_close(c);
-      return;
-    }
-    c->flags |= CORIO__SERVER_EOF; /* a half-close: answers still go out */
-    if (!(c->flags & CORIO__SERVER_IN_PROCESS)) settle(c);
-    return;
-  }
-  if (c->flags & CORIO__SERVER_NO_INPUT) return; /* lingering: dropped */
   if (c->ioff < c->ilen) {
     /* input waits already: append (ibase is in.base here) */
     size_t rest = c->ilen - c->ioff;
     memmove(c->in.base, c->in.base + c->ioff, rest);
     c->in.len = rest;
-    if (corio__server_buf_reserve(&c->in, (size_t)nread) != 0) {
+    if (corio__server_buf_reserve(&c->in, nread) != 0) {
       corio__server_conn_close(c);
       return;
     }
-    memcpy(c->in.base + rest, buf->base, (size_t)nread);
-    c->in.len += (size_t)nread;
+    memcpy(c->in.base + rest, base, nread);
+    c->in.len += nread;
     c->ibase = c->in.base;
     c->ilen = c->in.len;
     c->ioff = 0;
   } else {
-    c->ibase = buf->base; /* parse straight from the slab */
-    c->ilen = (size_t)nread;
+    c->ibase = base; /* parse straight from the slab */
+    c->ilen = nread;
     c->ioff = 0;
     from_slab = 1;
   }
@@ -387,8 +368,24 @@ static void on_read(uv_stream_t *st, ssize_t nread, const uv_buf_t *buf) {
   if (c->ilen - c->ioff >= SRV_IN_HIGH && !(c->flags & CORIO__SERVER_CLOSING) &&
       !(c->flags & CORIO__SERVER_READ_OFF)) {
     c->flags |= CORIO__SERVER_READ_OFF;
-    uv_read_stop(st);
+    uv_read_stop((uv_stream_t *)&c->tcp);
   }
+}
+
+static void on_read(uv_stream_t *st, ssize_t nread, const uv_buf_t *buf) {
+  corio__server_conn *c = st->data;
+  if (nread == 0) return;
+  if (nread < 0) {
+    if (nread != UV_EOF || (c->flags & CORIO__SERVER_LINGER)) {
+      corio__server_conn_close(c);
+      return;
+    }
+    c->flags |= CORIO__SERVER_EOF; /* a half-close: answers still go out */
+    if (!(c->flags & CORIO__SERVER_IN_PROCESS)) settle(c);
+    return;
+  }
+  if (c->flags & CORIO__SERVER_NO_INPUT) return; /* lingering: dropped */
+  conn_input(c, buf->base, (size_t)nread);
 }
 
 static void format_remote(corio__server_conn *c) {
@@ -402,7 +399,7 @@ static void format_remote(corio__server_conn *c) {
     uv_ip6_name(a, ip, sizeof ip);
     snprintf(c->remote, sizeof c->remote, "[%s]:%u", ip,
              (unsigned)ntohs(a->sin6_port));
-  } else {
+  } else if (ss.ss_family == AF_INET) { /* not a socketpair (fuzzing) */
     struct sockaddr_in *a = (struct sockaddr_in *)&ss;
     uv_ip4_name(a, ip, sizeof ip);
     snprintf(c->remote, sizeof c->remote, "%s:%u", ip,
@@ -431,23 +428,13 @@ static void reject(corio_server *s) {
   uv_close((uv_handle_t *)t, on_reject_closed);
 }
 
-void corio__server_on_connection(uv_stream_t *ls, int status) {
-  corio_server *s = corio__container_of(ls, corio_server, listener);
-  corio__server_conn *c;
-  if (status < 0 || s->closing) return;
-  if (s->nconns >= s->o.max_connections) {
-    reject(s);
-    return;
-  }
-  c = corio__calloc(1, sizeof *c);
-  if (c == NULL) {
-    reject(s);
-    return;
-  }
+/* A new connection of `s`, its handle initialized, or NULL. */
+static corio__server_conn *conn_new(corio_server *s) {
+  corio__server_conn *c = corio__calloc(1, sizeof *c);
+  if (c == NULL) return NULL;
   if (uv_tcp_init(s->rt->loop, &c->tcp) != 0) {
     corio__free(c);
-    reject(s);
-    return;
+    return NULL;
   }
   corio__opened(s->rt);
   c->tcp.data = c;
@@ -458,17 +445,60 @@ void corio__server_on_connection(uv_stream_t *ls, int status) {
   corio__queue_init(&c->swrites);
   corio__queue_insert_head(&s->conns, &c->node);
   s->nconns++;
-  if (uv_accept(ls, (uv_stream_t *)&c->tcp) != 0) {
-    corio__server_conn_close(c);
-    return;
-  }
+  return c;
+}
+
+/* Its socket is open: parse, time and read. */
+static void conn_start(corio__server_conn *c) {
   uv_tcp_nodelay(&c->tcp, 1);
   format_remote(c);
-  http_parser_init(&c->parser, HTTP_REQUEST);
+  corio__server_parser_init(c);
   c->ibase = c->in.base;
   corio__server_timer_set(c, CORIO__SERVER_T_HEADER);
   if (uv_read_start((uv_stream_t *)&c->tcp, on_alloc, on_read) != 0)
     corio__server_conn_close(c);
+}
+
+void corio__server_on_connection(uv_stream_t *ls, int status) {
+  corio_server *s = corio__container_of(ls, corio_server, listener);
+  corio__server_conn *c;
+  if (status < 0 || s->closing) return;
+  if (s->nconns >= s->o.max_connections || (c = conn_new(s)) == NULL) {
+    reject(s);
+    return;
+  }
+  if (uv_accept(ls, (uv_stream_t *)&c->tcp) != 0) {
+    corio__server_conn_close(c);
+    return;
+  }
+  conn_start(c);
+}
+
+/* }================================================================== */
+
+/*
+** {==================================================================
+** Fuzzing (tests/fuzz/fuzz_server_parse.c)
+** ===================================================================
+*/
+
+corio__server_conn *corio__server_adopt(corio_server *s, uv_os_sock_t fd) {
+  corio__server_conn *c = conn_new(s);
+  if (c == NULL) return NULL;
+  if (uv_tcp_open(&c->tcp, fd) != 0) {
+    corio__server_conn_close(c);
+    return NULL;
+  }
+  conn_start(c);
+  return c;
+}
+
+void corio__server_conn_input(corio__server_conn *c, const char *data,
+                              size_t len) {
+  if (len == 0 || (c->flags & CORIO__SERVER_NO_INPUT)) return;
+  if (len > CORIO__SERVER_SLAB) len = CORIO__SERVER_SLAB;
+  memcpy(c->srv->slab, data, len); /* as a read would have */
+  conn_input(c, c->srv->slab, len);
 }
 
 /* }================================================================== */
