@@ -159,9 +159,11 @@ class _Driver:
 
     def _on_done(self, f, status, res, ud):  # inside step or close
         try:
-            fut, url, _ = self.ops.pop(ud)
+            fut, url, _, cb = self.ops.pop(ud)
             if fut.done() or not self.deliver:
                 return
+            # not cancelled: its cancel watch would cost a turn for nothing
+            fut.remove_done_callback(cb)
             if status == 0:
                 fut.set_result(from_c(res))
             else:
@@ -180,9 +182,9 @@ class _Driver:
         if rc != 0:  # the request was copied, or refused: prep may go
             fut.set_exception(Runtime._refused(rc, prep.url))
             return fut
-        self.ops[i] = (fut, prep.url, self.fp.value)
-        fut.add_done_callback(
-            lambda fu: self.cancel(i) if fu.cancelled() else None)
+        cb = lambda fu: self.cancel(i) if fu.cancelled() else None  # noqa
+        fut.add_done_callback(cb)
+        self.ops[i] = (fut, prep.url, self.fp.value, cb)
         self.kick()
         return fut
 
@@ -691,6 +693,7 @@ class Session:
         self._s = None
         self._o = o
         self._per = weakref.WeakKeyDictionary()  # _Driver -> its session
+        self._last = (None, None)  # the last (_Driver, session) used
         made = threading.Event()
 
         def make(status):
@@ -713,9 +716,13 @@ class Session:
     def _for(self, d):
         """This session's twin in driver d (made on first use, with the
         same limits), on d's thread."""
+        last = self._last
+        if last[0] is d:
+            return last[1]
         s = self._per.get(d)
         if s is None:
             s = self._per[d] = d.session_new(self._o)
+        self._last = (d, s)
         return s
 
     def fetch(self, url, **opts):
@@ -741,6 +748,7 @@ class Session:
             return
         self._closed = True
         per, self._per = list(self._per.items()), {}
+        self._last = (None, None)
         for d, s in per:  # each twin on its driver's thread; a closed
             # loop's driver frees its sessions when it is closed
             _on_thread_of(d.loop, d.session_free, s, if_closed=False)
