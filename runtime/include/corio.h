@@ -228,7 +228,8 @@ CORIO_EXTERN int corio_rt_run(corio_rt *rt, uv_run_mode mode);
 ** Desc: The loop's backend descriptor (epoll's or kqueue's): readable when
 **       the loop has I/O to handle, posts (corio_rt_post) included.  Poll
 **       it for reading only; never read or close it.
-** Returns: the fd, or -1 where the platform has none (Windows).
+** Returns: the fd, or -1 where the platform has none (Windows) or rt is
+**          NULL.
 */
 CORIO_EXTERN int corio_rt_backend_fd(const corio_rt *rt);
 
@@ -244,7 +245,8 @@ CORIO_EXTERN int corio_rt_backend_fd(const corio_rt *rt);
 **       Not reentrant, as corio_rt_run.
 ** Returns: 1 while work remains (transfers, timers, tasks: the loop is
 **          alive), 0 when nothing is left, CORIO_EBUSY (*timeout_ms -1)
-**          when called while the loop is running.
+**          when called while the loop is running, CORIO_EINVAL if rt is
+**          NULL.
 */
 CORIO_EXTERN int corio_rt_step(corio_rt *rt, int *timeout_ms);
 

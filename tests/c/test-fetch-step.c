@@ -59,6 +59,9 @@ TEST_IMPL(task_sleeps) {
   ASSERT_EQ(corio_rt_step(rt, &ms), 0); /* nothing to do */
   ASSERT_EQ(ms, -1);
   ASSERT_EQ(corio_rt_step(rt, NULL), 0);
+  ASSERT_EQ(corio_rt_step(NULL, &ms), CORIO_EINVAL);
+  ASSERT_EQ(ms, -1);
+  ASSERT_EQ(corio_rt_backend_fd(NULL), -1);
   task_done = 0;
   t = corio_task_new(rt, sleeper, &runs);
   ASSERT_NOT_NULL(t);

@@ -152,6 +152,7 @@ int corio_rt_step(corio_rt *rt, int *timeout_ms) {
   uv_handle_t *post = (uv_handle_t *)&rt->post_async;
   int held, alive;
   if (timeout_ms != NULL) *timeout_ms = -1;
+  if (rt == NULL) return CORIO_EINVAL;
   if (rt->running) return CORIO_EBUSY;
   held = uv_has_ref(post);
   uv_ref(post);
@@ -167,7 +168,7 @@ int corio_rt_step(corio_rt *rt, int *timeout_ms) {
 }
 
 int corio_rt_backend_fd(const corio_rt *rt) {
-  return uv_backend_fd(rt->loop);
+  return rt != NULL ? uv_backend_fd(rt->loop) : -1;
 }
 
 void corio_rt_stop(corio_rt *rt) {
