@@ -149,11 +149,12 @@ int corio_rt_run(corio_rt *rt, uv_run_mode mode) {
 ** a zero timeout), and the wakeup is taken.
 */
 int corio_rt_step(corio_rt *rt, int *timeout_ms) {
-  uv_handle_t *post = (uv_handle_t *)&rt->post_async;
+  uv_handle_t *post;
   int held, alive;
   if (timeout_ms != NULL) *timeout_ms = -1;
   if (rt == NULL) return CORIO_EINVAL;
   if (rt->running) return CORIO_EBUSY;
+  post = (uv_handle_t *)&rt->post_async;
   held = uv_has_ref(post);
   uv_ref(post);
   rt->running = 1;
