@@ -12,7 +12,9 @@
 #               the Python binding's afetch over the build's libcorio.so,
 #               bench/python_corio.py, and corio@DIR = the corio
 #               executable of another build, e.g. of an older commit, to
-#               compare two builds in the same run)
+#               compare two builds in the same run; python_corio@DIR: the
+#               same for the Python binding, DIR a source tree whose
+#               build/runtime/libcorio.so is built)
 #        BENCH_RESULTS=dir (default: a new temp dir)  CORIO_BUILD_DIR=build
 #        SHARED_BENCH=/work/shared/bench
 #
@@ -67,6 +69,7 @@ peer_cmd() { # peer url n c
   corio_c) echo "$BUILD/bench/fetch_c_bench $2 $3 $4" ;;
   aiohttp) echo "$PY $P/aiohttp_peer.py $2 $3 $4" ;;
   python_corio) echo "env CORIO_LIBRARY=$BUILD/runtime/libcorio.so $PY $root/bench/python_corio.py $2 $3 $4" ;;
+  python_corio@*) echo "env CORIO_LIBRARY=${1#python_corio@}/build/runtime/libcorio.so $PY ${1#python_corio@}/bench/python_corio.py $2 $3 $4" ;;
   threads) echo "$PY $P/threads.py $2 $3 $4" ;;
   node_fetch) echo "node $P/node_fetch.mjs $2 $3 $4" ;;
   curl_parallel) echo "bash $P/curl_parallel.sh $2 $3 $4" ;;

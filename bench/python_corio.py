@@ -1,7 +1,11 @@
 #!/usr/bin/python3
 """Peer python_corio: asyncio with corio.afetch (bindings/python over
-libcorio.so), the aiohttp peer's shape: C worker coroutines, one runtime,
-a session with C connections.
+libcorio.so), the shape of the aiohttp peer and of bench/fetch.lua: C
+worker coroutines, one runtime, one session that keeps up to C idle
+connections (the C workers bound the transfers in flight; a session
+limit, max_connections=C, would change nothing here but run every
+transfer through the session's queue, about 13 us more per request on S1:
+bench/NOTES.md, "Python binding").
 Usage: python_corio.py URL N C   (ok = 2xx with body read)
 env: CORIO_LIBRARY (default: build/runtime/libcorio.so of this checkout)"""
 import asyncio
@@ -20,7 +24,7 @@ async def main(url, n, c):
     ok = fail = 0
     left = n
     with corio.Runtime() as rt:
-        s = rt.session(max_connections=c)
+        s = rt.session(max_idle=c)
 
         async def worker():
             nonlocal ok, fail, left

@@ -208,6 +208,48 @@ CORIO_EXTERN uv_loop_t *corio_rt_loop(corio_rt *rt);
 */
 CORIO_EXTERN int corio_rt_run(corio_rt *rt, uv_run_mode mode);
 
+/*
+** Driving the loop from another event loop.  A host with a loop of its own
+** (a GUI's, Python's asyncio) can run the runtime in its own thread without
+** blocking in corio_rt_run: it polls corio_rt_backend_fd for reading, and
+** calls corio_rt_step once at the start, then when the fd is readable,
+** when the timeout the last step gave has passed, and after starting work
+** from outside a callback (a fetch, a task): libuv adds a new descriptor
+** to the backend at its next turn, and a new timer counts from then.
+** Everything then runs in the host's thread: no second thread, no lock to
+** hand over (what a binding whose interpreter has one saves most on).
+**
+**   for (;;) {                        (the host's loop, in short)
+**     corio_rt_step(rt, &ms);
+**     poll({corio_rt_backend_fd(rt), POLLIN, and the host's own}, ms);
+**   }
+**
+** Name: corio_rt_backend_fd
+** Desc: The loop's backend descriptor (epoll's or kqueue's): readable when
+**       the loop has I/O to handle, posts (corio_rt_post) included.  Poll
+**       it for reading only; never read or close it.
+** Returns: the fd, or -1 where the platform has none (Windows) or rt is
+**          NULL.
+*/
+CORIO_EXTERN int corio_rt_backend_fd(const corio_rt *rt);
+
+/*
+** Name: corio_rt_step
+** Desc: Run one turn of the loop without blocking (corio_rt_run's
+**       UV_RUN_NOWAIT, except that the turn always polls for I/O, even
+**       when nothing keeps the loop alive: a post's wakeup is consumed,
+**       and the fd stops being readable).  Then set *timeout_ms (when not
+**       NULL) to how long the host may wait on the fd before the next
+**       step: 0 means step again without waiting (ready work, a timer
+**       due), -1 no limit (no timer armed; only the fd can bring work).
+**       Not reentrant, as corio_rt_run.
+** Returns: 1 while work remains (transfers, timers, tasks: the loop is
+**          alive), 0 when nothing is left, CORIO_EBUSY (*timeout_ms -1)
+**          when called while the loop is running, CORIO_EINVAL if rt is
+**          NULL.
+*/
+CORIO_EXTERN int corio_rt_step(corio_rt *rt, int *timeout_ms);
+
 /* Make the running corio_rt_run return at the end of this iteration. */
 CORIO_EXTERN void corio_rt_stop(corio_rt *rt);
 

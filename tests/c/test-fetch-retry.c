@@ -192,6 +192,56 @@ TEST_IMPL(blocking_retries) {
   corio_response_free(res);
 }
 
+/*
+** A transfer that waits in its session's queue is set up when it leaves
+** it, from a copy of its request: the copy must hold the retry lists too,
+** since the caller's request (and its lists) is only borrowed for the
+** call.  Here the lists are overwritten and freed right after the call.
+*/
+TEST_IMPL(queued_request_keeps_its_retry_lists) {
+  corio_rt *rt = corio_rt_new(NULL);
+  corio_session_opts o = {1, 0, 0, 0}; /* one connection: the 2nd waits */
+  corio_session *s;
+  char u1[256], u2[256];
+  corio_request req;
+  result first, second;
+  int *statuses = malloc(sizeof(int));
+  char *get = malloc(4);
+  const char **methods = malloc(sizeof(char *));
+  memset(&first, 0, sizeof first);
+  memset(&second, 0, sizeof second);
+  ASSERT_NOT_NULL(rt);
+  s = corio_session_new(rt, &o);
+  ASSERT_NOT_NULL(s);
+  corio_request_init(&req, mkurl(u1, "/delay/200"));
+  ASSERT_OK(corio_fetch_start(rt, s, &req, record, &first, NULL));
+  corio_request_init(&req, mkurl(u2, "/status/502"));
+  quick(&req, 3);
+  statuses[0] = 502;
+  memcpy(get, "GET", 4);
+  methods[0] = get;
+  req.retry.statuses = statuses;
+  req.retry.nstatuses = 1;
+  req.retry.methods = methods;
+  req.retry.nmethods = 1;
+  ASSERT_OK(corio_fetch_start(rt, s, &req, record, &second, NULL));
+  statuses[0] = 0; /* the caller reuses its memory, then frees it */
+  memcpy(get, "XXX", 4);
+  methods[0] = NULL;
+  free(statuses);
+  free(get);
+  free(methods);
+  ASSERT_OK(corio_rt_run(rt, UV_RUN_DEFAULT));
+  ASSERT_EQ(first.called, 1);
+  ASSERT_EQ(first.http, 200);
+  ASSERT_EQ(second.called, 1);
+  ASSERT_EQ(second.http, 502);
+  ASSERT_EQ(second.attempts, 3); /* 502 listed, GET listed: retried */
+  result_clear(&first);
+  result_clear(&second);
+  ASSERT_OK(corio_rt_free(rt));
+}
+
 /* clang-format off */
 TEST_MAIN_SETUP(fetch_setup,
   TEST_ENTRY(status_retried_then_last_response)
@@ -200,5 +250,6 @@ TEST_MAIN_SETUP(fetch_setup,
   TEST_ENTRY(bad_settings_refused)
   TEST_ENTRY(cancel_while_waiting)
   TEST_ENTRY(blocking_retries)
+  TEST_ENTRY(queued_request_keeps_its_retry_lists)
 )
 /* clang-format on */

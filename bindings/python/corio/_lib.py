@@ -7,7 +7,9 @@ libcorio.so found on the system's library path.
 
 ctypes releases the GIL around every call into the library (CDLL, not
 PyDLL), so the loop thread's corio_rt_run runs without it; the callbacks
-below (CFUNCTYPE) take it while they run.
+below (CFUNCTYPE) take it while they run.  The calls made with the GIL
+held (PyDLL, gil=True) are short, or run on a thread that needs the GIL
+for what they call back anyway (asyncio's corio_rt_step).
 """
 import ctypes
 import ctypes.util
@@ -40,7 +42,6 @@ lib = _load()
 # releasing the GIL would only let another thread take it, and the loop
 # thread then wait for it back while its I/O waits too.
 lib_gil = ctypes.PyDLL(lib._name, handle=lib._handle)
-libc_gil = ctypes.PyDLL(None)
 
 
 class Header(Structure):
@@ -119,10 +120,10 @@ fetch_cancel = _fn("corio_fetch_cancel", c_int, c_void_p, gil=True)
 session_new = _fn("corio_session_new", c_void_p, c_void_p,
                   POINTER(SessionOpts), gil=True)
 session_free = _fn("corio_session_free", c_int, c_void_p, gil=True)
-# write(2) to a non-blocking wakeup socket, GIL held (see _Inbox)
-write_gil = libc_gil.write
-write_gil.restype = ctypes.c_ssize_t
-write_gil.argtypes = [c_int, c_char_p, c_size_t]
+# asyncio's runtimes (_Driver): stepped from the asyncio thread, GIL held
+rt_backend_fd = _fn("corio_rt_backend_fd", c_int, c_void_p, gil=True)
+rt_step = _fn("corio_rt_step", c_int, c_void_p, POINTER(c_int), gil=True)
+rt_free_gil = _fn("corio_rt_free", c_int, c_void_p, gil=True)
 strerror = _fn("corio_strerror", c_char_p, c_int)
 err_name = _fn("corio_err_name", c_char_p, c_int)
 version = _fn("corio_version_string", c_char_p)

@@ -45,11 +45,23 @@ class Headers(Mapping):
     without case.  A field sent more than once reads as its values joined
     with ", " (get_all gives them apart); items() in the order received."""
 
-    __slots__ = ("_raw", "_map")
+    __slots__ = ("_flat", "_pairs", "_map")
 
-    def __init__(self, raw):
-        self._raw = raw  # [(name, value)] as str
+    def __init__(self, raw=None, flat=None):
+        # [(name, value)] as str, or [name, value, ...] as latin-1 bytes
+        # from the response, decoded on first use (most responses never
+        # have their headers read)
+        self._pairs = raw
+        self._flat = flat
         self._map = None
+
+    @property
+    def _raw(self):
+        if self._pairs is None:
+            f = [b.decode("latin-1") for b in self._flat]
+            self._pairs = list(zip(f[0::2], f[1::2]))
+            self._flat = None
+        return self._pairs
 
     def _index(self):
         if self._map is None:
@@ -127,16 +139,19 @@ def from_c(res):
     """A Response from a corio_response, copied: it is valid only while
     the completion callback runs."""
     r = res.contents
-    hs = r.headers
-    raw = [(hs[i].name.decode("latin-1"), hs[i].value.decode("latin-1"))
-           for i in range(r.nheaders)]
+    n = r.nheaders
+    # the header array as 2n char pointers: one slice copies them all
+    flat = _lib.ctypes.cast(r.headers, _CHARPP)[:2 * n] if n else []
     t = r.timing
     body = _lib.ctypes.string_at(r.body, r.body_len) if r.body_len else b""
-    return Response(r.status, Headers(raw), body, r.url.decode("utf-8",
-                    "replace"), r.http_version.decode(),
+    return Response(r.status, Headers(flat=flat), body, r.url.decode(
+                    "utf-8", "replace"), r.http_version.decode(),
                     {"dns": t.dns, "connect": t.connect, "tls": t.tls,
                      "ttfb": t.ttfb, "total": t.total, "queue": t.queue},
                     r.attempts if r.attempts > 0 else 1)
+
+
+_CHARPP = _lib.ctypes.POINTER(_lib.ctypes.c_char_p)
 
 
 def error_from_c(status, res, url):

@@ -11,6 +11,19 @@ loop through its inbox, which needs one call_soon_threadsafe per batch.
 Callbacks into Python take the GIL and keep it briefly; the loop itself
 runs in corio_rt_run, a foreign call, without the GIL.
 
+asyncio (afetch) does not use that thread: each asyncio loop gets a
+corio runtime of its own (_Driver), which the asyncio loop drives on its
+own thread: it watches the runtime's backend fd (add_reader) and calls
+corio_rt_step when it is readable, when the step's timeout passes, and
+after starting transfers.  Completion callbacks then run on the asyncio
+thread, inside the step, and set the futures directly.  Nothing crosses
+threads: no GIL to hand over, no wakeup to send.  Before, every
+completion callback on the loop thread waited for the GIL, which the
+asyncio thread held most of the time, and the libuv loop stalled
+meanwhile (bench/NOTES.md, "Python binding").  A loop without add_reader
+falls back to the loop thread, with results handed over through an inbox
+(_Inbox).
+
 Ownership.  A transfer's record (_Op) is in `_ops` from its start until
 its completion callback, which runs exactly once per started transfer
 (cancelled and closed ones included), so nothing stays behind.
@@ -37,28 +50,23 @@ _live = weakref.WeakSet()
 
 
 class _Inbox:
-    """Results for one asyncio loop, handed over in batches."""
+    """Results for one asyncio loop without add_reader, handed over in
+    batches by the loop thread (the fallback of _Driver)."""
 
-    __slots__ = ("loop", "items", "lock", "scheduled", "wake_fd")
+    __slots__ = ("loop", "items", "lock", "scheduled")
 
     def __init__(self, loop):
         self.loop = loop
         self.items = []
         self.lock = threading.Lock()
         self.scheduled = False
-        # A selector loop's wakeup socket, written with the GIL held:
-        # call_soon_threadsafe's send() releases it, and the loop thread
-        # would then wait for it back, its own I/O stalled meanwhile.
-        csock = getattr(loop, "_csock", None)
-        self.wake_fd = csock.fileno() if csock is not None and \
-            hasattr(loop, "_call_soon") else -1
 
     def wake(self):
-        if self.wake_fd >= 0 and not self.loop.is_closed():
-            self.loop._call_soon(self.flush, (), None)
-            _lib.write_gil(self.wake_fd, b"\0", 1)  # full: awake anyway
-        else:
-            self.loop.call_soon_threadsafe(self.flush)
+        # Not a write to the loop's wakeup socket by its fd number: the
+        # loop may close between a check and the write, and the number be
+        # another file's by then.  call_soon_threadsafe raises
+        # RuntimeError once the loop is closed.
+        self.loop.call_soon_threadsafe(self.flush)
 
     def put(self, fut, value, exc):  # loop thread
         with self.lock:
@@ -84,6 +92,161 @@ class _Inbox:
                 fut.set_exception(exc)
             else:
                 fut.set_result(value)
+
+
+class _Driver:
+    """afetch's runtime for one asyncio loop, driven by that loop on its
+    thread: add_reader on corio_rt_backend_fd, corio_rt_step when it is
+    readable, when the step's timeout is due, and after a transfer starts
+    (once per loop iteration: `soon`).  Everything here runs on that
+    loop's thread, close() included, except when the loop is closed:
+    then nothing else can run it.  `ops` maps a transfer's id to its
+    future, URL and corio_fetch * from its start to its callback."""
+
+    __slots__ = ("loop", "rt", "fd", "ops", "ids", "sessions", "timer",
+                 "soon", "deliver", "c_done", "ms", "fp", "__weakref__")
+
+    def __init__(self, loop):
+        self.loop = loop
+        self.ops = {}
+        self.ids = itertools.count(1)
+        self.sessions = set()  # corio_session * made here, not freed
+        self.timer = None
+        self.soon = False
+        self.deliver = True
+        self.c_done = _lib.FETCH_CB(self._on_done)
+        self.ms = ctypes.c_int(-1)
+        self.fp = ctypes.c_void_p()
+        self.rt = _lib.rt_new(None)
+        if not self.rt:
+            raise MemoryError("corio: corio_rt_new failed")
+        self.fd = _lib.rt_backend_fd(self.rt)
+        try:
+            if self.fd < 0:
+                raise NotImplementedError("no backend fd")
+            loop.add_reader(self.fd, self.step)
+        except NotImplementedError:
+            _lib.rt_free_gil(self.rt)
+            self.rt = None
+            raise
+        self.kick()  # the first step: the loop's own fds join the backend
+
+    def kick(self):
+        if not self.soon:
+            self.soon = True
+            self.loop.call_soon(self.step)
+
+    def step(self):
+        self.soon = False
+        if self.rt is None:
+            return
+        _lib.rt_step(self.rt, self.ms)  # runs the callbacks below
+        ms = self.ms.value
+        if ms == 0:
+            self.kick()
+        elif ms > 0:
+            at = self.loop.time() + ms / 1000
+            t = self.timer
+            if t is not None:
+                if t.when() <= at:  # due first: it steps and re-arms
+                    return
+                t.cancel()
+            self.timer = self.loop.call_at(at, self._on_timer)
+
+    def _on_timer(self):
+        self.timer = None
+        self.step()
+
+    def _on_done(self, f, status, res, ud):  # inside step or close
+        try:
+            fut, url, _, cb = self.ops.pop(ud)
+            if fut.done() or not self.deliver:
+                return
+            # not cancelled: its cancel watch would cost a turn for nothing
+            fut.remove_done_callback(cb)
+            if status == 0:
+                fut.set_result(from_c(res))
+            else:
+                fut.set_exception(error_from_c(status, res, url))
+        except BaseException as e:  # never into ctypes: report and go on
+            import sys
+            print("corio: error in a completion callback:", repr(e),
+                  file=sys.stderr)
+
+    def start(self, prep, session):
+        """-> an asyncio future of the transfer's Response."""
+        fut = self.loop.create_future()
+        s = session._for(self) if session is not None else None
+        i = next(self.ids)
+        rc = _lib.fetch_start(self.rt, s, prep.req, self.c_done, i, self.fp)
+        if rc != 0:  # the request was copied, or refused: prep may go
+            fut.set_exception(Runtime._refused(rc, prep.url))
+            return fut
+        cb = lambda fu: self.cancel(i) if fu.cancelled() else None  # noqa
+        fut.add_done_callback(cb)
+        self.ops[i] = (fut, prep.url, self.fp.value, cb)
+        self.kick()
+        return fut
+
+    def cancel(self, i):
+        op = self.ops.get(i)
+        if op is not None and self.rt is not None:
+            _lib.fetch_cancel(op[2])  # its callback runs at the next step
+            self.kick()
+
+    def session_new(self, opts):
+        s = _lib.session_new(self.rt, opts)
+        if not s:
+            raise RuntimeError("corio: could not make a session")
+        self.sessions.add(s)
+        return s
+
+    def session_free(self, s):
+        if self.rt is not None and s in self.sessions:
+            self.sessions.discard(s)
+            _lib.session_free(s)  # its transfers' callbacks: next step
+            self.kick()
+
+    def close(self):
+        """Free the runtime: transfers in flight fail with kind
+        "cancelled" (their callbacks run now)."""
+        rt, self.rt = self.rt, None
+        if rt is None:
+            return
+        if self.timer is not None:
+            self.timer.cancel()
+            self.timer = None
+        self.deliver = not self.loop.is_closed()
+        if self.deliver:
+            self.loop.remove_reader(self.fd)
+        self.sessions.clear()
+        if _lib.rt_free_gil(rt) != 0:  # not expected: leak, not crash
+            _leaked.append(rt)
+        self.ops.clear()
+
+
+_leaked = []  # runtimes corio_rt_free refused to free
+
+
+def _on_thread_of(loop, fn, *args, if_closed=True):
+    """fn(*args) on the thread of asyncio loop `loop`: now if that is
+    this thread, else at the loop's next turn.  A closed loop runs
+    nothing any more: fn runs here then, if if_closed."""
+    try:
+        here = asyncio.get_running_loop()
+    except RuntimeError:
+        here = None
+    if loop is here:
+        fn(*args)
+        return
+    try:
+        if not loop.is_closed():
+            loop.call_soon_threadsafe(fn, *args)
+            return
+    except RuntimeError:  # closed meanwhile
+        pass
+    if if_closed:
+        fn(*args)
 
 
 class _Op:
@@ -125,6 +288,7 @@ class Runtime:
         self._ops = {}
         self._ids = itertools.count(1)
         self._inboxes = weakref.WeakKeyDictionary()
+        self._drivers = {}  # asyncio loop -> _Driver, or None: no add_reader
         self._c_post = _lib.POST_FN(self._on_post)
         self._c_done = _lib.FETCH_CB(self._on_done)
         self._rt = None
@@ -247,7 +411,9 @@ class Runtime:
             if self._posted:
                 return
             self._posted = True
-        rc = _lib.rt_post(self._rt, self._c_post, None)
+            # under the lock: close() cannot come in between, and the
+            # runtime be freed before this post is made
+            rc = _lib.rt_post(self._rt, self._c_post, None)
         if rc != 0:  # only while closing, which _closed rules out
             raise RuntimeError("corio: corio_rt_post failed: " +
                                _lib.strerror(rc).decode())
@@ -318,10 +484,42 @@ class Runtime:
             ib = self._inboxes[loop] = _Inbox(loop)
         return ib
 
+    def _driver(self, loop):
+        """This loop's _Driver (made on first use), or None when the loop
+        has no add_reader.  Drivers of loops closed meanwhile go."""
+        with self._lock:
+            if self._closed:
+                raise RuntimeError("corio: this Runtime is closed")
+            if loop in self._drivers:
+                return self._drivers[loop]
+            gone = [lp for lp in self._drivers if lp.is_closed()]
+            olds = [self._drivers.pop(lp) for lp in gone]
+        for d in olds:
+            if d is not None:
+                d.close()  # its loop is closed: nothing else runs it
+        try:
+            d = _Driver(loop)
+        except NotImplementedError:
+            d = None
+        with self._lock:
+            closed = self._closed
+            if not closed:
+                self._drivers[loop] = d
+        if closed:  # close() came meanwhile
+            if d is not None:
+                d.close()
+            raise RuntimeError("corio: this Runtime is closed")
+        return d
+
     def _afetch(self, url, opts, session, defaults):
         self._check_open()
         prep = Prepared(url, opts, defaults)
         loop = asyncio.get_running_loop()
+        d = self._drivers.get(loop, False)
+        if d is False:
+            d = self._driver(loop)
+        if d is not None:
+            return d.start(prep, session)
         afut = loop.create_future()
         inbox = self._inbox(loop)
         op = _Op(prep, session, lambda v, e: inbox.put(afut, v, e))
@@ -426,12 +624,15 @@ class Runtime:
                 self._closed = True
                 closing = True
                 self._actions.append(self._stop)
-                post = not self._posted
-                self._posted = True
+                if not self._posted:
+                    self._posted = True
+                    _lib.rt_post(self._rt, self._c_post, None)
+                drivers = [d for d in self._drivers.values() if d]
+                self._drivers.clear()
         if closing:
             _live.discard(self)
-            if post:
-                _lib.rt_post(self._rt, self._c_post, None)
+            for d in drivers:
+                _on_thread_of(d.loop, d.close)
         if not self._in_loop_thread():
             self._thread.join()
 
@@ -490,6 +691,9 @@ class Session:
         }
         self._rt = rt
         self._s = None
+        self._o = o
+        self._per = weakref.WeakKeyDictionary()  # _Driver -> its session
+        self._last = (None, None)  # the last (_Driver, session) used
         made = threading.Event()
 
         def make(status):
@@ -508,6 +712,18 @@ class Session:
     def _check(self):
         if self._closed:
             raise RuntimeError("corio: this Session is closed")
+
+    def _for(self, d):
+        """This session's twin in driver d (made on first use, with the
+        same limits), on d's thread."""
+        last = self._last
+        if last[0] is d:
+            return last[1]
+        s = self._per.get(d)
+        if s is None:
+            s = self._per[d] = d.session_new(self._o)
+        self._last = (d, s)
+        return s
 
     def fetch(self, url, **opts):
         self._check()
@@ -531,6 +747,11 @@ class Session:
         if self._closed:
             return
         self._closed = True
+        per, self._per = list(self._per.items()), {}
+        self._last = (None, None)
+        for d, s in per:  # each twin on its driver's thread; a closed
+            # loop's driver frees its sessions when it is closed
+            _on_thread_of(d.loop, d.session_free, s, if_closed=False)
 
         def free(status):
             s, self._s = self._s, None

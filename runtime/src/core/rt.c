@@ -140,6 +140,38 @@ int corio_rt_run(corio_rt *rt, uv_run_mode mode) {
   return r != 0;
 }
 
+/*
+** One non-blocking turn for a host that polls the backend fd itself.
+** uv_run(UV_RUN_NOWAIT) does nothing at all on a loop that is not alive:
+** a post (whose async handle is unref'ed) would then leave the backend fd
+** readable and never consume its wakeup, and the host's poll would spin.
+** So the async handle is ref'ed for the turn: the turn always polls (with
+** a zero timeout), and the wakeup is taken.
+*/
+int corio_rt_step(corio_rt *rt, int *timeout_ms) {
+  uv_handle_t *post;
+  int held, alive;
+  if (timeout_ms != NULL) *timeout_ms = -1;
+  if (rt == NULL) return CORIO_EINVAL;
+  if (rt->running) return CORIO_EBUSY;
+  post = (uv_handle_t *)&rt->post_async;
+  held = uv_has_ref(post);
+  uv_ref(post);
+  rt->running = 1;
+  (void)uv_run(rt->loop, UV_RUN_NOWAIT);
+  rt->running = 0;
+  if (!held) uv_unref(post);
+  alive = uv_loop_alive(rt->loop);
+  /* not alive, uv_backend_timeout says 0 ("nothing to wait for"): the
+     host would call again at once, forever; -1 is what it means here */
+  if (timeout_ms != NULL && alive) *timeout_ms = uv_backend_timeout(rt->loop);
+  return alive;
+}
+
+int corio_rt_backend_fd(const corio_rt *rt) {
+  return rt != NULL ? uv_backend_fd(rt->loop) : -1;
+}
+
 void corio_rt_stop(corio_rt *rt) {
   uv_stop(rt->loop);
 }

@@ -289,28 +289,48 @@ static const char *str_copy(char **to, const char *p) {
 }
 
 /*
-** A copy of `req` in one block (the struct, its header array, its strings
-** and body): what a waiting transfer keeps instead of an easy handle,
-** which holds about 6 KB before it ever connects.
+** A copy of `req` in one block (the struct, its header array, its retry
+** methods and statuses, its strings and body): what a waiting transfer
+** keeps instead of an easy handle, which holds about 6 KB before it ever
+** connects.  The retry lists too: the transfer reads them when it leaves
+** the queue (corio__retry_setup), long after the caller's request is gone.
 */
 static corio_request *request_copy(const corio_request *req) {
-  size_t size = sizeof *req + req->nheaders * sizeof(corio_header), i;
+  const corio_retry *r = &req->retry;
+  size_t nm = r->methods != NULL ? r->nmethods : 0;
+  size_t ns = r->statuses != NULL ? r->nstatuses : 0;
+  size_t size = sizeof *req + req->nheaders * sizeof(corio_header) +
+                nm * sizeof(char *) + ns * sizeof(int),
+         i;
   corio_request *c;
   corio_header *hs;
+  const char **ms;
+  int *ss;
   char *p;
   size += str_size(req->url) + str_size(req->method) + str_size(req->proxy);
   for (i = 0; i < req->nheaders; i++)
     size += str_size(req->headers[i].name) + str_size(req->headers[i].value);
+  for (i = 0; i < nm; i++) size += str_size(r->methods[i]);
   if (req->body != NULL) size += req->body_len;
   c = corio__malloc(size);
   if (c == NULL) return NULL;
   *c = *req;
   hs = (corio_header *)(c + 1);
-  p = (char *)(hs + req->nheaders);
+  ms = (const char **)(hs + req->nheaders);
+  ss = (int *)(ms + nm);
+  p = (char *)(ss + ns);
   c->headers = req->nheaders > 0 ? hs : NULL;
   for (i = 0; i < req->nheaders; i++) {
     hs[i].name = str_copy(&p, req->headers[i].name);
     hs[i].value = str_copy(&p, req->headers[i].value);
+  }
+  if (r->methods != NULL) {
+    for (i = 0; i < nm; i++) ms[i] = str_copy(&p, r->methods[i]);
+    c->retry.methods = ms;
+  }
+  if (r->statuses != NULL) {
+    if (ns > 0) memcpy(ss, r->statuses, ns * sizeof(int));
+    c->retry.statuses = ss;
   }
   c->url = str_copy(&p, req->url);
   c->method = str_copy(&p, req->method);
