@@ -297,8 +297,9 @@ typedef void (*corio_post_fn)(corio_rt *rt, int status, void *data);
 **       loop wakes even while it waits for I/O; a loop that is not
 **       running runs the callbacks when it runs next.  Waiting for posts
 **       is not work by itself (see corio_rt_keep_alive): a loop with
-**       nothing else to do returns from corio_rt_run without polling.  `data` is the
-**       caller's: corio never reads or frees it, and each accepted post
+**       nothing else to do returns from corio_rt_run without polling.
+**       `data` is the caller's: corio never reads or frees it, and each
+**       accepted post
 **       calls `fn` exactly once, so `fn` may own and free it.  Posting
 **       to a runtime that corio_rt_free has freed is undefined: the host
 **       stops its threads' posts (they got CORIO_ECLOSED, or were

@@ -21,8 +21,8 @@
 **     /usr/share/llhttp/llhttp.c \
 **     $(pkg-config --cflags --libs libuv libcurl) -lm -o fuzz_server_parse
 ** Run:
-**   ./fuzz_server_parse -max_total_time=600 CORPUS
-*tests/fuzz/corpus/server_parse
+**   ./fuzz_server_parse -max_total_time=600 CORPUS \
+**     tests/fuzz/corpus/server_parse
 */
 #include <fcntl.h>
 #include <stdint.h>

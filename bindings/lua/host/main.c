@@ -357,10 +357,9 @@ static void doREPL(lua_State *L) {
 
 /*
 ** Ctrl-C (and SIGTERM) has two halves.  In the signal handler, as lua.c's
-*laction: the
-** Lua code running now (a busy `while true do end` in a task or at top
-** level never lets the loop turn) raises "interrupted!" at its next
-** instruction.  Then, on the loop: every task is cancelled, its cleanup
+** laction: the Lua code running now (a busy `while true do end` in a task
+** or at top level never lets the loop turn) raises "interrupted!" at its
+** next instruction.  Then, on the loop: every task is cancelled, its cleanup
 ** runs, and what was still pending is listed.  A second Ctrl-C gets the
 ** default action.
 */

@@ -1,7 +1,7 @@
 /*
 ** redis.h: the Redis client's private structures (redis/), on core.h.
-** hiredis appears here and in the redis/ sources only: the public header speaks of
-** corio_redis_reply, never of redisReply.
+** hiredis appears here and in the redis/ sources only: the public header
+** speaks of corio_redis_reply, never of redisReply.
 */
 #ifndef CORIO_REDIS_INT_H
 #define CORIO_REDIS_INT_H

@@ -1,10 +1,9 @@
 /*
 ** lfetch_form.c: a table encoded as application/x-www-form-urlencoded:
-** the `form` and `params` options of fetch, and corio.url.encode.  Keys are
-*sorted, so the body does not
-** depend on table order; a list value repeats its key (tag=a&tag=b).  Two
-** passes over the table, counting then writing, so the string is built in
-** place with no intermediate buffer.
+** the `form` and `params` options of fetch, and corio.url.encode.  Keys
+** are sorted, so the body does not depend on table order; a list value
+** repeats its key (tag=a&tag=b).  Two passes over the table, counting then
+** writing, so the string is built in place with no intermediate buffer.
 */
 #include <ctype.h>
 #include <stdio.h>
