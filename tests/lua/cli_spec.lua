@@ -122,6 +122,19 @@ error("script failed")
     os.remove(s)
   end)
 
+  it("SIGTERM with nothing pending but the script's own wait ends quietly with 143", function()
+    local log = os.tmpname()
+    local _, rc = sh("(" .. bin .. [[ -e 'print("ready") io.stdout:flush() corio.sleep(30)' >]] .. log ..
+      " 2>&1 & pid=$!; for i in $(seq 100); do grep -q ready " .. log .. " && break; sleep 0.1; done; " ..
+      "kill -TERM $pid; wait $pid)")
+    local f = assert(io.open(log))
+    local out = f:read("a")
+    f:close()
+    os.remove(log)
+    assert.equal(143, rc, out)
+    assert.equal("ready\n", out) -- no traceback, no empty list
+  end)
+
   it("Ctrl-C lists 20 pending tasks, then counts the rest by name or function", function()
     local s = script([[
       local function worker() corio.sleep(30) end

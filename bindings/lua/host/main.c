@@ -73,7 +73,12 @@ static void l_message(const char *pname, const char *msg) {
 static int report(lua_State *L, int status) {
   if (status != LUA_OK) {
     const char *msg = lua_tostring(L, -1);
-    l_message(progname, msg ? msg : "(error object is not a string)");
+    /* after Ctrl-C or SIGTERM the script's own wait ends in the cancel
+       that was asked for: not an error to show */
+    int asked = the_host != NULL && the_host->interrupted && msg != NULL &&
+                strncmp(msg, "CancelledError:", 15) == 0;
+    if (!asked)
+      l_message(progname, msg ? msg : "(error object is not a string)");
     lua_pop(L, 1);
   }
   return status;
@@ -432,11 +437,20 @@ static void push_group(lua_State *L, const char *s) {
                     strlen(coro + 1) - (coro[strlen(coro) - 1] == '>'));
 }
 
+/*
+** Argument 1: the signal.  A Ctrl-C always says so; a SIGTERM that finds
+** nothing pending (a server stopped by its supervisor) ends quietly.
+*/
 static int list_pending(lua_State *L) {
+  int sig = (int)lua_tointeger(L, 1);
   lua_Integer i, n, g, shown;
   char buf[40];
   corio_lua_push_pending(L);
   n = luaL_len(L, -1);
+  if (n > 0 || sig != SIGTERM)
+    fprintf(stderr, "\n%s: %s%s\n", progname,
+            sig == SIGTERM ? "terminated" : "interrupted",
+            n > 0 ? "; cancelling the pending tasks:" : "");
   lua_newtable(L); /* group -> count, for the tasks past LIST_MAX */
   for (i = 1; i <= n; i++) {
     const char *s;
@@ -489,11 +503,10 @@ static int list_pending(lua_State *L) {
 static void on_sigint(uv_async_t *a) {
   host *h = a->data;
   lua_State *L = h->L;
-  fprintf(stderr, "\n%s: %s; cancelling the pending tasks:\n", progname,
-          h->interrupted == SIGTERM ? "terminated" : "interrupted");
   /* on the loop: an error (out of memory) must not unwind through libuv */
   lua_pushcfunction(L, list_pending);
-  if (lua_pcall(L, 0, 0, 0) != LUA_OK) {
+  lua_pushinteger(L, h->interrupted);
+  if (lua_pcall(L, 1, 0, 0) != LUA_OK) {
     fprintf(stderr, "  (cannot list them: %s)\n", lua_tostring(L, -1));
     lua_pop(L, 1);
   }
