@@ -227,6 +227,31 @@ describe("trace files", function()
   end)
 end)
 
+describe("trace of a server", function()
+  it("has a slice per request with method, path and status", function()
+    local trace = os.tmpname()
+    corio.run(function()
+      corio.trace_start(trace)
+      local srv <close> = corio.serve{port = 0, handler = function(req)
+        if req.path == "/slow" then corio.sleep(0.02) end
+        if req.path == "/boom" then error("boom", 0) end
+        return "ok"
+      end}
+      corio.get(srv.url .. "/slow")
+      corio.get(srv.url .. "/boom")
+      corio.trace_stop()
+    end)
+    local events = corio.json.decode(slurp(trace))
+    os.remove(trace)
+    local slow = find(events, function(e) return e.cat == "server" and e.name == "GET /slow" end)
+    assert.truthy(slow)
+    assert.same({method = "GET", path = "/slow", status = 200}, slow.args)
+    assert.is_true(slow.dur >= 15000) -- the handler slept 20 ms
+    local boom = find(events, function(e) return e.cat == "server" and e.name == "GET /boom" end)
+    assert.equal(500, boom.args.status)
+  end)
+end)
+
 describe("timeline", function()
   it("--timeline draws a 10-task script as SVG with 10 rows", function()
     local s = script([[

@@ -135,6 +135,11 @@ void lcorio_trace_task(lua_State *L, lcorio_state *S, ltask *lt, int tidx,
                        lua_State *co, uint64_t ts, uint64_t end);
 void lcorio_trace_fetch(lcorio_state *S, ltask *lt, int status,
                         const corio_response *res, const char *url);
+/* A server request answered with `status`, its handler task `lt` started
+   at uv_hrtime `t0`: a slice on the task's track. */
+void lcorio_trace_request(lcorio_state *S, ltask *lt, const char *method,
+                          const char *path, size_t path_len, int status,
+                          uint64_t t0);
 
 /* }================================================================== */
 

@@ -194,6 +194,7 @@ static void on_request(corio_server *srv, corio_server_req *req, void *ud) {
     return;
   }
   r->task = lcorio_core(t);
+  r->t0 = ls->S->trace != NULL ? uv_hrtime() : 0;
   if (corio_task_add_done(r->task, lcorio_serve_req_done, r) != 0) {
     /* out of memory: the task is dropped before it ever runs */
     corio_task_cancel(r->task);

@@ -53,6 +53,7 @@ struct lserve_req {
   int gone;         /* the client left: drop the request, do not answer */
   int streaming;    /* head sent (corio_server_stream): end or abort it */
   int waiting;      /* the task waits for a chunk's write callback */
+  uint64_t t0;      /* uv_hrtime when its task began, if a trace runs */
   lserve_req *prev, *next; /* ls->held, or the free list (next only) */
 };
 

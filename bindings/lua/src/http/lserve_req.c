@@ -200,6 +200,19 @@ static const char *table_head(lua_State *L, int idx, lua_Integer *status,
   return NULL;
 }
 
+/* The request's slice in the trace, if one runs: from the handler task's
+   start to its answer (the head, for a streamed body). */
+static void traced(lserve_req *r, int status) {
+  lcorio_state *S = r->ls->S;
+  size_t len;
+  const char *path;
+  if (r->t0 == 0 || S->trace == NULL || r->req == NULL) return;
+  path = corio_server_req_path(r->req, &len);
+  lcorio_trace_request(S, lcorio_ltask(r->task),
+                       corio_server_req_method(r->req), path, len, status,
+                       r->t0);
+}
+
 /*
 ** Answer r's request with the handler's result at `idx`: a table
 ** {status=, headers=, body= | json=}, a string (200, text/plain), or nothing
@@ -243,6 +256,7 @@ static const char *respond(lua_State *L, lserve_req *r, int idx) {
                            "string or nothing)",
                            luaL_typename(L, idx));
   }
+  traced(r, (int)status);
   rc = corio_server_respond(r->req, (int)status, h, nh, body, blen);
   r->req = NULL;
   if (rc == CORIO_EINVAL) return BAD_HEADER;
@@ -252,6 +266,7 @@ static const char *respond(lua_State *L, lserve_req *r, int idx) {
 static void answer_500(lserve_req *r) {
   static const char msg[] = "Internal Server Error\n";
   if (r->req == NULL) return;
+  traced(r, 500);
   corio_server_respond(r->req, 500, &text_plain, 1, msg, sizeof msg - 1);
   r->req = NULL;
 }
@@ -395,6 +410,7 @@ static int stream_start(lua_State *L, lserve_req *r) {
   const char *err = table_head(L, 4, &status, &h, &nh, &cap);
   int rc;
   if (err == NULL) {
+    traced(r, (int)status);
     rc = corio_server_stream(r->req, (int)status, h, nh);
     if (rc == CORIO_EINVAL) err = BAD_HEADER;
     /* the connection is gone: the done callback gives the request back */
@@ -471,10 +487,12 @@ void lcorio_serve_req_done(corio_task *t, void *ud) {
   if (r->req != NULL) {
     if (r->gone || r->streaming || corio_server_req_closed(r->req))
       corio_server_abort(r->req); /* nobody to answer, or half answered */
-    else if (corio_task_get_state(t) == CORIO_TASK_CANCELLED)
+    else if (corio_task_get_state(t) == CORIO_TASK_CANCELLED) {
+      traced(r, 503);
       corio_server_respond(r->req, 503, &text_plain, 1, msg, sizeof msg - 1);
-    else
+    } else {
       answer_500(r);
+    }
     r->req = NULL;
   }
   lcorio_serve_req_release(r);

@@ -370,4 +370,25 @@ void lcorio_trace_fetch(lcorio_state *S, ltask *lt, int status,
   phase(tr, "body", tid, first, end);
 }
 
+void lcorio_trace_request(lcorio_state *S, ltask *lt, const char *method,
+                          const char *path, size_t path_len, int status,
+                          uint64_t t0) {
+  lcorio_trace *tr = S->trace;
+  char name[160];
+  uint64_t start = lcorio_trace_us(tr, t0), end;
+  end = lcorio_trace_us(tr, uv_hrtime());
+  snprintf(name, sizeof name, "%s %.*s", method,
+           (int)(path_len < 120 ? path_len : 120), path);
+  slice(tr, "server", name, lt != NULL ? lt->id : 0, start,
+        end > start ? end - start : 0);
+  PUTLIT(tr, ",\"args\":{\"method\":");
+  putstr(tr, method);
+  PUTLIT(tr, ",\"path\":");
+  putstr(tr, name + strlen(method) + 1);
+  PUTLIT(tr, ",\"status\":");
+  putu(tr, (uint64_t)(status > 0 ? status : 0));
+  PUTLIT(tr, "}");
+  end_event(tr);
+}
+
 /* }================================================================== */
