@@ -252,6 +252,37 @@ describe("trace of a server", function()
   end)
 end)
 
+describe("trace of a pool", function()
+  it("draws each item on a worker track, as many tracks as ran at once", function()
+    local trace = os.tmpname()
+    corio.run(function()
+      corio.trace_start(trace)
+      corio.threads.map(function(x)
+        local t = os.clock()
+        while os.clock() - t < 0.005 do end
+        return x
+      end, {1, 2, 3, 4}, {threads = 2})
+      corio.trace_stop()
+    end)
+    local events = corio.json.decode(slurp(trace))
+    os.remove(trace)
+    local items, last_end = {}, {}
+    for _, e in ipairs(events) do
+      if e.cat == "pool" then
+        items[e.args.index] = true
+        assert.truthy(e.name:match("^corio%.threads%.map item %d$"), e.name)
+        -- a track's items do not overlap
+        assert.is_true((last_end[e.tid] or 0) <= e.ts, "overlap on track " .. e.tid)
+        last_end[e.tid] = e.ts + e.dur
+      end
+    end
+    assert.same({true, true, true, true}, items)
+    local tracks = 0
+    for _ in pairs(last_end) do tracks = tracks + 1 end
+    assert.is_true(tracks >= 1 and tracks <= 2, tostring(tracks))
+  end)
+end)
+
 describe("timeline", function()
   it("--timeline draws a 10-task script as SVG with 10 rows", function()
     local s = script([[

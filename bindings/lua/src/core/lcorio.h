@@ -135,6 +135,16 @@ void lcorio_trace_task(lua_State *L, lcorio_state *S, ltask *lt, int tidx,
                        lua_State *co, uint64_t ts, uint64_t end);
 void lcorio_trace_fetch(lcorio_state *S, ltask *lt, int status,
                         const corio_response *res, const char *url);
+/*
+** Pool items (threads.map, processes.map, to_thread): each input's run,
+** uv_hrtime at its hand-out and at its outcome (0: never ran), drawn on
+** as many worker tracks as ran at once.
+*/
+typedef struct lcorio_span {
+  uint64_t start, end;
+} lcorio_span;
+void lcorio_trace_pool(lcorio_state *S, const char *what,
+                       const lcorio_span *spans, size_t n);
 /* A server request answered with `status`, its handler task `lt` started
    at uv_hrtime `t0`: a slice on the task's track. */
 void lcorio_trace_request(lcorio_state *S, ltask *lt, const char *method,

@@ -23,6 +23,7 @@ void lcorio_pool_unref(lcorio_pool_job *j) {
   if (j->outs != NULL)
     for (i = 0; i < j->nitems; i++) free(j->outs[i].data);
   free(j->outs);
+  free(j->spans);
   free(j->fn);
   free(j->in);
   free(j->in_off);
@@ -32,10 +33,12 @@ void lcorio_pool_unref(lcorio_pool_job *j) {
 int lcorio_pool_take(lcorio_pool_job *j, size_t *i) {
   if (j->stopping || j->next >= j->nitems) return 0;
   *i = j->next++;
+  if (j->spans != NULL) j->spans[*i].start = uv_hrtime();
   return 1;
 }
 
 void lcorio_pool_done(lcorio_pool_job *j, size_t i, lcopy_out o) {
+  if (j->spans != NULL) j->spans[i].end = uv_hrtime();
   j->outs[i] = o;
   j->ndone++;
 }
@@ -78,6 +81,8 @@ static lcorio_pool_job *push_job(lua_State *L, const lcorio_pool_ops *ops,
   j->nitems = nitems;
   if ((j->outs = calloc(nitems ? nitems : 1, sizeof *j->outs)) == NULL)
     luaL_error(L, "not enough memory");
+  if (lcorio_getstate(L)->trace != NULL) /* out of memory: not traced */
+    j->spans = calloc(nitems ? nitems : 1, sizeof *j->spans);
   return j;
 }
 
@@ -327,6 +332,8 @@ static int job_k(lua_State *L, int status, lua_KContext ctx) {
   (void)status;
   if (lcorio_wait_status(L) == CORIO_ECANCELED) return lcorio_cancelled(L);
   j = *(lcorio_pool_job **)lua_touserdata(L, (int)ctx);
+  if (j->spans != NULL && lcorio_upstate(L)->trace != NULL)
+    lcorio_trace_pool(lcorio_upstate(L), j->ops->what, j->spans, j->nitems);
   if (j->single) return push_outcome(L, &j->outs[0]);
   return push_map(L, j->outs, j->nitems, j->ops->what);
 }

@@ -74,7 +74,8 @@ struct lcorio_pool_job {
   char *in;       /* the inputs (tuples), back to back */
   size_t *in_off; /* input i is in[in_off[i] .. in_off[i + 1]) */
   size_t nitems;
-  lcopy_out *outs; /* one outcome per input */
+  lcopy_out *outs;    /* one outcome per input */
+  lcorio_span *spans; /* per input, when a trace runs: when it ran */
   /* A worker thread reads and writes these under its hub's mutex. */
   size_t next;  /* the next input to hand out */
   size_t ndone; /* inputs with an outcome */

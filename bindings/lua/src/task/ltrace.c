@@ -391,4 +391,44 @@ void lcorio_trace_request(lcorio_state *S, ltask *lt, const char *method,
   end_event(tr);
 }
 
+/*
+** Each item on the first worker track free at its start: tracks then show
+** how many ran at once (a worker's identity is not kept).  Threads' tracks
+** are numbered from POOL_TID up, processes' after them.
+*/
+#define POOL_TID   1000000u
+#define POOL_LANES 64
+
+void lcorio_trace_pool(lcorio_state *S, const char *what,
+                       const lcorio_span *spans, size_t n) {
+  lcorio_trace *tr = S->trace;
+  uint64_t lane_end[POOL_LANES];
+  size_t nlanes = 0, i, k;
+  char name[96];
+  /* threads (map and to_thread) and processes: tracks of their own */
+  int procs = strstr(what, "process") != NULL;
+  uint32_t base = POOL_TID + (procs ? POOL_LANES : 0);
+  for (i = 0; i < n; i++) {
+    const lcorio_span *sp = &spans[i];
+    if (sp->start == 0 || sp->end < sp->start) continue; /* never ran */
+    for (k = 0; k < nlanes && lane_end[k] > sp->start; k++)
+      ;
+    if (k == POOL_LANES) k = POOL_LANES - 1; /* more at once: they stack */
+    if (k == nlanes) {
+      nlanes++;
+      snprintf(name, sizeof name, "%s worker %u", procs ? "process" : "thread",
+               (unsigned)k + 1);
+      name_track(tr, base + (uint32_t)k, name, "pool");
+    }
+    lane_end[k] = sp->end;
+    snprintf(name, sizeof name, "%s item %zu", what, i + 1);
+    slice(tr, "pool", name, base + (uint32_t)k, lcorio_trace_us(tr, sp->start),
+          (sp->end - sp->start) / 1000);
+    PUTLIT(tr, ",\"args\":{\"index\":");
+    putu(tr, i + 1);
+    PUTLIT(tr, "}");
+    end_event(tr);
+  }
+}
+
 /* }================================================================== */
