@@ -226,3 +226,65 @@ void on_tally(corio_fetch *f, int status, const corio_response *res, void *ud) {
 }
 
 /* }================================================================== */
+
+/*
+** {==================================================================
+** A server that cuts its body short
+** ===================================================================
+*/
+
+static void on_ss_closed(uv_handle_t *h) {
+  (void)h;
+}
+
+static void ss_alloc(uv_handle_t *h, size_t n, uv_buf_t *buf) {
+  static char mem[4096];
+  (void)h;
+  (void)n;
+  *buf = uv_buf_init(mem, sizeof mem);
+}
+
+static void ss_written(uv_write_t *w, int status) {
+  short_server *ss = w->data;
+  (void)status;
+  uv_close((uv_handle_t *)&ss->client, on_ss_closed);
+}
+
+static void ss_read(uv_stream_t *s, ssize_t n, const uv_buf_t *buf) {
+  short_server *ss = s->data;
+  static char reply[] = "HTTP/1.1 200 OK\r\nContent-Length: 1000\r\n"
+                        "Content-Type: text/plain\r\n\r\n0123456789";
+  uv_buf_t b = uv_buf_init(reply, sizeof reply - 1);
+  (void)buf;
+  if (n <= 0) return;
+  uv_read_stop(s);
+  ss->wr.data = ss;
+  ASSERT_OK(uv_write(&ss->wr, s, &b, 1, ss_written));
+}
+
+static void ss_connection(uv_stream_t *server, int status) {
+  short_server *ss = server->data;
+  ASSERT_OK(status);
+  ASSERT_OK(uv_tcp_init(server->loop, &ss->client));
+  ASSERT_OK(uv_accept(server, (uv_stream_t *)&ss->client));
+  ss->client.data = ss;
+  ss->accepted++;
+  ASSERT_OK(uv_read_start((uv_stream_t *)&ss->client, ss_alloc, ss_read));
+  uv_close((uv_handle_t *)&ss->server, on_ss_closed); /* one is enough */
+}
+
+void short_server_start(short_server *ss, uv_loop_t *loop, char *url,
+                        size_t url_size) {
+  struct sockaddr_in a;
+  int len = sizeof a;
+  memset(ss, 0, sizeof *ss);
+  ASSERT_OK(uv_ip4_addr("127.0.0.1", 0, &a));
+  ASSERT_OK(uv_tcp_init(loop, &ss->server));
+  ss->server.data = ss;
+  ASSERT_OK(uv_tcp_bind(&ss->server, (struct sockaddr *)&a, 0));
+  ASSERT_OK(uv_tcp_getsockname(&ss->server, (struct sockaddr *)&a, &len));
+  ASSERT_OK(uv_listen((uv_stream_t *)&ss->server, 8, ss_connection));
+  snprintf(url, url_size, "http://127.0.0.1:%d/short", ntohs(a.sin_port));
+}
+
+/* }================================================================== */

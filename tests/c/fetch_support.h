@@ -89,4 +89,17 @@ void on_tally(corio_fetch *f, int status, const corio_response *res, void *ud);
 
 /* }================================================================== */
 
+/*
+** A raw server on the loop that answers one request with Content-Length:
+** 1000, sends 10 bytes ("0123456789") and closes: a body cut short.
+** short_server_start fills ss (zeroed first) and writes its URL to url.
+*/
+typedef struct short_server {
+  uv_tcp_t server, client;
+  uv_write_t wr;
+  int accepted;
+} short_server;
+void short_server_start(short_server *ss, uv_loop_t *loop, char *url,
+                        size_t url_size);
+
 #endif

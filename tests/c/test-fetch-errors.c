@@ -87,73 +87,14 @@ TEST_IMPL(err_too_large) {
   result_clear(&r);
 }
 
-/* A raw server: answers any request with Content-Length: 1000, sends 10
-   bytes and closes. */
-typedef struct {
-  uv_tcp_t server;
-  uv_tcp_t client;
-  uv_write_t wr;
-  int port;
-  int accepted;
-} short_server;
-
-static void on_ss_closed(uv_handle_t *h) {
-  (void)h;
-}
-
-static void ss_alloc(uv_handle_t *h, size_t n, uv_buf_t *buf) {
-  static char mem[4096];
-  (void)h;
-  (void)n;
-  *buf = uv_buf_init(mem, sizeof mem);
-}
-
-static void ss_written(uv_write_t *w, int status) {
-  short_server *ss = w->data;
-  (void)status;
-  uv_close((uv_handle_t *)&ss->client, on_ss_closed);
-}
-
-static void ss_read(uv_stream_t *s, ssize_t n, const uv_buf_t *buf) {
-  short_server *ss = s->data;
-  static char reply[] = "HTTP/1.1 200 OK\r\nContent-Length: 1000\r\n"
-                        "Content-Type: text/plain\r\n\r\n0123456789";
-  uv_buf_t b = uv_buf_init(reply, sizeof reply - 1);
-  (void)buf;
-  if (n <= 0) return;
-  uv_read_stop(s);
-  ss->wr.data = ss;
-  ASSERT_OK(uv_write(&ss->wr, s, &b, 1, ss_written));
-}
-
-static void ss_connection(uv_stream_t *server, int status) {
-  short_server *ss = server->data;
-  ASSERT_OK(status);
-  ASSERT_OK(uv_tcp_init(server->loop, &ss->client));
-  ASSERT_OK(uv_accept(server, (uv_stream_t *)&ss->client));
-  ss->client.data = ss;
-  ss->accepted++;
-  ASSERT_OK(uv_read_start((uv_stream_t *)&ss->client, ss_alloc, ss_read));
-  uv_close((uv_handle_t *)&ss->server, on_ss_closed); /* one is enough */
-}
-
 TEST_IMPL(err_reset) {
   corio_rt *rt = corio_rt_new(NULL);
   short_server ss;
-  struct sockaddr_in a;
-  int len = sizeof a;
   char u[64];
   corio_request req;
   result r;
-  memset(&ss, 0, sizeof ss);
   memset(&r, 0, sizeof r);
-  ASSERT_OK(uv_ip4_addr("127.0.0.1", 0, &a));
-  ASSERT_OK(uv_tcp_init(corio_rt_loop(rt), &ss.server));
-  ss.server.data = &ss;
-  ASSERT_OK(uv_tcp_bind(&ss.server, (struct sockaddr *)&a, 0));
-  ASSERT_OK(uv_tcp_getsockname(&ss.server, (struct sockaddr *)&a, &len));
-  ASSERT_OK(uv_listen((uv_stream_t *)&ss.server, 8, ss_connection));
-  snprintf(u, sizeof u, "http://127.0.0.1:%d/short", ntohs(a.sin_port));
+  short_server_start(&ss, corio_rt_loop(rt), u, sizeof u);
   corio_request_init(&req, u);
   ASSERT_OK(corio_fetch_start(rt, NULL, &req, record, &r, NULL));
   ASSERT_OK(corio_rt_run(rt, UV_RUN_DEFAULT));

@@ -353,66 +353,16 @@ TEST_IMPL(stream_max_body) {
   ASSERT_EQ(s.len, 1024);
 }
 
-/* A raw server: Content-Length: 1000, 10 bytes, then it closes. */
-typedef struct {
-  uv_tcp_t server, client;
-  uv_write_t wr;
-} short_server;
-
-static void ss_alloc(uv_handle_t *h, size_t n, uv_buf_t *buf) {
-  static char mem[4096];
-  (void)h;
-  (void)n;
-  *buf = uv_buf_init(mem, sizeof mem);
-}
-
-static void ss_written(uv_write_t *w, int status) {
-  short_server *ss = w->data;
-  (void)status;
-  uv_close((uv_handle_t *)&ss->client, NULL);
-}
-
-static void ss_read(uv_stream_t *st, ssize_t n, const uv_buf_t *buf) {
-  short_server *ss = st->data;
-  static char reply[] = "HTTP/1.1 200 OK\r\nContent-Length: 1000\r\n\r\n"
-                        "0123456789";
-  uv_buf_t b = uv_buf_init(reply, sizeof reply - 1);
-  (void)buf;
-  if (n <= 0) return;
-  uv_read_stop(st);
-  ss->wr.data = ss;
-  ASSERT_OK(uv_write(&ss->wr, st, &b, 1, ss_written));
-}
-
-static void ss_connection(uv_stream_t *server, int status) {
-  short_server *ss = server->data;
-  ASSERT_OK(status);
-  ASSERT_OK(uv_tcp_init(server->loop, &ss->client));
-  ASSERT_OK(uv_accept(server, (uv_stream_t *)&ss->client));
-  ss->client.data = ss;
-  ASSERT_OK(uv_read_start((uv_stream_t *)&ss->client, ss_alloc, ss_read));
-  uv_close((uv_handle_t *)&ss->server, NULL);
-}
-
 /* The bytes that came are handed out, then the error. */
 TEST_IMPL(stream_reset_mid_body) {
   corio_rt *rt = corio_rt_new(NULL);
   short_server ss;
-  struct sockaddr_in a;
-  int alen = sizeof a;
   char u[64];
   corio_request req;
   sink s;
-  memset(&ss, 0, sizeof ss);
   memset(&s, 0, sizeof s);
   s.keep = 1;
-  ASSERT_OK(uv_ip4_addr("127.0.0.1", 0, &a));
-  ASSERT_OK(uv_tcp_init(corio_rt_loop(rt), &ss.server));
-  ss.server.data = &ss;
-  ASSERT_OK(uv_tcp_bind(&ss.server, (struct sockaddr *)&a, 0));
-  ASSERT_OK(uv_tcp_getsockname(&ss.server, (struct sockaddr *)&a, &alen));
-  ASSERT_OK(uv_listen((uv_stream_t *)&ss.server, 8, ss_connection));
-  snprintf(u, sizeof u, "http://127.0.0.1:%d/short", ntohs(a.sin_port));
+  short_server_start(&ss, corio_rt_loop(rt), u, sizeof u);
   stream_req(&req, u);
   ASSERT_OK(corio_fetch_start(rt, NULL, &req, on_done, &s, &s.f));
   ASSERT_OK(corio_rt_run(rt, UV_RUN_DEFAULT));

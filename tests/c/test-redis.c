@@ -10,7 +10,7 @@
 #include <netinet/in.h>
 #include <sys/socket.h>
 
-#include "task.h"
+#include "fetch_support.h" /* free_port */
 
 /*
 ** {==================================================================
@@ -22,22 +22,6 @@ static int g_port;     /* the shared server */
 static pid_t g_pid;    /* its PID */
 static pid_t g_owner;  /* the process that started it (the runner) */
 static char g_url[64]; /* redis://127.0.0.1:PORT */
-
-/* A port nobody listens on now (bound to 0, read, released). */
-static int free_port(void) {
-  struct sockaddr_in a;
-  socklen_t len = sizeof a;
-  int fd = socket(AF_INET, SOCK_STREAM, 0), port;
-  ASSERT(fd >= 0);
-  memset(&a, 0, sizeof a);
-  a.sin_family = AF_INET;
-  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  ASSERT_OK(bind(fd, (struct sockaddr *)&a, sizeof a));
-  ASSERT_OK(getsockname(fd, (struct sockaddr *)&a, &len));
-  port = ntohs(a.sin_port);
-  close(fd);
-  return port;
-}
 
 static int port_open(int port) {
   struct sockaddr_in a;
