@@ -5,19 +5,7 @@ local corio = require "corio"
 
 local shell = require "tests.lua.support.shell"
 
--- Run the loop until pred() holds (at most 1000 turns of 1 ms).
-local function until_(pred)
-  for _ = 1, 1000 do
-    if pred() then return end
-    corio.sleep(0.001)
-  end
-  error("condition not reached")
-end
-
-local function wait_all(ts)
-  local _, pending = corio.wait(ts, {timeout = 10})
-  assert.equal(0, #pending)
-end
+local until_, wait_all = shell.until_, shell.wait_all
 
 describe("task_group", function()
   it("runs fn in the calling task with its arguments and returns its results", function()

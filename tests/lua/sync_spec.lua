@@ -1,21 +1,10 @@
 -- corio.semaphore, corio.lock, corio.event, corio.queue: asyncio's
 -- semantics, FIFO waits, and waits that lose nothing when cancelled.
--- Every wait is bounded: corio.wait with a timeout, or until_ below.
+-- Every wait is bounded: corio.wait with a timeout, or until_ (shell.lua).
 local corio = require "corio"
 
--- Run the loop until pred() holds (at most 1000 turns of 1 ms).
-local function until_(pred)
-  for _ = 1, 1000 do
-    if pred() then return end
-    corio.sleep(0.001)
-  end
-  error("condition not reached")
-end
-
-local function wait_all(ts)
-  local _, pending = corio.wait(ts, {timeout = 10})
-  assert.equal(0, #pending)
-end
+local shell = require "tests.lua.support.shell"
+local until_, wait_all = shell.until_, shell.wait_all
 
 -- how many wait in obj's line (tostring says), by the name tostring uses
 local function waiters(obj, what)

@@ -58,6 +58,21 @@ function M.free_port()
   return assert(tonumber(out), out)
 end
 
+-- Run the loop until pred() holds (at most 1000 turns of 1 ms), or raise.
+function M.until_(pred)
+  for _ = 1, 1000 do
+    if pred() then return end
+    corio.sleep(0.001)
+  end
+  error("condition not reached", 2)
+end
+
+-- Wait (at most 10 s) for every task of the list to be done.
+function M.wait_all(ts)
+  local _, pending = corio.wait(ts, {timeout = 10})
+  assert(#pending == 0, #pending .. " tasks still pending after 10 s")
+end
+
 -- fn(...) must fail with a FetchError: return it.
 function M.fetch_error(fn, ...)
   local ok, err = pcall(fn, ...)
