@@ -62,6 +62,23 @@ static int parse_into(CURLU *h, const char *url, corio_url *out,
   return fill(h, out, why);
 }
 
+/*
+** A part set on its own (a query added, a fragment) is taken by libcurl
+** 7.88 as it is: a control byte or a space in it makes a URL that does not
+** parse again, which fetch would then refuse with a reason about a URL the
+** caller never wrote.  So the whole URL is parsed once more before it is
+** handed back (found by tests/fuzz/fuzz_url.c).
+*/
+static int reparse_into(CURLU *h, corio_url *out, const char **why) {
+  char *url = NULL;
+  CURLUcode uc = curl_url_get(h, CURLUPART_URL, &url, 0);
+  int rc;
+  if (uc != CURLUE_OK) return fail(uc, why);
+  rc = parse_into(h, url, out, why);
+  curl_free(url);
+  return rc;
+}
+
 int corio_url_parse(const char *url, corio_url *out, const char **why) {
   CURLU *h;
   int rc;
@@ -90,7 +107,7 @@ int corio_url_join(const char *base, const char *ref, corio_url *out,
     ** libcurl 7.88 drops the base's last segment and query here.
     */
     uc = curl_url_set(h, CURLUPART_FRAGMENT, *ref == '#' ? ref + 1 : NULL, 0);
-    rc = uc != CURLUE_OK ? fail(uc, why) : fill(h, out, why);
+    rc = uc != CURLUE_OK ? fail(uc, why) : reparse_into(h, out, why);
   } else {
     /* with a URL set, a relative one is resolved against it */
     rc = parse_into(h, ref, out, why);
@@ -110,7 +127,7 @@ int corio_url_add_query(const char *url, const char *query, corio_url *out,
   uc = curl_url_set(h, CURLUPART_URL, url, CURLU_NON_SUPPORT_SCHEME);
   if (uc == CURLUE_OK && *query != '\0')
     uc = curl_url_set(h, CURLUPART_QUERY, query, CURLU_APPENDQUERY);
-  rc = uc != CURLUE_OK ? fail(uc, why) : fill(h, out, why);
+  rc = uc != CURLUE_OK ? fail(uc, why) : reparse_into(h, out, why);
   curl_url_cleanup(h);
   return rc;
 }
