@@ -218,6 +218,7 @@ FUNCS = {
   session = {args = function() return {{}} end, opt = 1,
     opts = {"max_connections", "max_per_host", "max_idle", "headers", "timeout",
       "base_url", "retries", "rate"}},
+  set_task_budget = {args = function() return {} end},
   sleep = {args = function() return {0, "v"} end, waits = true},
   spawn = {args = function() return {fast} end},
   stats = {args = function() return {} end},

@@ -34,6 +34,8 @@ typedef struct lcorio_state {
   int starved_kb; /* heap size when a task could not start; 0: not starved */
   size_t nomem_unretrieved;    /* failed for lack of memory, never looked at */
   struct lcorio_late_cb *late; /* lfuture.c: late done callbacks queued */
+  uint64_t budget_ns;          /* corio.set_task_budget, in ns; 0: none */
+  uint64_t slice_start;        /* uv_hrtime when the task running now resumed */
 } lcorio_state;
 
 /* ltask.c: a task or future as a Lua value. */
