@@ -83,6 +83,42 @@ TEST_IMPL(add_query) {
   corio_url_free(&u);
 }
 
+/*
+** What corio hands back is a URL it parses again (fetch is given it): a
+** query or fragment libcurl sets as it is, unchecked, with a control byte
+** or a space in it, is refused (found by tests/fuzz/fuzz_url.c).
+*/
+static void refused_or_reparses(int rc, corio_url *u, const char *why) {
+  corio_url v;
+  if (rc != 0) {
+    ASSERT_EQ(rc, CORIO_EURL);
+    ASSERT_NOT_NULL(why);
+    return;
+  }
+  if (corio_url_parse(u->href, &v, NULL) != 0) {
+    fprintf(stderr, "returned [%s], which does not parse\n", u->href);
+    ASSERT(0);
+  }
+  corio_url_free(&v);
+  corio_url_free(u);
+}
+
+TEST_IMPL(returned_urls_parse_again) {
+  static const char *const bad[] = {"a=\x08", "a=1\tb", "a b", "x\x7f"};
+  size_t i;
+  for (i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+    corio_url u;
+    const char *why = NULL;
+    char frag[16];
+    int rc = corio_url_add_query("http://h/p", bad[i], &u, &why);
+    refused_or_reparses(rc, &u, why);
+    snprintf(frag, sizeof frag, "#%s", bad[i]);
+    why = NULL;
+    rc = corio_url_join("http://h/p", frag, &u, &why);
+    refused_or_reparses(rc, &u, why);
+  }
+}
+
 /* Every block comes from corio's allocator, and a failed one fails cleanly */
 static size_t live, fail_at, calls;
 static void *count_malloc(size_t n) {
@@ -115,4 +151,5 @@ TEST_IMPL(allocator_and_no_memory) {
 
 TEST_MAIN(TEST_ENTRY(parse_parts) TEST_ENTRY(parse_errors_say_why)
               TEST_ENTRY(join_rfc3986) TEST_ENTRY(add_query)
-                  TEST_ENTRY(allocator_and_no_memory))
+                  TEST_ENTRY(returned_urls_parse_again)
+                      TEST_ENTRY(allocator_and_no_memory))

@@ -20,7 +20,9 @@ void corio_lua_set_runtime(lua_State *L, corio_rt *rt);
 corio_rt *corio_lua_runtime(lua_State *L);
 
 /* Cancel every task of the state (Ctrl-C): each gets CancelledError at its
-   wait, so its cleanup runs when the loop runs next.  Returns how many. */
+   wait, so its cleanup runs when the loop runs next; the Lua code running
+   in worker threads (to_thread, threads.map) is interrupted, its items
+   fail.  Returns how many tasks. */
 int corio_lua_cancel_all(lua_State *L);
 
 /* Push a sequence of the state's pending tasks, those the script made (a

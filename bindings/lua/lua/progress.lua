@@ -16,7 +16,8 @@ local now = corio.time
 local isatty = internal.isatty
 local stderr = io.stderr
 local format, rep, concat = string.format, string.rep, table.concat
-local floor, mtype, type = math.floor, math.type, type
+local floor, mtype, type, huge = math.floor, math.type, type, math.huge
+local getmetatable, error = getmetatable, error
 
 local WIDTH = 20          -- characters inside the brackets
 local TTY_EVERY = 0.1     -- at most 10 redraws a second on a terminal
@@ -38,11 +39,12 @@ local function duration(s, precise)
   return format("%dh%02dm", s // 3600, s % 3600 // 60)
 end
 
-local Bar = {}
+local Bar = {__name = "corio.ProgressBar"}
 Bar.__index = Bar
 
--- The line for time t; `final` replaces the ETA by the time taken.
-function Bar:line(t, final)
+-- The line for time t; `final` replaces the ETA by the time taken.  (line
+-- and draw are not methods: a script calls update, tick and close only.)
+local function line(self, t, final)
   local n, total = self.n, self.total
   local elapsed = t - self.t0
   local rate = elapsed > 0 and n / elapsed or 0
@@ -70,51 +72,71 @@ function Bar:line(t, final)
   return concat(parts, " ")
 end
 
-function Bar:draw(t)
+local function draw(self, t)
   self.next_draw = t + self.every
   if self.tty then
-    stderr:write("\r", self:line(t), "\27[K")
+    stderr:write("\r", line(self, t), "\27[K")
   else
-    stderr:write(self:line(t), "\n")
+    stderr:write(line(self, t), "\n")
+  end
+end
+
+local describe, argerror = internal.describe, internal.argerror
+
+-- The bar of a method call, checked (a call with '.' instead of ':').
+local function checkself(self, fname)
+  if getmetatable(self) ~= Bar then
+    error(format("bad self to '%s' (corio.ProgressBar expected, got %s); " ..
+                 "call it with ':'", fname, describe(self)), 3)
+  end
+end
+
+-- A count: nil, or a finite number (the line prints it as an integer).
+local function count(v, n, fname)
+  if v ~= nil and (mtype(v) == nil or v ~= v or v == huge or v == -huge) then
+    argerror(fname, n, "a finite number or nil", v)
   end
 end
 
 -- n more items done (default 1), `errors` of them failed (default 0).
 function Bar:update(n, errors)
+  checkself(self, "update")
+  count(n, 1, "update")
+  count(errors, 2, "update")
   if self.closed then return end
   self.n = self.n + (n or 1)
   if errors then self.errors = self.errors + errors end
   local t = now()
-  if t >= self.next_draw then self:draw(t) end
+  if t >= self.next_draw then draw(self, t) end
 end
 
 -- Redraw if one is due (a job with nothing completing still shows time pass).
 function Bar:tick()
+  checkself(self, "tick")
   if self.closed then return end
   local t = now()
-  if t >= self.next_draw then self:draw(t) end
+  if t >= self.next_draw then draw(self, t) end
 end
 
 -- The final line, once.
 function Bar:close()
+  checkself(self, "close")
   if self.closed then return end
   self.closed = true
-  local line = self:line(now(), true)
+  local last = line(self, now(), true)
   if self.tty then
-    stderr:write("\r", line, "\27[K\n")
+    stderr:write("\r", last, "\27[K\n")
   else
-    stderr:write(line, "\n")
+    stderr:write(last, "\n")
   end
 end
 Bar.__close = Bar.close
 
-local describe = internal.describe
-
 -- A bar for `total` items (nil: unknown).  opts.label: a string;
 -- opts.tty: draw as on a terminal or not (default: is stderr one?).
 local function new(fname, total, label, tty)
-  if total ~= nil and (mtype(total) == nil or total < 0) then
-    internal.raise("%s: total must be a non-negative number or nil (got %s)",
+  if total ~= nil and (mtype(total) == nil or not (total >= 0) or total == huge) then
+    internal.raise("%s: total must be a finite non-negative number or nil (got %s)",
       fname, describe(total))
   end
   if label ~= nil and type(label) ~= "string" then
@@ -127,7 +149,7 @@ local function new(fname, total, label, tty)
     tty = tty, every = tty and TTY_EVERY or PLAIN_EVERY, t0 = t,
     next_draw = t + (tty and TTY_EVERY or PLAIN_EVERY), closed = false,
   }, Bar)
-  if tty then bar:draw(t) end -- the bar shows at once on a terminal
+  if tty then draw(bar, t) end -- the bar shows at once on a terminal
   return bar
 end
 

@@ -70,6 +70,7 @@ local function release(s, fname)
 end
 
 function Guard:release()
+  checkself(self, Guard, "release")
   if self.released then return end
   self.released = true
   release(self.owner, getmetatable(self.owner) == Lock and "lock:release" or "semaphore:release")

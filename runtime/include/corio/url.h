@@ -52,7 +52,8 @@ CORIO_EXTERN int corio_url_join(const char *base, const char *ref,
 ** Name: corio_url_add_query
 ** Desc: `url` with `query` (already encoded: "a=1&b=x+y") added to its
 **       query, after a "&" if it has one; a fragment stays at the end.
-** Returns: as corio_url_parse.
+** Returns: as corio_url_parse (CORIO_EURL for a query with a byte a URL
+**          cannot hold: a space, a control character).
 */
 CORIO_EXTERN int corio_url_add_query(const char *url, const char *query,
                                      corio_url *out, const char **why);

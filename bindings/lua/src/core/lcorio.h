@@ -39,6 +39,8 @@ typedef struct lcorio_state {
   int observe;
   uint64_t slow_ns;           /* debug mode: a run this long is reported */
   struct lcorio_trace *trace; /* the trace being written, or NULL */
+  uint64_t budget_ns;          /* corio.set_task_budget, in ns; 0: none */
+  uint64_t slice_start;        /* uv_hrtime when the task running now resumed */
 } lcorio_state;
 
 /* ltask.c: a task or future as a Lua value. */
@@ -342,11 +344,15 @@ int lcorio_traceback_handler(lua_State *L);            /* msgh for lua_pcall */
 void lcorio_report(lua_State *L, const char *context); /* error at top */
 
 /* Each adds its functions to the module table at -2 (state at -1). */
-void lcorio_wait_open(lua_State *L);    /* lwait.c */
-void lcorio_loop_open(lua_State *L);    /* lloop.c */
-void lcorio_fetch_open(lua_State *L);   /* lfetch.c: fetch, sessions */
-void lcorio_serve_open(lua_State *L);   /* lserve.c: corio.serve */
-void lcorio_thread_open(lua_State *L);  /* lthread.c: to_thread, threads */
+void lcorio_wait_open(lua_State *L);   /* lwait.c */
+void lcorio_loop_open(lua_State *L);   /* lloop.c */
+void lcorio_fetch_open(lua_State *L);  /* lfetch.c: fetch, sessions */
+void lcorio_serve_open(lua_State *L);  /* lserve.c: corio.serve */
+void lcorio_thread_open(lua_State *L); /* lthread.c: to_thread, threads */
+/* Stop the Lua code of every worker thread at its next instruction (its
+   item fails): what cancelling everything (Ctrl-C, SIGTERM) does to the
+   threads, which a cancel alone lets finish.  Never raises. */
+void lcorio_thread_interrupt_all(lua_State *L);
 void lcorio_process_open(lua_State *L); /* lprocess.c: processes */
 void lcorio_redis_open(lua_State *L);   /* lredis.c: corio.redis */
 

@@ -113,6 +113,7 @@ static const struct {
     {"CancelledError", "CancelledError", "cancelled"},
     {"TimeoutError", "TimeoutError", "timeout"},
     {"InvalidStateError", "InvalidStateError", "invalid_state"},
+    {"BudgetError", "BudgetError", "budget"},
 };
 
 void lcorio_error_open(lua_State *L) {

@@ -114,6 +114,9 @@ int corio_lua_traceback(lua_State *L) {
 }
 
 int corio_lua_cancel_all(lua_State *L) {
+  /* the program is leaving (Ctrl-C, SIGTERM, a failed script): a worker
+     thread's item that never ends must not keep it (fault 46) */
+  lcorio_thread_interrupt_all(L);
   return lcorio_cancel_all(L);
 }
 

@@ -162,7 +162,8 @@ static void dispatch(pworker *w) {
 
 static void fail_rest(pjob *j) {
   char msg[200];
-  snprintf(msg, sizeof msg, "corio: cannot start a worker process: %s",
+  snprintf(msg, sizeof msg,
+           "corio.processes.map: cannot start a worker process: %s",
            uv_strerror(j->spawn_err));
   size_t i;
   while (lcorio_pool_take(&j->base, &i))
@@ -366,8 +367,16 @@ static int job_start(lua_State *L, lcorio_pool_job *base, size_t n) {
   size_t i;
   for (i = 0; i < n; i++) spawn_worker(j);
   if (j->nprocs > 0) return (int)j->nprocs;
-  lua_pushfstring(L, "corio: cannot start a worker process (%s): %s", j->exe,
-                  uv_strerror(j->spawn_err));
+  {
+    /* the executable as given, shortened: it may be anything */
+    char msg[400];
+    snprintf(msg, sizeof msg,
+             "corio.processes.map: cannot start a worker process "
+             "(executable '%.200s'%s): %s",
+             j->exe, strlen(j->exe) > 200 ? "..." : "",
+             uv_strerror(j->spawn_err));
+    lua_pushstring(L, msg);
+  }
   return j->spawn_err;
 }
 
@@ -471,8 +480,7 @@ static int l_map(lua_State *L) {
 }
 /* }================================================================== */
 
-static const luaL_Reg funcs[] = {
-    {"map", l_map}, {"_worker", lcorio_process_worker}, {NULL, NULL}};
+static const luaL_Reg funcs[] = {{"map", l_map}, {NULL, NULL}};
 
 /* module table at -2, state at -1 */
 void lcorio_process_open(lua_State *L) {
@@ -481,5 +489,10 @@ void lcorio_process_open(lua_State *L) {
   lcorio_setfuncs(L, funcs);
   lua_pop(L, 1);
   lua_setfield(L, -3, "processes");
+  /* the worker's loop is no public function (it exits the process on bad
+     input): the bootstrap finds it in the registry */
+  lua_pushvalue(L, -1);
+  lua_pushcclosure(L, lcorio_process_worker, 1);
+  lua_setfield(L, LUA_REGISTRYINDEX, LPROC_WORKER_KEY);
   lcorio_pool_open(L);
 }

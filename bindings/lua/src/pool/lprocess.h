@@ -45,7 +45,9 @@ size_t lcorio_process_parse_header(const char h[LPROC_HEADER], char *type,
 
 /* Push the `-e` chunk that makes a fresh interpreter a worker. */
 void lcorio_process_push_bootstrap(lua_State *L);
-/* corio.processes._worker(fd): the worker's loop; never returns. */
+/* The worker's loop, worker(fd); never returns.  Not in the module table:
+   registry[LPROC_WORKER_KEY], where the bootstrap finds it. */
+#define LPROC_WORKER_KEY "corio.processes.worker"
 int lcorio_process_worker(lua_State *L);
 
 #endif

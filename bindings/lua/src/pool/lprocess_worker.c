@@ -50,8 +50,8 @@ void lcorio_process_push_bootstrap(lua_State *L) {
                   "local c = package.loaded.corio or "
                   "assert(package.loadlib([==[%s]==], 'luaopen_corio'))() "
                   "package.loaded.corio = c corio = c "
-                  "c.processes._worker(%d)",
-                  so, LPROC_FD);
+                  "debug.getregistry()['%s'](%d)",
+                  so, LPROC_WORKER_KEY, LPROC_FD);
 }
 
 /*

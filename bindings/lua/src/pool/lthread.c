@@ -17,10 +17,14 @@
 ** (docs/reliability.md rule 15).  uv_async_send coalesces, so the hub keeps
 ** a queue of ended jobs and drains all of it per callback.
 **
-** Cancelling the caller cannot interrupt a thread: inputs not started are
+** Cancelling the caller does not interrupt a thread: inputs not started are
 ** dropped, those running finish, their results are dropped, the threads are
-** joined and their states closed.  lua_close of the calling state waits
-** for running inputs the same way.
+** joined and their states closed.  lua_close of the calling state cannot
+** wait for that (an item that never ends would hang the program's exit):
+** it interrupts the Lua code each worker runs, as lua.c's Ctrl-C does, by
+** setting a hook on the worker's state that raises (lua_sethook may be
+** called asynchronously), then joins.  A worker blocked inside a C call
+** is still waited for.
 */
 #include <stdlib.h>
 #include <string.h>
@@ -42,6 +46,9 @@ typedef struct tjob {
   size_t live;            /* under th->mu: threads not ended yet */
   size_t nthreads;
   uv_thread_t *threads;
+  lua_State **states; /* under th->mu: each running worker's state, or NULL */
+  size_t nstates;     /* slots claimed */
+  int closing;        /* under th->mu: lua_close interrupts the workers */
 } tjob;
 
 struct thub {
@@ -104,14 +111,36 @@ static int threads_ended(thub *h, tjob *j, size_t ended) {
   return 1;
 }
 
+/* Set on a worker's state by lua_close of the caller's (job_detach). */
+static void interrupted(lua_State *L, lua_Debug *ar) {
+  (void)ar;
+  luaL_error(L, "corio: interrupted: the program is closing");
+}
+
+static void interrupt(lua_State *L) {
+  lua_sethook(L, interrupted, LUA_MASKCALL | LUA_MASKRET | LUA_MASKCOUNT, 1);
+}
+
+/* Publish (or withdraw, L NULL) this worker's state in its slot. */
+static void set_state(tjob *j, size_t slot, lua_State *L) {
+  uv_mutex_lock(&j->th->mu);
+  j->states[slot] = L;
+  if (L != NULL && j->closing) interrupt(L);
+  uv_mutex_unlock(&j->th->mu);
+}
+
 static void worker(void *arg) {
   tjob *j = arg;
   thub *h = j->th;
   lua_State *L = luaL_newstate();
   char *failed = NULL; /* why this worker cannot run the function */
   lcopy_out o;
-  size_t i;
+  size_t i, slot;
   int more, last;
+  uv_mutex_lock(&h->mu);
+  slot = j->nstates++;
+  uv_mutex_unlock(&h->mu);
+  if (L != NULL) set_state(j, slot, L);
   if (L == NULL) {
     failed = strdup("corio: not enough memory for a worker's Lua state");
   } else {
@@ -132,7 +161,10 @@ static void worker(void *arg) {
                                                    : "not enough memory");
   }
   free(failed);
-  if (L != NULL) lua_close(L);
+  if (L != NULL) {
+    set_state(j, slot, NULL);
+    lua_close(L);
+  }
   uv_mutex_lock(&h->mu);
   last = threads_ended(h, j, 1);
   uv_mutex_unlock(&h->mu);
@@ -203,7 +235,8 @@ static int job_start(lua_State *L, lcorio_pool_job *base, size_t n) {
   size_t i;
   int rc = 0, last;
   j->th = h;
-  if ((j->threads = calloc(n, sizeof *j->threads)) == NULL) {
+  if ((j->threads = calloc(n, sizeof *j->threads)) == NULL ||
+      (j->states = calloc(n, sizeof *j->states)) == NULL) {
     lua_pushliteral(L, "not enough memory");
     return UV_ENOMEM;
   }
@@ -236,14 +269,29 @@ static void job_stop(lcorio_pool_job *base) {
   uv_mutex_unlock(&j->th->mu);
 }
 
-/* lua_close: wait for the inputs running now; the hub lets the job go. */
+/* Interrupt the Lua code the job's workers run, now and from now on. */
+static void interrupt_job(tjob *j) {
+  size_t i;
+  uv_mutex_lock(&j->th->mu);
+  j->closing = 1;
+  j->base.stopping = 1;
+  for (i = 0; i < j->nstates; i++)
+    if (j->states[i] != NULL) interrupt(j->states[i]);
+  uv_mutex_unlock(&j->th->mu);
+}
+
+/* lua_close: interrupt the inputs running now and wait for them; the hub
+   lets the job go. */
 static void job_detach(lcorio_pool_job *base) {
-  join_all((tjob *)base);
+  tjob *j = (tjob *)base;
+  interrupt_job(j);
+  join_all(j);
   lcorio_pool_unref(base); /* the hub's */
 }
 
 static void job_free(lcorio_pool_job *base) {
   free(((tjob *)base)->threads);
+  free(((tjob *)base)->states);
 }
 
 static const lcorio_pool_ops thread_ops = {
@@ -274,6 +322,24 @@ static int l_to_thread(lua_State *L) {
     lcorio_pool_job *j = lcorio_pool_call_job(L, &thread_ops);
     return lcorio_pool_run(L, lt, j, 1);
   }
+}
+
+/* (): interrupt every job's workers (see lcorio_thread_interrupt_all). */
+static int interrupt_all_p(lua_State *L) {
+  lcorio_pool_hub **box;
+  lcorio_pool_job *j;
+  if (lua_getfield(L, LUA_REGISTRYINDEX, HUB_KEY) != LUA_TUSERDATA) return 0;
+  box = lua_touserdata(L, -1);
+  if (*box == NULL) return 0;
+  for (j = (*box)->live; j != NULL; j = j->live_next) interrupt_job((tjob *)j);
+  return 0;
+}
+
+void lcorio_thread_interrupt_all(lua_State *L) {
+  /* protected: looking the hub up may allocate (its key), memory may be
+     short, and this runs where an error must not unwind */
+  lua_pushcfunction(L, interrupt_all_p);
+  if (lua_pcall(L, 0, 0, 0) != LUA_OK) lua_pop(L, 1);
 }
 
 /* min(32, cpus + 4), as Python's ThreadPoolExecutor */

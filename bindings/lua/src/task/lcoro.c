@@ -149,6 +149,7 @@ static const luaL_Reg funcs[] = {{"async", l_async},
                                  {"ensure_future", l_ensure_future},
                                  {"future", l_future},
                                  {"current_task", l_current_task},
+                                 {"set_task_budget", lcorio_set_task_budget},
                                  {NULL, NULL}};
 
 /* module table at -2, state at -1 */

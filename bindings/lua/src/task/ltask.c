@@ -283,6 +283,75 @@ typedef struct resume_args {
 ** Resume the task and store its outcome, in protected mode (see
 ** task_resume).
 */
+/*
+** {==================================================================
+** The CPU budget (corio.set_task_budget): docs/reliability.md fault 20
+** ===================================================================
+** A task that runs past the budget without yielding fails with a
+** BudgetError raised where it is, by a count hook set on its coroutine
+** for the time it runs (as lua.c's Ctrl-C stops a busy loop).  Debug
+** mode's slow-task report is another mechanism (it reports after the
+** fact and fails nothing).  The hook stays armed until the task yields,
+** so a pcall that catches the error gets it again.  Top-level code is no
+** task: no budget applies to it.
+*/
+#define BUDGET_COUNT 10000 /* instructions between two looks at the clock */
+
+static void budget_hook(lua_State *co, lua_Debug *ar) {
+  lcorio_state *S = lcorio_getstate(co);
+  uint64_t ran;
+  (void)ar;
+  if (S == NULL || S->budget_ns == 0 || S->slice_start == 0) {
+    lua_sethook(co, NULL, 0, 0); /* inherited by a coroutine made meanwhile */
+    return;
+  }
+  ran = uv_hrtime() - S->slice_start;
+  if (ran <= S->budget_ns) return;
+  lcorio_raise(co, "BudgetError", "budget",
+               "the task ran %f s without yielding (budget %f s: "
+               "corio.set_task_budget)",
+               (double)ran / 1e9, (double)S->budget_ns / 1e9);
+}
+
+/* Arm the hook on co (unless another hook, Ctrl-C's, is there); returns
+   the outer slice's start, to give back to end_slice. */
+static uint64_t start_slice(lcorio_state *S, lua_State *co) {
+  uint64_t outer = S->slice_start;
+  lua_Hook h = lua_gethook(co);
+  if (S->budget_ns == 0) {
+    if (h == budget_hook) lua_sethook(co, NULL, 0, 0);
+    return outer;
+  }
+  if (h != NULL && h != budget_hook) return outer;
+  S->slice_start = uv_hrtime();
+  lua_sethook(co, budget_hook, LUA_MASKCOUNT, BUDGET_COUNT);
+  return outer;
+}
+
+static void end_slice(lcorio_state *S, lua_State *co, uint64_t outer) {
+  if (lua_gethook(co) == budget_hook) lua_sethook(co, NULL, 0, 0);
+  S->slice_start = outer;
+}
+
+/* corio.set_task_budget(seconds | nil) -> the previous budget or nil */
+int lcorio_set_task_budget(lua_State *L) {
+  lcorio_state *S = lcorio_upstate(L);
+  uint64_t old = S->budget_ns;
+  if (lua_isnoneornil(L, 1)) {
+    S->budget_ns = 0;
+  } else {
+    lua_Number s = luaL_checknumber(L, 1);
+    luaL_argcheck(L, s > 0, 1, "expected a number of seconds > 0, or nil");
+    /* past a year (inf included), as good as none */
+    S->budget_ns = s >= 365 * 86400.0 ? 0 : (uint64_t)(s * 1e9);
+    if (S->budget_ns == 0 && s < 1) S->budget_ns = 1;
+  }
+  if (old == 0) return 0;
+  lua_pushnumber(L, (lua_Number)old / 1e9);
+  return 1;
+}
+/* }================================================================== */
+
 static int resume_task(lua_State *L) {
   resume_args *a = lua_touserdata(L, 1);
   corio_task *t = a->t;
@@ -323,9 +392,11 @@ static int resume_task(lua_State *L) {
   {
     lua_State *outer = S->running; /* a task resumed from a task's C call */
     unsigned failed = lcorio_small_alloc_failures(S);
+    uint64_t slice = start_slice(S, co);
     S->running = co;
     rc = lua_resume(co, L, nargs, &nres);
     S->running = outer;
+    end_slice(S, co, slice);
     if (rc == LUA_ERRMEM && starting && S->starved_kb == 0 &&
         lcorio_small_alloc_failures(S) != failed)
       S->starved_kb = lua_gc(L, LUA_GCCOUNT); /* see still_starved */

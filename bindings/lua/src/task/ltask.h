@@ -27,6 +27,8 @@ typedef struct lcoro {
   int warned;   /* "never awaited" said once */
 } lcoro;
 int lcorio_async_call(lua_State *L); /* the function corio.async returns */
+/* corio.set_task_budget(seconds | nil): ltask.c (a CPU budget per task) */
+int lcorio_set_task_budget(lua_State *L);
 
 /* The open state, or raise "runtime is closed". */
 lcorio_state *lcorio_open_state(lua_State *L);
