@@ -39,8 +39,8 @@ typedef struct lcorio_state {
   int observe;
   uint64_t slow_ns;           /* debug mode: a run this long is reported */
   struct lcorio_trace *trace; /* the trace being written, or NULL */
-  uint64_t budget_ns;          /* corio.set_task_budget, in ns; 0: none */
-  uint64_t slice_start;        /* uv_hrtime when the task running now resumed */
+  uint64_t budget_ns;         /* corio.set_task_budget, in ns; 0: none */
+  uint64_t slice_start;       /* uv_hrtime when the task running now resumed */
 } lcorio_state;
 
 /* ltask.c: a task or future as a Lua value. */
