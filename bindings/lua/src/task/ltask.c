@@ -115,10 +115,16 @@ static ltask *push_new(lua_State *L, lcorio_state *S, uint32_t id,
   lt->flags = flags;
   lt->wait = LCORIO_W_READY;
   lt->since = corio_rt_now(S->rt);
-  luaL_setmetatable(L, LCORIO_TASK_MT);
   lua_pushvalue(L, -1);
-  lt->ref = luaL_ref(L, LUA_REGISTRYINDEX);
+  lt->ref = luaL_ref(L, LUA_REGISTRYINDEX); /* out of memory: raises */
   corio_task_init(S->rt, lcorio_core(lt), resume, NULL);
+  /*
+  ** The finalizer last, once there is a task to finalize: had luaL_ref
+  ** raised with the metatable set, __gc would have read a corio_task never
+  ** initialized (whatever the allocator left there, a "failed" state
+  ** included) and crashed at lua_close.  Setting it allocates nothing.
+  */
+  luaL_setmetatable(L, LCORIO_TASK_MT);
   return lt;
 }
 
@@ -280,10 +286,6 @@ typedef struct resume_args {
 } resume_args;
 
 /*
-** Resume the task and store its outcome, in protected mode (see
-** task_resume).
-*/
-/*
 ** {==================================================================
 ** The CPU budget (corio.set_task_budget): docs/reliability.md fault 20
 ** ===================================================================
@@ -352,6 +354,10 @@ int lcorio_set_task_budget(lua_State *L) {
 }
 /* }================================================================== */
 
+/*
+** Resume the task and store its outcome, in protected mode (see
+** task_resume).
+*/
 static int resume_task(lua_State *L) {
   resume_args *a = lua_touserdata(L, 1);
   corio_task *t = a->t;
