@@ -93,6 +93,18 @@ describe("task dumps", function()
   end)
 end)
 
+describe("task dumps", function()
+  it("dump_tasks names itself when its file is wrong", function()
+    local f = assert(io.open(os.tmpname(), "w"))
+    f:close()
+    local ok, err = pcall(corio.dump_tasks, f)
+    assert.is_false(ok)
+    assert.equal("corio.dump_tasks: the file is closed", err)
+    ok, err = pcall(corio.dump_tasks, 5)
+    assert.equal("corio.dump_tasks: expected a path or an open file (got number)", err)
+  end)
+end)
+
 describe("debug mode", function()
   it("reports a slow task with the line it yielded at", function()
     local s = script([[
@@ -149,6 +161,25 @@ end
 local function find(list, pred)
   for _, e in ipairs(list or {}) do if pred(e) then return e end end
 end
+
+describe("debug mode turned on by a task", function()
+  it("reports no run that began before it was on", function()
+    local s = script([[
+      local t = corio.spawn(function()
+        local t0 = corio.time()
+        while corio.time() - t0 < 0.02 do end
+        corio.set_debug(true) -- this run began with debug mode off
+        corio.sleep(0)
+      end)
+      t:await()
+      corio.set_debug(false)
+    ]])
+    local out, rc = sh(bin .. " " .. s)
+    os.remove(s)
+    assert.equal(0, rc, out)
+    assert.falsy(out:match("ran [%d.]+ s without a wait"), out)
+  end)
+end)
 
 describe("trace files", function()
   it("--trace writes Chrome JSON with tracks, slices, reasons and fetch phases", function()

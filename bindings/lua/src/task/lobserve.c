@@ -312,9 +312,14 @@ static int l_dump_tasks(lua_State *L) {
       return luaL_error(L, "corio.dump_tasks: cannot open '%s'",
                         lua_tostring(L, 1));
   } else if (!lua_isnoneornil(L, 1)) {
-    st = luaL_checkudata(L, 1, LUA_FILEHANDLE);
+    st = luaL_testudata(L, 1, LUA_FILEHANDLE);
+    if (st == NULL)
+      return luaL_error(L,
+                        "corio.dump_tasks: expected a path or an open file "
+                        "(got %s)",
+                        luaL_typename(L, 1));
     if (st->closef == NULL)
-      return luaL_error(L, "attempt to use a closed file");
+      return luaL_error(L, "corio.dump_tasks: the file is closed");
     f = st->f;
   }
   n = push_dump(L, S);
@@ -430,6 +435,7 @@ uint64_t lcorio_observe_begin(lua_State *L, lcorio_state *S, ltask *lt,
 void lcorio_observe_end(lua_State *L, lcorio_state *S, ltask *lt, int tidx,
                         lua_State *co, int rc, uint64_t begin) {
   uint64_t end = uv_hrtime();
+  if (begin == 0) return; /* the run began before debug mode or a trace */
   if (S->slow_ns > 0 && end - begin >= S->slow_ns) {
     char where[256];
     const char *at = rc == LUA_YIELD ? lua_line(co, where, sizeof where) : NULL;
