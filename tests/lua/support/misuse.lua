@@ -243,6 +243,15 @@ FUNCS = {
   ["url.encode"] = {args = function() return {"a b"} end},
   ["url.join"] = {args = function() return {URL, "x"} end},
   ["url.parse"] = {args = function() return {URL} end},
+  all_tasks = {args = function() return {} end},
+  dump_tasks = {args = function() return {"/dev/null"} end},
+  get_debug = {args = function() return {} end},
+  set_debug = {args = function() return {false} end},
+  trace_start = {args = function() return {"/dev/null"} end},
+  trace_stop = {args = function() return {} end},
+  timeline = {args = function() return {"/dev/null", "/dev/null"} end},
+  ["redis.connect"] = {args = function() return {"redis://127.0.0.1:1", {timeout = 0.2}} end,
+    opt = 2, opts = {"timeout"}, waits = true},
 }
 
 -- Objects: kind -> {make = function returning the object, waits = {method = true}}
