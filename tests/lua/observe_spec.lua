@@ -360,6 +360,26 @@ print(len(rows), sum(1 for t in titles if t and "sleep" in t))
   end)
 end)
 
+describe("file paths", function()
+  -- fopen would cut the name at the NUL and write "a", not fail
+  it("refuses a path holding a NUL byte, naming the function and argument", function()
+    local dir = os.tmpname()
+    os.remove(dir)
+    local cases = {
+      {corio.trace_start, {dir .. "\0x"}, "'corio.trace_start'"},
+      {corio.dump_tasks, {dir .. "\0x"}, "'corio.dump_tasks'"},
+      {corio.timeline, {"/dev/null", dir .. "\0x"}, "corio.timeline: bad argument #2"},
+    }
+    for _, c in ipairs(cases) do
+      local ok, e = pcall(c[1], table.unpack(c[2]))
+      assert.is_false(ok)
+      assert.truthy(tostring(e):find(c[3], 1, true), tostring(e))
+      assert.truthy(tostring(e):find("NUL byte", 1, true), tostring(e))
+      assert.is_nil(io.open(dir), "a file was written at the cut name")
+    end
+  end)
+end)
+
 describe("teardown", function()
   it("closes the server", function()
     srv:close()

@@ -216,6 +216,11 @@ end
 local function timeline(trace, svg, title)
   if type(trace) ~= "string" then internal.argerror("corio.timeline", 1, "string", trace) end
   if type(svg) ~= "string" then internal.argerror("corio.timeline", 2, "string", svg) end
+  for i, path in ipairs({trace, svg}) do
+    if path:find("\0", 1, true) then
+      internal.raise("corio.timeline: bad argument #%d: expected a file path (this string holds a NUL byte)", i)
+    end
+  end
   local rows, t0, t1 = collect(read_trace(trace))
   local n = 0
   for _, r in ipairs(rows) do if r.tid ~= 0 then n = n + 1 end end

@@ -284,6 +284,11 @@ int lcorio_check(lua_State *L, int rc, const char *what);
 uint64_t lcorio_seconds_to_ms(double s);
 /* A positional argument of seconds (>= 0) as milliseconds. */
 uint64_t lcorio_checkseconds(lua_State *L, int arg);
+/*
+** A positional argument that names a file: a string (or a number, as
+** io.open takes) without a NUL byte, which fopen would silently cut at.
+*/
+const char *lcorio_checkpath(lua_State *L, int arg);
 
 /*
 ** Option tables.  lcorio_opts_check(L, idx, fn, names) accepts none or nil

@@ -37,6 +37,14 @@ uint64_t lcorio_checkseconds(lua_State *L, int arg) {
   return lcorio_seconds_to_ms((double)s);
 }
 
+const char *lcorio_checkpath(lua_State *L, int arg) {
+  size_t len;
+  const char *path = luaL_checklstring(L, arg, &len);
+  luaL_argcheck(L, strlen(path) == len, arg,
+                "expected a file path (this string holds a NUL byte)");
+  return path;
+}
+
 /* }================================================================== */
 
 /*

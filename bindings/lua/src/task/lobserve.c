@@ -307,7 +307,7 @@ static int l_dump_tasks(lua_State *L) {
   FILE *f = stderr;
   luaL_Stream *st = NULL;
   if (lua_type(L, 1) == LUA_TSTRING) {
-    f = fopen(lua_tostring(L, 1), "w");
+    f = fopen(lcorio_checkpath(L, 1), "w");
     if (f == NULL)
       return luaL_error(L, "corio.dump_tasks: cannot open '%s'",
                         lua_tostring(L, 1));
@@ -472,7 +472,7 @@ void lcorio_observe_end(lua_State *L, lcorio_state *S, ltask *lt, int tidx,
 
 static int l_trace_start(lua_State *L) {
   lcorio_state *S = lcorio_open_state(L);
-  const char *path = luaL_checkstring(L, 1);
+  const char *path = lcorio_checkpath(L, 1);
   if (lcorio_trace_start(L, S, path) != 0)
     return luaL_error(L, "corio.trace_start: cannot open '%s'", path);
   set_observe(S);
