@@ -215,6 +215,14 @@ TEST_IMPL(body_alloc) {
   ASSERT_EQ(c.blocks, 1); /* the caller's now */
   ASSERT_EQ(c.bytes, k.size);
   (void)counted_alloc(&c, k.block, k.size, 0);
+  /* however short ("hello world\n", 12 bytes; the runtime's own buffers
+     start at 256) */
+  memset(&k, 0, sizeof k);
+  k.take = 1;
+  ASSERT_OK(fetch_kept(rt, "/hello", 0, &c, &k));
+  check_kept(&k, 12, "hello world\n");
+  ASSERT_EQ(k.size, HEADROOM + 12 + 1);
+  (void)counted_alloc(&c, k.block, k.size, 0);
   /* an unknown length grows its block */
   memset(&k, 0, sizeof k);
   k.take = 1;

@@ -9,7 +9,7 @@ import re
 from collections.abc import Mapping
 from urllib.parse import urlencode
 
-from . import _lib
+from . import _body, _lib
 
 OPTIONS = ("method", "headers", "body", "json", "form", "params", "timeout",
            "connect_timeout", "follow_redirects", "max_body", "verify_tls",
@@ -181,6 +181,9 @@ class Prepared:
         ub = url.encode()
         keep.append(ub)
         _lib.request_init(req, ub)
+        if _body.ALLOC is not None:  # the body is received into a bytes
+            req.body_alloc = _body.ALLOC
+            req.body_offset = _body.OFFSET
         if "\0" in url:
             req.url = b"\x01"  # refused by corio as CORIO_EURL
         method = opts.get("method")

@@ -3,7 +3,7 @@ import json as _json
 import re
 from collections.abc import Mapping
 
-from . import _lib
+from . import _body, _lib
 
 # corio's error codes -> the Lua binding's kinds
 KINDS = {
@@ -135,15 +135,15 @@ class Response:
         return f"<Response {self.status} {self.url} {len(self.body)} bytes>"
 
 
-def from_c(res):
-    """A Response from a corio_response, copied: it is valid only while
-    the completion callback runs."""
+def from_c(f, res):
+    """A Response from the corio_response of the transfer f, copied (the
+    body taken): it is valid only while the completion callback runs."""
     r = res.contents
     n = r.nheaders
     # the header array as 2n char pointers: one slice copies them all
     flat = _lib.ctypes.cast(r.headers, _CHARPP)[:2 * n] if n else []
     t = r.timing
-    body = _lib.ctypes.string_at(r.body, r.body_len) if r.body_len else b""
+    body = _body.take(f, r.body, r.body_len)
     return Response(r.status, Headers(flat=flat), body, r.url.decode(
                     "utf-8", "replace"), r.http_version.decode(),
                     {"dns": t.dns, "connect": t.connect, "tls": t.tls,

@@ -157,6 +157,10 @@ typedef struct corio_retry {
 **                    received in, at body_offset bytes from the block's
 **                    start, which the callback may keep without a copy
 **                    (corio_fetch_take_body); body_alloc_ud is its `ud`.
+**                    A body whose length the response announced
+**                    (Content-Length, up to 64 MiB) gets a block of exactly
+**                    body_offset + length + 1 bytes, the NUL included,
+**                    asked for once; another grows by doubling.
 **                    It must work until the callback has run, or until
 **                    corio_fetch_cancel returns: a cancelled transfer
 **                    frees its block at once.

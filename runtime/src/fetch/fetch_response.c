@@ -58,6 +58,9 @@ static int body_reserve(corio_fetch *f, size_t extra, size_t hint) {
   size_t cap = buf_need(b, extra, hint), off = f->body_off;
   char *block, *p;
   if (f->body_alloc == NULL) return buf_resize(b, cap);
+  /* a block of the announced length exactly, however short: the caller
+     may adopt it as is (a Python bytes) */
+  if (hint > 0 && hint >= b->len + extra && cap > hint + 1) cap = hint + 1;
   if (cap == 0 || cap > SIZE_MAX - off) return CORIO_ENOMEM;
   if (cap == b->cap) return 0;
   block = b->p != NULL ? b->p - off : NULL;
