@@ -94,7 +94,8 @@ class SessionOpts(Structure):
 # void fn(corio_rt *rt, int status, void *data)
 POST_FN = CFUNCTYPE(None, c_void_p, c_int, c_void_p)
 # void cb(corio_fetch *f, int status, const corio_response *res, void *ud)
-FETCH_CB = CFUNCTYPE(None, c_void_p, c_int, POINTER(Response), c_void_p)
+# (res as an address: _response.py reads it in one call)
+FETCH_CB = CFUNCTYPE(None, c_void_p, c_int, c_void_p, c_void_p)
 
 
 def _fn(name, restype, *argtypes, gil=False):

@@ -1,6 +1,7 @@
 """Response, its case-insensitive headers, and FetchError."""
 import json as _json
 import re
+import struct
 from collections.abc import Mapping
 
 from . import _body, _lib
@@ -100,10 +101,11 @@ _CHARSET = re.compile(r";\s*charset=\"?([\w.:-]+)", re.I)
 
 
 class Response:
-    """A response: whatever its status (404 is a response, not an error)."""
+    """A response: whatever its status (404 is a response, not an error).
+    `timing` is a dict of seconds: dns, connect, tls, ttfb, total, queue."""
 
-    __slots__ = ("status", "headers", "body", "url", "http_version", "timing",
-                 "attempts")
+    __slots__ = ("status", "headers", "body", "url", "http_version",
+                 "_timing", "attempts")
 
     def __init__(self, status, headers, body, url, http_version, timing,
                  attempts):
@@ -112,8 +114,15 @@ class Response:
         self.body = body
         self.url = url
         self.http_version = http_version
-        self.timing = timing
+        self._timing = timing  # (dns, connect, tls, ttfb, total, queue)
         self.attempts = attempts
+
+    @property
+    def timing(self):
+        t = self._timing
+        if isinstance(t, tuple):  # made a dict on first use
+            t = self._timing = dict(zip(_TIMING, t))
+        return t
 
     @property
     def ok(self):
@@ -135,27 +144,35 @@ class Response:
         return f"<Response {self.status} {self.url} {len(self.body)} bytes>"
 
 
+_TIMING = ("dns", "connect", "tls", "ttfb", "total", "queue")
+# corio_response as one native struct: read in one call, not a ctypes
+# attribute access per field (about 2 us a response)
+_RESPONSE = struct.Struct("@lPNPNPP7dPiN")
+assert _RESPONSE.size == _lib.ctypes.sizeof(_lib.Response)
+_string_at = _lib.ctypes.string_at
+
+
 def from_c(f, res):
-    """A Response from the corio_response of the transfer f, copied (the
-    body taken): it is valid only while the completion callback runs."""
-    r = res.contents
-    n = r.nheaders
+    """A Response from the corio_response at address res, of the transfer
+    f, copied (the body taken): it is valid only while the completion
+    callback runs."""
+    (status, headers, n, body, body_len, url, version, dns, connect, tls,
+     ttfb, total, queue, _, _, attempts, _) = _RESPONSE.unpack(
+        _string_at(res, _RESPONSE.size))
     # the header array as 2n char pointers: one slice copies them all
-    flat = _lib.ctypes.cast(r.headers, _CHARPP)[:2 * n] if n else []
-    t = r.timing
-    body = _body.take(f, r.body, r.body_len)
-    return Response(r.status, Headers(flat=flat), body, r.url.decode(
-                    "utf-8", "replace"), r.http_version.decode(),
-                    {"dns": t.dns, "connect": t.connect, "tls": t.tls,
-                     "ttfb": t.ttfb, "total": t.total, "queue": t.queue},
-                    r.attempts if r.attempts > 0 else 1)
+    flat = _lib.ctypes.cast(headers, _CHARPP)[:2 * n] if n else []
+    return Response(status, Headers(flat=flat), _body.take(f, body, body_len),
+                    _string_at(url).decode("utf-8", "replace"),
+                    _string_at(version).decode(),
+                    (dns, connect, tls, ttfb, total, queue),
+                    attempts if attempts > 0 else 1)
 
 
 _CHARPP = _lib.ctypes.POINTER(_lib.ctypes.c_char_p)
 
 
 def error_from_c(status, res, url):
-    r = res.contents
+    r = _lib.Response.from_address(res)
     msg = r.error.decode("utf-8", "replace") if r.error else \
         _lib.strerror(status).decode()
     attempts = r.attempts if r.attempts > 0 else 1
