@@ -149,7 +149,40 @@ TEST_IMPL(allocator_and_no_memory) {
   ASSERT_OK(corio_replace_allocator(malloc, realloc, free));
 }
 
+/* Decode `in` (plus or not) and compare with the `want_len` bytes of want. */
+static void check_decode(const char *in, int plus, const char *want,
+                         size_t want_len) {
+  char out[64];
+  size_t len = 99;
+  ASSERT(strlen(in) < sizeof out);
+  ASSERT_OK(corio_url_decode(in, strlen(in), plus, out, &len));
+  ASSERT_EQ(len, want_len);
+  ASSERT(memcmp(out, want, want_len) == 0);
+  ASSERT_EQ(out[len], '\0');
+}
+
+TEST_IMPL(decode) {
+  char out[8];
+  size_t len;
+  check_decode("a%20b+c", 0, "a b+c", 5);
+  check_decode("a%20b+c", 1, "a b c", 5);
+  check_decode("1%2B1+%3D+2", 1, "1+1 = 2", 7);   /* %2B stays a '+' */
+  check_decode("caf%C3%a9", 0, "caf\xc3\xa9", 5); /* either case of hex */
+  check_decode("%00x", 0, "\0x", 2);              /* a NUL inside */
+  check_decode("100%", 0, "100%", 4);             /* not an escape: kept */
+  check_decode("%4", 0, "%4", 2);
+  check_decode("%zz%41", 0, "%zzA", 4);
+  check_decode("", 1, "", 0);
+  /* only the `len` bytes given are read */
+  ASSERT_OK(corio_url_decode("%41%42", 3, 0, out, &len));
+  ASSERT_EQ(len, 1);
+  ASSERT_EQ(out[0], 'A');
+  ASSERT_EQ(corio_url_decode(NULL, 0, 0, out, &len), CORIO_EINVAL);
+  ASSERT_EQ(corio_url_decode("x", 1, 0, NULL, &len), CORIO_EINVAL);
+  ASSERT_EQ(corio_url_decode("x", 1, 0, out, NULL), CORIO_EINVAL);
+}
+
 TEST_MAIN(TEST_ENTRY(parse_parts) TEST_ENTRY(parse_errors_say_why)
               TEST_ENTRY(join_rfc3986) TEST_ENTRY(add_query)
                   TEST_ENTRY(returned_urls_parse_again)
-                      TEST_ENTRY(allocator_and_no_memory))
+                      TEST_ENTRY(allocator_and_no_memory) TEST_ENTRY(decode))

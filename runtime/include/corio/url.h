@@ -1,6 +1,7 @@
 /*
 ** corio/url.h: URLs, on libcurl's URL API (curl_url): parse one into its
-** parts, resolve a reference against a base, add a query.  Included by
+** parts, resolve a reference against a base, add a query; and
+** percent-decoding (curl_easy_unescape).  Included by
 ** corio.h; include corio.h, not this file.
 **
 ** Every function fills a corio_url: one allocation (corio's allocator)
@@ -57,6 +58,21 @@ CORIO_EXTERN int corio_url_join(const char *base, const char *ref,
 */
 CORIO_EXTERN int corio_url_add_query(const char *url, const char *query,
                                      corio_url *out, const char **why);
+
+/*
+** Name: corio_url_decode
+** Desc: Percent-decode the `len` bytes at `s` into `out`, which must have
+**       room for len + 1 bytes (decoding never lengthens).  When `plus`,
+**       each '+' is a space (a query string, a form body:
+**       application/x-www-form-urlencoded), while "%2B" stays a '+'.  A '%'
+**       not followed by two hex digits is kept as it is.  The result is
+**       NUL-terminated and may hold NUL bytes ("%00"): its length is put
+**       in *outlen.  The decoding is libcurl's (curl_easy_unescape).
+** Returns: 0; CORIO_ENOMEM; CORIO_EINVAL if a pointer is NULL or `len` is
+**          over INT_MAX.
+*/
+CORIO_EXTERN int corio_url_decode(const char *s, size_t len, int plus,
+                                  char *out, size_t *outlen);
 
 /* Free what a corio_url_* function filled in (after a failure, nothing
    is left to free, and calling this is harmless). */

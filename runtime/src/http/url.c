@@ -3,6 +3,7 @@
 ** normalizes; this file only copies the parts into one block, so that a
 ** caller frees one thing and never meets curl_free.
 */
+#include <limits.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -113,6 +114,27 @@ int corio_url_join(const char *base, const char *ref, corio_url *out,
 int corio_url_add_query(const char *url, const char *query, corio_url *out,
                         const char **why) {
   return url_do(URL_ADD_QUERY, url, query, out, why);
+}
+
+int corio_url_decode(const char *s, size_t len, int plus, char *out,
+                     size_t *outlen) {
+  char *d;
+  int dlen;
+  size_t i;
+  if (s == NULL || out == NULL || outlen == NULL || len > INT_MAX)
+    return CORIO_EINVAL;
+  if (plus && memchr(s, '+', len) != NULL) { /* '+' first: "%2B" stays */
+    memmove(out, s, len);
+    for (i = 0; i < len; i++)
+      if (out[i] == '+') out[i] = ' ';
+    s = out;
+  }
+  d = curl_easy_unescape(NULL, s, (int)len, &dlen);
+  if (d == NULL) return CORIO_ENOMEM;
+  memcpy(out, d, (size_t)dlen + 1);
+  *outlen = (size_t)dlen;
+  curl_free(d);
+  return 0;
 }
 
 void corio_url_free(corio_url *u) {

@@ -13,37 +13,21 @@
 ** decoding
 ** ==================================================================
 */
-static int hexval(int c) {
-  if (c >= '0' && c <= '9') return c - '0';
-  if (c >= 'a' && c <= 'f') return c - 'a' + 10;
-  if (c >= 'A' && c <= 'F') return c - 'A' + 10;
-  return -1;
-}
-
 /*
 ** Push s percent-decoded (and '+' as a space when `plus`); a '%' not
 ** followed by two hex digits stays as it is.
 */
 void lcorio_push_decoded(lua_State *L, const char *s, size_t n, int plus) {
   luaL_Buffer b;
-  size_t i;
+  size_t len;
+  char *out;
   if (memchr(s, '%', n) == NULL && (!plus || memchr(s, '+', n) == NULL)) {
     lua_pushlstring(L, s, n);
     return;
   }
-  luaL_buffinit(L, &b);
-  for (i = 0; i < n; i++) {
-    int c = (unsigned char)s[i];
-    if (c == '+' && plus) {
-      c = ' ';
-    } else if (c == '%' && i + 2 < n && hexval(s[i + 1]) >= 0 &&
-               hexval(s[i + 2]) >= 0) {
-      c = hexval(s[i + 1]) * 16 + hexval(s[i + 2]);
-      i += 2;
-    }
-    luaL_addchar(&b, (char)c);
-  }
-  luaL_pushresult(&b);
+  out = luaL_buffinitsize(L, &b, n + 1);
+  lcorio_check(L, corio_url_decode(s, n, plus, out, &len), "percent-decode");
+  luaL_pushresultsize(&b, len);
 }
 
 /*
