@@ -173,6 +173,10 @@ TEST_IMPL(decode) {
   check_decode("%4", 0, "%4", 2);
   check_decode("%zz%41", 0, "%zzA", 4);
   check_decode("", 1, "", 0);
+  /* no byte given: none read (libcurl would take 0 as "up to the NUL") */
+  ASSERT_OK(corio_url_decode("%41", 0, 0, out, &len));
+  ASSERT_EQ(len, 0);
+  ASSERT_EQ(out[0], '\0');
   /* only the `len` bytes given are read */
   ASSERT_OK(corio_url_decode("%41%42", 3, 0, out, &len));
   ASSERT_EQ(len, 1);

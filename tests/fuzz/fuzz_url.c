@@ -1,6 +1,6 @@
 /*
 ** fuzz_url.c: corio/url.h (http/url.c) on libcurl's URL API: parse,
-** join and add_query.  Input fields: url, reference, query.  Checked
+** join, add_query and decode.  Input fields: url, reference, query.  Checked
 ** beyond "no crash": every part filled in lies in the one block, and a
 ** URL corio hands back parses again to itself (what corio.url.join
 ** returns is given to fetch).
@@ -34,6 +34,22 @@ static void again(const corio_url *u) {
   corio_url_free(&v);
 }
 
+/* The raw input decoded into a buffer of exactly len + 1 bytes (ASan
+   checks the bound), with and without '+' as a space. */
+static void decode(const uint8_t *data, size_t size) {
+  char *out = malloc(size + 1);
+  size_t len, i, pct = 0;
+  int plus;
+  if (out == NULL) return;
+  for (i = 0; i < size; i++) pct += data[i] == '%';
+  for (plus = 0; plus < 2; plus++) {
+    FUZZ_CHECK(corio_url_decode((const char *)data, size, plus, out, &len) ==
+               0);
+    FUZZ_CHECK(len <= size && len + 2 * pct >= size && out[len] == '\0');
+  }
+  free(out);
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
   fuzz_fields ff;
   corio_url u;
@@ -57,6 +73,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     again(&u);
   }
   corio_url_free(&u);
+  decode(data, size);
   free(ff.block);
   return 0;
 }

@@ -123,6 +123,11 @@ int corio_url_decode(const char *s, size_t len, int plus, char *out,
   size_t i;
   if (s == NULL || out == NULL || outlen == NULL || len > INT_MAX)
     return CORIO_EINVAL;
+  if (len == 0) { /* curl_easy_unescape would take 0 as "strlen(s)" */
+    *out = '\0';
+    *outlen = 0;
+    return 0;
+  }
   if (plus && memchr(s, '+', len) != NULL) { /* '+' first: "%2B" stays */
     memmove(out, s, len);
     for (i = 0; i < len; i++)
