@@ -90,6 +90,19 @@ def test_fetch_all_failures(rt, base):
     assert e.kind == "connect"
 
 
+def test_fetch_all_failure_cancels_the_others(rt, base):
+    """The first failure raises at once; the transfers still running are
+    cancelled, not waited for (/slow takes 10 s)."""
+    port = free_port()
+    urls = [base + "/slow"] * 5 + [f"http://127.0.0.1:{port}/"]
+    t0 = time.monotonic()
+    e = fetch_error(rt.fetch_all, urls, concurrency=10)
+    assert e.kind == "connect"
+    assert time.monotonic() - t0 < 5
+    # the runtime is not left busy with them: a fetch gets through now
+    assert rt.fetch(base + "/hello", timeout=5).ok
+
+
 def test_thousand_concurrent_delays(rt, base):
     """1,000 requests of /delay/1000 at once take about a second."""
     t0 = time.monotonic()

@@ -577,30 +577,36 @@ class Runtime:
                 if exc is not None and not return_exceptions:
                     if state["error"] is None:
                         state["error"] = exc
+                        cond.notify()  # the caller cancels the others
                     results[i] = exc
-                else:
-                    results[i] = exc if exc is not None else value
+                    return
+                results[i] = exc if exc is not None else value
                 try:
                     launch()
                 except RuntimeError:
                     pass
-                cond.notify()
+                # wake the caller only when it is done: a wake-up per
+                # transfer hands the GIL back and forth for nothing
+                if state["left"] == 0:
+                    cond.notify()
 
-        try:
-            with cond:
-                launch()
-                while state["left"] > 0:
-                    if state["error"] is not None and state["running"] == 0:
-                        break
-                    cond.wait()
-        except BaseException:
+        def cancel_pending():
             with cond:
                 state["error"] = state["error"] or _cancelled_error("")
                 pending = list(ops.values())
             for op in pending:
                 self._cancel(op)
+
+        try:
+            with cond:
+                launch()
+                while state["left"] > 0 and state["error"] is None:
+                    cond.wait()
+        except BaseException:
+            cancel_pending()
             raise
         if state["error"] is not None and not return_exceptions:
+            cancel_pending()
             raise state["error"]
         return results
 
