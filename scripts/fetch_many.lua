@@ -39,7 +39,14 @@ usage: corio scripts/fetch_many.lua [FILE|-] [options]
 A job shared through Redis (delivery at least once, one result per URL):
   --redis URL       redis://[:password@]host:port/db
   --job NAME        the job (letters, digits and . _ - :)
-  --enqueue FILE|-  add the URLs of FILE to the job
+  --enqueue FILE|-  add the URLs of FILE to the job.  Safe to run again: a
+                    list is known by its first 100 URLs, and the job keeps
+                    how many of it are in, so a rerun (after a crash, a
+                    lost connection) adds only the rest, and a list that
+                    grew only its new lines.  Another list is added after
+                    the ones in the job; a list that starts as one in the
+                    job but differs further on is refused (use another
+                    --job)
   --work            fetch the job's URLs until none is left (the fetch
                     options above apply); run any number of workers
   --follow          with --work: wait for more URLs instead of exiting

@@ -12,6 +12,8 @@
 --                          URL (a URL delivered twice writes it twice)
 --   fetch:{NAME}:failed    set of the URLs whose result is an error
 --   fetch:{NAME}:meta      hash: enqueued, started_ms, last_ms
+--   fetch:{NAME}:inputs    hash: per list enqueued (its head), how many
+--                          of its URLs are in, and the last (ENQUEUE below)
 --
 -- A worker reads entries in batches (XREADGROUP), fetches them (-c at
 -- once), and for each writes the result and acknowledges the entry in one
@@ -40,7 +42,7 @@ return redis.call('XACK', KEYS[1], 'workers', ARGV[1])
 local function keys_of(job)
   local p = "fetch:{" .. job .. "}:"
   return {urls = p .. "urls", results = p .. "results", failed = p .. "failed",
-    meta = p .. "meta"}
+    meta = p .. "meta", inputs = p .. "inputs"}
 end
 
 local function now_ms() return math.floor(corio.time() * 1000) end
@@ -129,51 +131,131 @@ end
 
 -- }==================================================================
 
--- Add a batch of URLs and count them, in one script: Redis refuses a
--- script at its first write when out of memory, so the count in the meta
--- hash and the stream's length never disagree.
--- KEYS: urls, meta; ARGV: the URLs
+-- ENQUEUE.  Enqueueing is idempotent and resumable, because a lost
+-- reply leaves the client unable to tell whether its batch went in, and
+-- it sends it again.  A list is known by the SHA-1 of its first
+-- HEAD_URLS URLs (all of them when fewer), its head; the inputs hash
+-- keeps, per head, how many of the list's URLs are in the job (its
+-- position) and the last of them.  Each batch carries the position of
+-- its first URL and is added only past the recorded position, so a batch
+-- sent again (a lost reply, a rerun) adds nothing twice, and a rerun
+-- skips what is in and adds the rest.  A list with another head is
+-- another segment of the job, added after the others.
+local HEAD_URLS = 100
+
+-- The list's head and what the job holds of it: {head, position, last}.
+-- KEYS: inputs; ARGV: the list's first URLs
+local BEGIN = [[
+local head = redis.sha1hex(table.concat(ARGV, '\n'))
+local at = redis.call('HGET', KEYS[1], head) or '0'
+return {head, at, redis.call('HGET', KEYS[1], head .. ':last') or ''}
+]]
+
+-- Add what of a batch is past the list's recorded position, and count
+-- it, in one script: {URLs added, the position now}; a position short
+-- of the batch's is a gap (an earlier batch is not in yet), and adds
+-- nothing.  Its first write is an XADD: Redis refuses a script at its
+-- first write when out of memory, so the count in the meta hash, the
+-- position and the stream's length never disagree.
+-- KEYS: urls, meta, inputs; ARGV: head, position, the URLs
 local ADD = [[
-for i = 1, #ARGV do redis.call('XADD', KEYS[1], '*', 'url', ARGV[i]) end
-return redis.call('HINCRBY', KEYS[2], 'enqueued', #ARGV)
+local at = tonumber(redis.call('HGET', KEYS[3], ARGV[1]) or '0')
+local from = tonumber(ARGV[2])
+local upto = from + #ARGV - 2
+if at < from or at >= upto then return {0, at} end
+for i = at - from + 3, #ARGV do redis.call('XADD', KEYS[1], '*', 'url', ARGV[i]) end
+redis.call('HSET', KEYS[3], ARGV[1], upto, ARGV[1] .. ':last', ARGV[#ARGV])
+redis.call('HINCRBY', KEYS[2], 'enqueued', upto - at)
+return {upto - at, upto}
 ]]
 
 -- --enqueue FILE: the URLs in batches of --batch, each one script call
--- (XADDs), four batches in flight (pipelined).
+-- (XADDs), four batches in flight (pipelined), from where the job's
+-- copy of the list ends.
 local function enqueue(o, c, k, next_url)
   local ok, err = pcall(c.call, "XGROUP", "CREATE", k.urls, GROUP, "0", "MKSTREAM")
   if ok or (type(err) == "table" and err.code == "BUSYGROUP") then
     ok, err = pcall(c.call, "HSETNX", k.meta, "created_ms", now_ms())
   end
   if not ok then fail("%s", explain(err, "the job's creation")) end
-  local sha = c.call("SCRIPT", "LOAD", ADD)
-  local added, failure = 0, nil
-  local function batches()
-    local b = {}
-    for url in next_url do
-      b[#b + 1] = url
-      if #b == o.batch then return b end
-    end
-    return #b > 0 and b or nil
-  end
-  local function add(b)
-    if failure then return end
-    local ok2, e = pcall(c.call, "EVALSHA", sha, 2, k.urls, k.meta, table.unpack(b))
-    if ok2 then
-      added = added + #b
-    else
-      failure = failure or e
-    end
-  end
   local t0 = corio.time()
+  local first = {}
+  for url in next_url do
+    first[#first + 1] = url
+    if #first == HEAD_URLS then break end
+  end
+  -- the list's URLs one by one, its head first (next_url goes on
+  -- answering nil at the end of the input)
+  local taken, nfirst = 0, #first -- URLs of the list taken so far
+  local function take()
+    local url
+    if taken < nfirst then url = first[taken + 1] else url = next_url() end
+    if url ~= nil then taken = taken + 1 end
+    return url
+  end
+  local head, start = nil, 0
+  if #first > 0 then
+    local b = c.call("EVAL", BEGIN, 1, k.inputs, table.unpack(first))
+    head, start = b[1], math.tointeger(tonumber(b[2]))
+    local url
+    for _ = 1, start do url = take() or url end
+    if start > 0 and (taken < start or url ~= b[3]) then
+      fail("--enqueue: job %s has %d URLs of a list that starts as this one, but " ..
+        "%s: another list, not added; enqueue it into another job (--job)", o.job,
+        start, taken < start and ("this one has %d"):format(taken)
+        or ("its URL %d is %s, not %s"):format(start, url, b[3]))
+    end
+  end
+
+  local sha = c.call("SCRIPT", "LOAD", ADD)
+  local failure = nil
+  local function batches()
+    local b = {head, taken}
+    for url in take do
+      b[#b + 1] = url
+      if #b - 2 == o.batch then return b end
+    end
+    return #b > 2 and b or nil
+  end
+  local function add_once(b)
+    local ok2, r = pcall(c.call, "EVALSHA", sha, 3, k.urls, k.meta, k.inputs,
+      table.unpack(b))
+    if not ok2 and type(r) == "table" and r.code == "NOSCRIPT" then
+      ok2, r = pcall(c.call, "EVAL", ADD, 3, k.urls, k.meta, k.inputs, table.unpack(b))
+    end
+    if not ok2 then error(r, 0) end
+    return r[2]
+  end
+  -- until the list's position is past the batch: a gap means an earlier
+  -- batch is being sent again (its reply was lost), so wait for it
+  local function add(b)
+    local deadline = corio.time() + o.redis_wait
+    while failure == nil do
+      local ok2, at = pcall(add_once, b)
+      if not ok2 then
+        failure = failure or at -- the first: the others may be cancels
+      elseif at >= b[2] + #b - 2 then
+        return
+      elseif corio.time() > deadline then
+        failure = ("the URLs before #%d did not arrive in %.0f s"):format(b[2] + 1,
+          o.redis_wait)
+      else
+        corio.sleep(0.01)
+      end
+    end
+  end
   for _ in corio.imap(add, batches, {concurrency = 4}) do
     if failure then break end
   end
   if failure then
-    fail("%s after %d URLs (those are in the job)", explain(failure, "XADD"), added)
+    local ok2, at = pcall(c.call, "HGET", k.inputs, head)
+    local added = ok2 and (tonumber(at) or 0) - start or 0
+    fail("%s after %d URLs (those are in the job: run the same command again " ..
+      "to add the rest)", explain(failure, "XADD"), added)
   end
-  io.stderr:write(("fetch_many: %d URLs enqueued in job %s in %.2f s\n"):format(
-    added, o.job, corio.time() - t0))
+  io.stderr:write(("fetch_many: %d URLs enqueued in job %s in %.2f s%s\n"):format(
+    taken - start, o.job, corio.time() - t0,
+    start > 0 and (" (the first %d were in it already)"):format(start) or ""))
   return 0
 end
 

@@ -22,14 +22,18 @@ local function url_file(n, prefix)
   return shell.script(table.concat(t, "\n") .. "\n")
 end
 
--- A worker in the background; its PID (the corio process itself: the
--- shell execs it) is in job.pidfile once it runs.
-local function worker(redis, job, extra)
+-- A command in the background; its PID (the process itself: the shell
+-- execs it) is in job.pidfile once it runs.
+local function background(cmd)
   local pidfile = os.tmpname()
-  local j = shell.bg(("echo $$ > %s; exec %s --redis %s --job %s --work %s"):format(
-    pidfile, tool, redis, job, extra or ""))
+  local j = shell.bg(("echo $$ > %s; exec %s"):format(pidfile, cmd))
   j.pidfile = pidfile
   return j
+end
+
+local function worker(redis, job, extra)
+  return background(("%s --redis %s --job %s --work %s"):format(tool, redis, job,
+    extra or ""))
 end
 
 local function pid_of(j)
@@ -46,6 +50,35 @@ local function wait_until(cond, limit, what)
     assert(corio.time() < deadline, "timed out waiting for " .. what)
     corio.sleep(0.05)
   end
+end
+
+-- The URLs of the job's stream, in order, and how many times each is in.
+local function stream_of(c, job)
+  local list, times = {}, {}
+  local entries = c:call("XRANGE", "fetch:{" .. job .. "}:urls", "-", "+")
+  for _, e in ipairs(entries) do
+    local url = e[2][2]
+    list[#list + 1] = url
+    times[url] = (times[url] or 0) + 1
+  end
+  return list, times
+end
+
+-- Every URL of prefix 1..n is in the job's stream exactly once, nothing
+-- else is, and the job counts n enqueued.
+local function assert_once(c, job, n, prefix)
+  local list, times = stream_of(c, job)
+  for i = 1, n do
+    local url = ("%s/%s%d"):format(srv.url, prefix, i)
+    assert.equal(1, times[url], url .. " in the stream once")
+  end
+  assert.equal(n, #list, "entries in the stream")
+  assert.equal(tostring(n), c:call("HGET", "fetch:{" .. job .. "}:meta", "enqueued"))
+end
+
+local function enqueue(redis, job, file, extra)
+  return shell.finish(shell.bg(("%s --redis %s --job %s --enqueue %s %s"):format(
+    tool, redis, job, file, extra or "")), 60)
 end
 
 local function results_of(redis, job)
@@ -141,6 +174,108 @@ describe("fetch_many --redis", function()
     assert.matches("pending   0\n", out, 1, true)
     assert.matches("waiting   0\n", out, 1, true)
     assert.matches("enqueued  10000\n", out, 1, true)
+  end)
+
+  it("adds each URL once when the reply of a batch is lost after Redis ran it", function()
+    -- the proxy drops the connection at the first reply after the batch
+    -- that holds /l1234 went through: Redis ran it (and maybe the
+    -- batches before it), the client saw a reset and sends them again
+    local proxy = background(("python3 tests/lua/support/drop_reply_proxy.py %d /l1234")
+      :format(server.port))
+    finally(function() pcall(function() shell.sh("kill " .. pid_of(proxy)) end) end)
+    local port
+    wait_until(function()
+      port = tonumber((shell.readfile(proxy.base .. ".out") or ""):match("^(%d+)\n"))
+      return port ~= nil
+    end, 10, "the proxy")
+    local file = url_file(2000, "l")
+    local _, rc, err = enqueue("redis://127.0.0.1:" .. port, "lost", file, "--batch 10")
+    os.remove(file)
+    assert.equal(0, rc, err)
+    assert.matches("dropped", shell.readfile(proxy.base .. ".out"), 1, true)
+    assert_once(r, "lost", 2000, "l")
+  end)
+
+  it("a rerun of --enqueue after a SIGKILL mid-way adds the rest, nothing twice", function()
+    local job = "rerun"
+    local file = url_file(3000, "k")
+    -- the enqueuer reads its first 1000 URLs from a FIFO, then waits for
+    -- more: killed there, it has batches in flight
+    local fifo = os.tmpname()
+    os.remove(fifo)
+    shell.sh("mkfifo " .. fifo)
+    local feed = assert(io.open(fifo, "r+")) -- O_RDWR: opens without a reader
+    local enq = background(("%s --redis %s --job %s --enqueue - --batch 50 < %s"):format(
+      tool, server.url, job, fifo))
+    finally(function()
+      pcall(function() shell.sh("kill -KILL " .. pid_of(enq)) end)
+      feed:close()
+      os.remove(fifo)
+    end)
+    local n = 0
+    for line in io.lines(file) do
+      if n == 1000 then break end
+      feed:write(line, "\n")
+      n = n + 1
+    end
+    feed:flush()
+    local key = "fetch:{" .. job .. "}:urls"
+    wait_until(function() return r:call("XLEN", key) >= 500 end, 30, "the first batches")
+    shell.sh("kill -KILL " .. pid_of(enq))
+    local _, krc = shell.finish(enq, 10)
+    assert.equal(137, krc)
+    local before = r:call("XLEN", key)
+    assert.is_true(before >= 500 and before <= 1000, "in before the kill: " .. before)
+
+    local _, rc, err = enqueue(server.url, job, file)
+    assert.equal(0, rc, err)
+    assert_once(r, job, 3000, "k")
+    assert.matches(("%d URLs enqueued in job %s"):format(3000 - before, job), err, 1, true)
+    -- and the job completes: one result per URL
+    local _, wrc, werr = shell.finish(worker(server.url, job, "-c 50"), 120)
+    assert.equal(0, wrc, werr)
+    local _, done = results_of(server.url, job)
+    assert.equal(3000, done)
+    os.remove(file)
+  end)
+
+  it("a list enqueued again adds only what is new; another list is a new segment", function()
+    local job = "segments"
+    local function lines(prefix, from, to)
+      local t = {}
+      for i = from, to do t[#t + 1] = ("%s/%s%d"):format(srv.url, prefix, i) end
+      return table.concat(t, "\n") .. "\n"
+    end
+    local a = shell.script(lines("s", 1, 250))
+    local grown = shell.script(lines("s", 1, 300)) -- the same list, 50 more lines
+    local other = shell.script(lines("t", 1, 20))
+    local edited = shell.script(lines("s", 1, 200) .. lines("x", 201, 400))
+    local short = shell.script(lines("s", 1, 120))
+    finally(function()
+      for _, f in ipairs{a, grown, other, edited, short} do os.remove(f) end
+    end)
+    local cases = {
+      {a, 0, "250 URLs enqueued in job segments"},
+      {a, 0, "0 URLs enqueued in job segments in %S+ s %(the first 250 were in it already%)"},
+      {grown, 0, "50 URLs enqueued in job segments in %S+ s %(the first 250"},
+      {other, 0, "20 URLs enqueued in job segments"},
+      {other, 0, "0 URLs enqueued"},
+      {edited, 1, "job segments has 300 URLs of a list that starts as this one, but its " ..
+        "URL 300 is " .. srv.url .. "/x300, not " .. srv.url .. "/s300: another list, " ..
+        "not added; enqueue it into another job %(%-%-job%)"},
+      {short, 1, "job segments has 300 URLs of a list that starts as this one, but this " ..
+        "one has 120"},
+    }
+    for i, c in ipairs(cases) do
+      local _, rc, err = enqueue(server.url, job, c[1], "--batch 30")
+      assert.equal(c[2], rc, i .. ": " .. err)
+      assert.matches(c[3], err, 1, false)
+    end
+    local list, times = stream_of(r, job)
+    assert.equal(320, #list)
+    for i = 1, 300 do assert.equal(1, times[("%s/s%d"):format(srv.url, i)]) end
+    for i = 1, 20 do assert.equal(1, times[("%s/t%d"):format(srv.url, i)]) end
+    assert.equal("320", r:call("HGET", "fetch:{segments}:meta", "enqueued"))
   end)
 
   it("survives a Redis restart mid-job (data persisted): workers reconnect", function()
