@@ -517,6 +517,88 @@ TEST_IMPL(header_too_large) {
   free(req);
 }
 
+/*
+** A head of `pad` bytes more than "GET /t HTTP/1.1\r\nHost: x\r\nX-Big:
+** \r\n\r\n": `fill` bytes in the X-Big value, which max_header_bytes counts
+** (20 + pad), or spaces before a one-byte value, which only the bytes on
+** the wire count (fill ' ': the head's length).
+*/
+static char *big_head(size_t pad, char fill, size_t *len) {
+  static const char pre[] = "GET /t HTTP/1.1\r\nHost: x\r\nX-Big: ";
+  char *req = malloc(sizeof pre + pad + 8);
+  size_t n = sizeof pre - 1;
+  ASSERT_NOT_NULL(req);
+  memcpy(req, pre, n);
+  memset(req + n, fill, pad);
+  n += pad;
+  if (fill == ' ') req[n - 1] = 'v'; /* the value after the whitespace */
+  memcpy(req + n, "\r\n\r\n", 4);
+  *len = n + 4;
+  return req;
+}
+
+/* A single exchange that must end in a 200, the connection kept. */
+static void expect_ok(const corio_server_opts *o, const char *data,
+                      size_t len) {
+  client cl = {0};
+  int port = corio_server_port(start_server(o));
+  cl.want = 1;
+  cl.on_response = cl.on_closed = NULL;
+  client_start(&cl, port, data, len);
+  run_and_free();
+  ASSERT_EQ(cl.nresp, 1);
+  ASSERT_EQ(cl.status[0], 200);
+  ASSERT_EQ(T.nreq, 1);
+  client_free(&cl);
+}
+
+/* Send the head big_head makes; expect a 200 (ok) or a 431. */
+static void try_head(const corio_server_opts *o, size_t pad, char fill,
+                     int ok) {
+  size_t len;
+  char *req = big_head(pad, fill, &len);
+  if (ok)
+    expect_ok(o, req, len);
+  else
+    expect_error(o, req, len, 431);
+  free(req);
+}
+
+/*
+** Both sides of each limit.  max_header_bytes counts 20 + pad of a
+** big_head; the bytes on the wire may be twice the option, at most 64 KiB
+** over it: 32 KiB for the default 16 KiB, 320 KiB for 256 KiB (a 100 KiB
+** head went over the 80 KiB that used to bound every server), 512 bytes
+** for 256.
+*/
+TEST_IMPL(head_limit_follows_option) {
+  static const size_t pre = sizeof "GET /t HTTP/1.1\r\nHost: x\r\nX-Big: " - 1;
+  corio_server_opts big, small;
+  size_t wire;
+  corio_server_opts_init(&big);
+  big.max_header_bytes = 256 * 1024;
+  corio_server_opts_init(&small);
+  small.max_header_bytes = 256;
+  /* what is counted */
+  try_head(NULL, 16 * 1024 - 20, 'a', 1);
+  try_head(NULL, 16 * 1024 - 19, 'a', 0);
+  try_head(&big, 100 * 1024, 'a', 1);
+  try_head(&big, 256 * 1024 - 20, 'a', 1);
+  try_head(&big, 256 * 1024 - 19, 'a', 0);
+  try_head(&small, 256 - 20, 'a', 1);
+  try_head(&small, 256 - 19, 'a', 0);
+  /* whitespace: nothing counted, only the bytes on the wire */
+  wire = 32 * 1024;
+  try_head(NULL, wire - pre - 4, ' ', 1);
+  try_head(NULL, wire - pre - 3, ' ', 0);
+  wire = 320 * 1024;
+  try_head(&big, wire - pre - 4, ' ', 1);
+  try_head(&big, wire - pre - 3, ' ', 0);
+  wire = 512;
+  try_head(&small, wire - pre - 4, ' ', 1);
+  try_head(&small, wire - pre - 3, ' ', 0);
+}
+
 TEST_IMPL(body_too_large) {
   corio_server_opts o;
   char req[4096];
@@ -1701,6 +1783,7 @@ int main(int argc, char **argv) {
       TEST_ENTRY(bad_request_line)
       TEST_ENTRY(empty_target_span)
       TEST_ENTRY(header_too_large)
+      TEST_ENTRY(head_limit_follows_option)
       TEST_ENTRY(body_too_large)
       TEST_ENTRY(bad_chunked_body)
       TEST_ENTRY(body_timeout)

@@ -349,6 +349,27 @@ describe("corio.serve", function()
       assert.equal(431, status_of(out))
     end)
 
+    it("max_header_bytes moves the head limit both ways", function()
+      -- the option counts the target, and each header's name, value and 4
+      -- bytes: this head counts 39 + n
+      local function head(n)
+        return "GET /t HTTP/1.1\r\nHost: x\r\nConnection: close\r\nX-Big: "
+          .. ("a"):rep(n) .. "\r\n\r\n"
+      end
+      local function status(port, n)
+        local out, rc = with_normal_client(raw(port, head(n)))
+        assert.equal(0, rc)
+        return status_of(out)
+      end
+      assert.equal(200, status(s.port, 16 * 1024 - 39))
+      assert.equal(431, status(s.port, 16 * 1024 - 38))
+      local big <close> = corio.serve{port = 0, handler = hello,
+                                      max_header_bytes = 256 * 1024}
+      assert.equal(200, status(big.port, 100 * 1024)) -- was 431 at 80 KiB
+      assert.equal(200, status(big.port, 256 * 1024 - 39))
+      assert.equal(431, status(big.port, 256 * 1024 - 38))
+    end)
+
     it("a bad chunked body gets 400", function()
       local out, rc = with_normal_client(raw(s.port,
         "POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\nhello\r\n0\r\n\r\n"))

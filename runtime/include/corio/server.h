@@ -51,7 +51,11 @@ typedef struct corio_server_opts {
   const char *host;        /* IP address or name to bind ["127.0.0.1"] */
   int port;                /* 0 picks a free port: see corio_server_port */
   int backlog;             /* listen(2) backlog [511] */
-  size_t max_header_bytes; /* request line plus headers, else 431 [16 KiB] */
+  size_t max_header_bytes; /* the head, counted as the target plus each
+                              header's name and value and 4 bytes, else
+                              431 [16 KiB]; its bytes on the wire (method,
+                              version, whitespace too) may be twice that,
+                              and no more than 64 KiB over it, else 431 */
   size_t max_body_bytes;   /* decoded request body, else 413 [8 MiB] */
   unsigned max_requests_per_conn; /* then "Connection: close" [unlimited] */
   unsigned max_connections;       /* open at once; past it a new connection

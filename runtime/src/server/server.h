@@ -47,9 +47,15 @@ struct corio_server_req {
   uint8_t in_body;  /* head complete: later header callbacks are trailers */
 };
 
-/* the most bytes a request head may take on the wire, whatever
-   max_header_bytes says (which counts what is kept): 431 past it */
-#define CORIO__SERVER_HEAD_MAX (80 * 1024)
+/*
+** max_header_bytes counts what a head keeps (target, names, values, and
+** four bytes per field for ": " and CRLF).  The wire carries a little more
+** that is not counted: the method and version, the blank lines llhttp
+** skips before a request line, whitespace around values.  A head may take
+** up to max_header_bytes plus as much again, at most this much more, on
+** the wire (corio_server.head_max): 431 past it.
+*/
+#define CORIO__SERVER_HEAD_SLACK (64 * 1024)
 
 /* conn->rstate: where the connection is in its request cycle */
 enum {
@@ -134,6 +140,7 @@ struct corio_server {
   uv_tcp_t listener;
   uv_timer_t timer;    /* every deadline of the server */
   corio_server_opts o; /* defaults filled in */
+  size_t head_max;     /* a head's bytes on the wire: 431 past it */
   corio_server_request_fn cb;
   corio_server_disconnect_fn on_gone;
   void *data;

@@ -23,8 +23,9 @@
 **   - the Host rules of section 3.2: exactly one Host in HTTP/1.1, at most
 **     one in HTTP/1.0, with a valid value (400 otherwise);
 **   - versions other than 1.0 and 1.1 (505).
-** llhttp has no limit of its own on a head's size: CORIO__SERVER_HEAD_MAX
-** bounds the bytes a head may take on the wire (what http-parser did).
+** llhttp has no limit of its own on a head's size: beside max_header_bytes,
+** which counts what is kept, the server's head_max bounds the bytes a head
+** may take on the wire (whitespace is not kept, and costs nothing else).
 */
 #include <limits.h>
 #include <string.h>
@@ -392,8 +393,8 @@ int corio__server_parse(corio__server_conn *c, const char *data, size_t len,
     size_t feed = len - off, n, i;
     llhttp_errno_t e;
     if (check_crlf(c, data + off, data + len) != 0) return 400;
-    if (head && feed > CORIO__SERVER_HEAD_MAX - c->head_raw)
-      feed = CORIO__SERVER_HEAD_MAX - c->head_raw;
+    if (head && feed > c->srv->head_max - c->head_raw)
+      feed = c->srv->head_max - c->head_raw;
     c->pend = data + off + feed;
     e = llhttp_execute(&c->parser, data + off, feed);
     if (e == HPE_OK) {
@@ -427,7 +428,7 @@ int corio__server_parse(corio__server_conn *c, const char *data, size_t len,
       continue;
     }
     if (e == HPE_PAUSED || off == len) break; /* a request is complete */
-    if (head && c->head_raw >= CORIO__SERVER_HEAD_MAX) return 431;
+    if (head && c->head_raw >= c->srv->head_max) return 431;
   }
   return 0;
 }

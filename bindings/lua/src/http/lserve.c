@@ -8,11 +8,12 @@
 **
 ** Options: handler (required), host ["127.0.0.1"], port [0: any free],
 ** max_inflight [0: no limit], overload_status [503], backlog,
-** max_connections, max_requests_per_conn, max_header_bytes [16 KiB],
-** max_body_bytes [8 MiB], and header_timeout [10], body_timeout [30],
-** idle_timeout [60], write_timeout [60] in seconds.  An unknown option or
-** a bad value raises an error that names it; failing to listen raises a
-** ServerError whose kind is "addrinuse", "dns", ...
+** max_connections, max_requests_per_conn, max_header_bytes [16 KiB, as
+** corio_server_opts counts it], max_body_bytes [8 MiB], and header_timeout
+** [10], body_timeout [30], idle_timeout [60], write_timeout [60] in
+** seconds.  An unknown option or a bad value raises an error that names
+** it; failing to listen raises a ServerError whose kind is "addrinuse",
+** "dns", ...
 **
 ** Each request runs handler(req) in a task of its own (so it may sleep,
 ** fetch, wait); req has method, target (as sent), path (percent-decoded),
