@@ -500,6 +500,22 @@ TEST_IMPL(bad_request_line) {
   expect_error(NULL, req, strlen(req), 400);
 }
 
+/* RFC 9112 3.2.2 and RFC 9110 4.2: an absolute-form target must be an
+   http(s) URL with a host, and without userinfo. */
+TEST_IMPL(absolute_form_refused) {
+  static const char *const targets[] = {
+      "http://x:abc/", "http://x:99999/", "http:///x/",   "http://",
+      "http://u:p@x/", "ftp://x/",        "http://[::1/",
+  };
+  char req[128];
+  size_t i;
+  for (i = 0; i < sizeof targets / sizeof targets[0]; i++) {
+    int len = snprintf(req, sizeof req, "GET %s HTTP/1.1\r\nHost: x\r\n\r\n",
+                       targets[i]);
+    expect_error(NULL, req, (size_t)len, 400);
+  }
+}
+
 /* fuzz_server_parse: llhttp reports an empty target span here, before
    the request buffer exists (UBSan: zero offset on a null pointer) */
 TEST_IMPL(empty_target_span) {
@@ -1149,10 +1165,29 @@ static void inspect_handler(corio_server *s, corio_server_req *req, void *ud) {
     corio_server_req_set_data(req, &len);
     ASSERT(corio_server_req_get_data(req) == &len);
   } else if (strcmp(corio_server_req_method(req), "DELETE") == 0) {
-    /* absolute-form target */
-    ASSERT_STR_EQ(corio_server_req_path(req, NULL), "/p/q");
+    /* absolute-form target: its host, not the Host field (RFC 9112 3.2.2) */
+    ASSERT_STR_EQ(corio_server_req_target(req, NULL),
+                  "http://example:80/p/../q?z=9#f");
+    ASSERT_STR_EQ(corio_server_req_path(req, NULL), "/p/../q");
     ASSERT_STR_EQ(corio_server_req_query(req, NULL), "z=9");
-    ASSERT_EQ(corio_server_req_header_count(req), 1);
+    ASSERT_EQ(corio_server_req_header_count(req), 2);
+    ASSERT_STR_EQ(corio_server_req_header(req, "host", &len), "example:80");
+    ASSERT_EQ(len, 10);
+    ASSERT_OK(corio_server_req_header_at(req, 0, &h));
+    ASSERT_STR_EQ(h.name, "Host");
+    ASSERT_STR_EQ(h.value, "example:80");
+    ASSERT_OK(corio_server_req_header_at(req, 1, &h));
+    ASSERT_STR_EQ(h.name, "X-After");
+    ASSERT_STR_EQ(h.value, "1");
+  } else if (strcmp(corio_server_req_method(req), "PATCH") == 0) {
+    /* HTTP/1.0 without Host: the target's host is added as one */
+    ASSERT_STR_EQ(corio_server_req_path(req, NULL), "/");
+    ASSERT_STR_EQ(corio_server_req_query(req, &len), "a=1");
+    ASSERT_EQ(corio_server_req_header_count(req), 3);
+    ASSERT_OK(corio_server_req_header_at(req, 2, &h));
+    ASSERT_STR_EQ(h.name, "Host");
+    ASSERT_STR_EQ(h.value, "[::1]:8080");
+    ASSERT_EQ(h.value_len, 10);
   } else {
     ASSERT_STR_EQ(corio_server_req_method(req), "PUT");
     ASSERT_STR_EQ(corio_server_req_path(req, NULL), "/noquery");
@@ -1177,11 +1212,14 @@ TEST_IMPL(path_query_headers) {
                  "GET /a/b?x=1&y=%20 HTTP/1.1\r\nHost: example\r\n"
                  "content-TYPE: text/plain; q=1\r\nX-Empty:\r\n"
                  "X-Thing:   Value  \r\n\r\n"
-                 "DELETE http://example:80/p/q?z=9 HTTP/1.1\r\nHost: x\r\n\r\n"
+                 "DELETE http://example:80/p/../q?z=9#f HTTP/1.1\r\n"
+                 "Host: other\r\nX-After: 1\r\n\r\n"
+                 "PATCH HTTPS://[::1]:08080?a=1 HTTP/1.0\r\n"
+                 "Connection: keep-alive\r\nContent-Length: 0\r\n\r\n"
                  "PUT /noquery HTTP/1.0\r\nContent-Length: 0\r\n\r\n");
   run_and_free();
-  ASSERT_EQ(T.nreq, 3);
-  ASSERT_EQ(cl.nresp, 3);
+  ASSERT_EQ(T.nreq, 4);
+  ASSERT_EQ(cl.nresp, 4);
   ASSERT_EQ(cl.status[0], 204);
   ASSERT(strstr(cl.raw, "Content-Length") == NULL); /* not on a 204 */
   ASSERT(cl.eof); /* HTTP/1.0 without keep-alive */
@@ -1782,6 +1820,7 @@ int main(int argc, char **argv) {
       TEST_ENTRY(post_chunked)
       TEST_ENTRY(bad_request_line)
       TEST_ENTRY(empty_target_span)
+      TEST_ENTRY(absolute_form_refused)
       TEST_ENTRY(header_too_large)
       TEST_ENTRY(head_limit_follows_option)
       TEST_ENTRY(body_too_large)

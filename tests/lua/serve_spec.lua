@@ -132,6 +132,26 @@ describe("corio.serve", function()
     assert.equal(s.port, tonumber(s.url:match(":(%d+)$")))
   end)
 
+  it("takes path, query and host from an absolute-form target, not from Host", function()
+    -- RFC 9112 3.2.2: the target's host wins over the Host field
+    local out, rc = run(raw(s.port, "GET http://example.com:8080/x%20y?y=1 HTTP/1.1\r\n"
+      .. "Host: other\r\nConnection: close\r\n\r\n"))
+    assert.equal(0, rc)
+    assert.equal(200, status_of(out))
+    assert.equal("http://example.com:8080/x%20y?y=1", last.target)
+    assert.equal("/x y", last.path)
+    assert.equal("/x%20y", last.raw_path)
+    assert.equal("y=1", last.query_string)
+    assert.same({y = "1"}, last.query)
+    assert.equal("example.com:8080", last.headers.host)
+    -- one that is not an http(s) URL with a host is refused
+    last = nil
+    out, rc = run(raw(s.port, "GET http://x:port/ HTTP/1.1\r\nHost: x\r\n\r\n"))
+    assert.equal(0, rc)
+    assert.equal(400, status_of(out))
+    assert.is_nil(last)
+  end)
+
   it("passes the body, and answers tables, strings and nothing", function()
     s:close(0)
     s = corio.serve{port = 0, handler = function(req)

@@ -197,6 +197,18 @@ int corio__server_parse(corio__server_conn *c, const char *data, size_t len,
                         size_t *used);
 void corio__server_req_shrink(corio_server_req *req);
 
+/* server_target.c */
+/*
+** Copy the path and query of the request's target after it (an
+** authority-form target, CONNECT's, is the path).  An absolute-form target
+** is parsed by libcurl; its host, and port if one is written, are copied
+** too ("h:8080" at *host, *host_len bytes; 0 and 0 for the other forms).
+** 0, or the status to answer: 400 (not an http(s) URL with a host and no
+** userinfo), 500 (out of memory).
+*/
+int corio__server_target(corio_server_req *req, int is_connect, size_t *host,
+                         size_t *host_len);
+
 /* server_write.c */
 void corio__server_reply(corio__server_conn *c, int status, int fatal);
 int corio__server_check_answer(corio__server_conn *c, int status,

@@ -19,8 +19,9 @@
 ** fetch, wait); req has method, target (as sent), path (percent-decoded),
 ** raw_path, query (decoded: "a=1&a=2&b=x+y&c" gives {a={"1","2"},
 ** b="x y", c=""}), query_string, headers (lower-case names, any-case
-** lookup, repeated ones joined with ", "), body, remote ("ip:port") and
-** version ("1.1").  The handler returns
+** lookup, repeated ones joined with ", "; for an absolute-form target,
+** host is the target's: corio_server_req_header_at), body, remote
+** ("ip:port") and version ("1.1").  The handler returns
 **   {status=200, headers={name=value or {values}}, body=""}  as given;
 **   the same with body=function: streamed (chunked): the task calls it
 **     for each chunk until it returns nil, and sends each chunk before
