@@ -150,11 +150,20 @@ static int lua_usable(const lserver *ls) {
   return ls->ud_alive && !ls->S->closing && ls->S->rt != NULL;
 }
 
-/* lcorio_protect'ed: push a new task running lcorio_serve_run_request(r) */
+/*
+** lcorio_protect'ed: push a new task running lcorio_serve_run_request(r).
+** No Lua frame spawns it: its spawn site is the corio.serve call, and its
+** name the request line (lcorio_serve_push_label), for dumps and traces.
+*/
 static int spawn_handler(lua_State *L) {
+  lserver *ls = ((lserve_req *)lua_touserdata(L, 1))->ls;
   lua_pushcfunction(L, lcorio_serve_run_request);
   lua_insert(L, 1); /* the request, a light userdata, is its argument */
-  lcorio_spawn(L, 1, 1);
+  lcorio_spawn(L, 1, 1)->flags |= LT_SERVED;
+  if (ls->site_ref != LUA_NOREF) {
+    lua_rawgeti(L, LUA_REGISTRYINDEX, ls->site_ref);
+    lcorio_set_spawn_site(L, -2, ls->site_line);
+  }
   return 1;
 }
 
@@ -342,6 +351,8 @@ static int l_serve(lua_State *L) {
   corio_server_on_disconnect(ls->srv, on_gone);
   lua_pushvalue(L, handler);
   ls->handler_ref = luaL_ref(L, LUA_REGISTRYINDEX);
+  ls->site_line = lcorio_push_caller(L);
+  ls->site_ref = ls->site_line > 0 ? luaL_ref(L, LUA_REGISTRYINDEX) : LUA_NOREF;
   fut = lcorio_future(L);
   ls->closed = lcorio_core(fut);
   ls->closed_ref = luaL_ref(L, LUA_REGISTRYINDEX);
@@ -474,6 +485,7 @@ static int s_gc(lua_State *L) {
   start_close(ls, 0);
   if (!ls->S->closing) {
     luaL_unref(L, LUA_REGISTRYINDEX, ls->handler_ref);
+    luaL_unref(L, LUA_REGISTRYINDEX, ls->site_ref);
     luaL_unref(L, LUA_REGISTRYINDEX, ls->closed_ref);
   }
   ls->ud_alive = 0;
