@@ -110,9 +110,10 @@ void lcorio_note_spawn(lua_State *L, ltask *lt, int tidx);
    and return its line now; 0, nothing pushed, when there is none. */
 int lcorio_push_caller(lua_State *L);
 /* Make the function at the top (popped) and its `line` the spawn site of
-   the task at tidx: for a task spawned where no Lua frame says where (a
-   server's handler task: the line of its corio.serve call). */
-void lcorio_set_spawn_site(lua_State *L, int tidx, int line);
+   the task lt at tidx (an absolute index): for a task spawned where no Lua
+   frame says where (a server's handler task: the line of its corio.serve
+   call). */
+void lcorio_set_spawn_site(lua_State *L, ltask *lt, int tidx, int line);
 /*
 ** The name of a server's handler task (LT_SERVED) without a name of its
 ** own: its request line, "GET /path?query", read when asked for from the

@@ -157,12 +157,14 @@ static int lua_usable(const lserver *ls) {
 */
 static int spawn_handler(lua_State *L) {
   lserver *ls = ((lserve_req *)lua_touserdata(L, 1))->ls;
+  ltask *lt;
   lua_pushcfunction(L, lcorio_serve_run_request);
   lua_insert(L, 1); /* the request, a light userdata, is its argument */
-  lcorio_spawn(L, 1, 1)->flags |= LT_SERVED;
+  lt = lcorio_spawn(L, 1, 1);
+  lt->flags |= LT_SERVED;
   if (ls->site_ref != LUA_NOREF) {
     lua_rawgeti(L, LUA_REGISTRYINDEX, ls->site_ref);
-    lcorio_set_spawn_site(L, -2, ls->site_line);
+    lcorio_set_spawn_site(L, lt, lua_gettop(L) - 1, ls->site_line);
   }
   return 1;
 }

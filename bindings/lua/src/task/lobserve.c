@@ -150,9 +150,7 @@ int lcorio_push_caller(lua_State *L) {
   return 0;
 }
 
-void lcorio_set_spawn_site(lua_State *L, int tidx, int line) {
-  ltask *lt = lcorio_totask(L, tidx);
-  tidx = lua_absindex(L, tidx);
+void lcorio_set_spawn_site(lua_State *L, ltask *lt, int tidx, int line) {
   lt->line = line;
   lua_setiuservalue(L, tidx, 2);
 }
