@@ -500,6 +500,22 @@ TEST_IMPL(bad_request_line) {
   expect_error(NULL, req, strlen(req), 400);
 }
 
+/* RFC 9112 3.2.2 and RFC 9110 4.2: an absolute-form target must be an
+   http(s) URL with a host, and without userinfo. */
+TEST_IMPL(absolute_form_refused) {
+  static const char *const targets[] = {
+      "http://x:abc/", "http://x:99999/", "http:///x/",   "http://",
+      "http://u:p@x/", "ftp://x/",        "http://[::1/",
+  };
+  char req[128];
+  size_t i;
+  for (i = 0; i < sizeof targets / sizeof targets[0]; i++) {
+    int len = snprintf(req, sizeof req, "GET %s HTTP/1.1\r\nHost: x\r\n\r\n",
+                       targets[i]);
+    expect_error(NULL, req, (size_t)len, 400);
+  }
+}
+
 /* fuzz_server_parse: llhttp reports an empty target span here, before
    the request buffer exists (UBSan: zero offset on a null pointer) */
 TEST_IMPL(empty_target_span) {
@@ -515,6 +531,88 @@ TEST_IMPL(header_too_large) {
   strcpy(req + len + n, "\r\n\r\n");
   expect_error(NULL, req, strlen(req), 431);
   free(req);
+}
+
+/*
+** A head of `pad` bytes more than "GET /t HTTP/1.1\r\nHost: x\r\nX-Big:
+** \r\n\r\n": `fill` bytes in the X-Big value, which max_header_bytes counts
+** (20 + pad), or spaces before a one-byte value, which only the bytes on
+** the wire count (fill ' ': the head's length).
+*/
+static char *big_head(size_t pad, char fill, size_t *len) {
+  static const char pre[] = "GET /t HTTP/1.1\r\nHost: x\r\nX-Big: ";
+  char *req = malloc(sizeof pre + pad + 8);
+  size_t n = sizeof pre - 1;
+  ASSERT_NOT_NULL(req);
+  memcpy(req, pre, n);
+  memset(req + n, fill, pad);
+  n += pad;
+  if (fill == ' ') req[n - 1] = 'v'; /* the value after the whitespace */
+  memcpy(req + n, "\r\n\r\n", 4);
+  *len = n + 4;
+  return req;
+}
+
+/* A single exchange that must end in a 200, the connection kept. */
+static void expect_ok(const corio_server_opts *o, const char *data,
+                      size_t len) {
+  client cl = {0};
+  int port = corio_server_port(start_server(o));
+  cl.want = 1;
+  cl.on_response = cl.on_closed = NULL;
+  client_start(&cl, port, data, len);
+  run_and_free();
+  ASSERT_EQ(cl.nresp, 1);
+  ASSERT_EQ(cl.status[0], 200);
+  ASSERT_EQ(T.nreq, 1);
+  client_free(&cl);
+}
+
+/* Send the head big_head makes; expect a 200 (ok) or a 431. */
+static void try_head(const corio_server_opts *o, size_t pad, char fill,
+                     int ok) {
+  size_t len;
+  char *req = big_head(pad, fill, &len);
+  if (ok)
+    expect_ok(o, req, len);
+  else
+    expect_error(o, req, len, 431);
+  free(req);
+}
+
+/*
+** Both sides of each limit.  max_header_bytes counts 20 + pad of a
+** big_head; the bytes on the wire may be twice the option, at most 64 KiB
+** over it: 32 KiB for the default 16 KiB, 320 KiB for 256 KiB (a 100 KiB
+** head went over the 80 KiB that used to bound every server), 512 bytes
+** for 256.
+*/
+TEST_IMPL(head_limit_follows_option) {
+  static const size_t pre = sizeof "GET /t HTTP/1.1\r\nHost: x\r\nX-Big: " - 1;
+  corio_server_opts big, small;
+  size_t wire;
+  corio_server_opts_init(&big);
+  big.max_header_bytes = 256 * 1024;
+  corio_server_opts_init(&small);
+  small.max_header_bytes = 256;
+  /* what is counted */
+  try_head(NULL, 16 * 1024 - 20, 'a', 1);
+  try_head(NULL, 16 * 1024 - 19, 'a', 0);
+  try_head(&big, 100 * 1024, 'a', 1);
+  try_head(&big, 256 * 1024 - 20, 'a', 1);
+  try_head(&big, 256 * 1024 - 19, 'a', 0);
+  try_head(&small, 256 - 20, 'a', 1);
+  try_head(&small, 256 - 19, 'a', 0);
+  /* whitespace: nothing counted, only the bytes on the wire */
+  wire = 32 * 1024;
+  try_head(NULL, wire - pre - 4, ' ', 1);
+  try_head(NULL, wire - pre - 3, ' ', 0);
+  wire = 320 * 1024;
+  try_head(&big, wire - pre - 4, ' ', 1);
+  try_head(&big, wire - pre - 3, ' ', 0);
+  wire = 512;
+  try_head(&small, wire - pre - 4, ' ', 1);
+  try_head(&small, wire - pre - 3, ' ', 0);
 }
 
 TEST_IMPL(body_too_large) {
@@ -1067,10 +1165,29 @@ static void inspect_handler(corio_server *s, corio_server_req *req, void *ud) {
     corio_server_req_set_data(req, &len);
     ASSERT(corio_server_req_get_data(req) == &len);
   } else if (strcmp(corio_server_req_method(req), "DELETE") == 0) {
-    /* absolute-form target */
-    ASSERT_STR_EQ(corio_server_req_path(req, NULL), "/p/q");
+    /* absolute-form target: its host, not the Host field (RFC 9112 3.2.2) */
+    ASSERT_STR_EQ(corio_server_req_target(req, NULL),
+                  "http://example:80/p/../q?z=9#f");
+    ASSERT_STR_EQ(corio_server_req_path(req, NULL), "/p/../q");
     ASSERT_STR_EQ(corio_server_req_query(req, NULL), "z=9");
-    ASSERT_EQ(corio_server_req_header_count(req), 1);
+    ASSERT_EQ(corio_server_req_header_count(req), 2);
+    ASSERT_STR_EQ(corio_server_req_header(req, "host", &len), "example:80");
+    ASSERT_EQ(len, 10);
+    ASSERT_OK(corio_server_req_header_at(req, 0, &h));
+    ASSERT_STR_EQ(h.name, "Host");
+    ASSERT_STR_EQ(h.value, "example:80");
+    ASSERT_OK(corio_server_req_header_at(req, 1, &h));
+    ASSERT_STR_EQ(h.name, "X-After");
+    ASSERT_STR_EQ(h.value, "1");
+  } else if (strcmp(corio_server_req_method(req), "PATCH") == 0) {
+    /* HTTP/1.0 without Host: the target's host is added as one */
+    ASSERT_STR_EQ(corio_server_req_path(req, NULL), "/");
+    ASSERT_STR_EQ(corio_server_req_query(req, &len), "a=1");
+    ASSERT_EQ(corio_server_req_header_count(req), 3);
+    ASSERT_OK(corio_server_req_header_at(req, 2, &h));
+    ASSERT_STR_EQ(h.name, "Host");
+    ASSERT_STR_EQ(h.value, "[::1]:8080");
+    ASSERT_EQ(h.value_len, 10);
   } else {
     ASSERT_STR_EQ(corio_server_req_method(req), "PUT");
     ASSERT_STR_EQ(corio_server_req_path(req, NULL), "/noquery");
@@ -1095,11 +1212,14 @@ TEST_IMPL(path_query_headers) {
                  "GET /a/b?x=1&y=%20 HTTP/1.1\r\nHost: example\r\n"
                  "content-TYPE: text/plain; q=1\r\nX-Empty:\r\n"
                  "X-Thing:   Value  \r\n\r\n"
-                 "DELETE http://example:80/p/q?z=9 HTTP/1.1\r\nHost: x\r\n\r\n"
+                 "DELETE http://example:80/p/../q?z=9#f HTTP/1.1\r\n"
+                 "Host: other\r\nX-After: 1\r\n\r\n"
+                 "PATCH HTTPS://[::1]:08080?a=1 HTTP/1.0\r\n"
+                 "Connection: keep-alive\r\nContent-Length: 0\r\n\r\n"
                  "PUT /noquery HTTP/1.0\r\nContent-Length: 0\r\n\r\n");
   run_and_free();
-  ASSERT_EQ(T.nreq, 3);
-  ASSERT_EQ(cl.nresp, 3);
+  ASSERT_EQ(T.nreq, 4);
+  ASSERT_EQ(cl.nresp, 4);
   ASSERT_EQ(cl.status[0], 204);
   ASSERT(strstr(cl.raw, "Content-Length") == NULL); /* not on a 204 */
   ASSERT(cl.eof); /* HTTP/1.0 without keep-alive */
@@ -1700,7 +1820,9 @@ int main(int argc, char **argv) {
       TEST_ENTRY(post_chunked)
       TEST_ENTRY(bad_request_line)
       TEST_ENTRY(empty_target_span)
+      TEST_ENTRY(absolute_form_refused)
       TEST_ENTRY(header_too_large)
+      TEST_ENTRY(head_limit_follows_option)
       TEST_ENTRY(body_too_large)
       TEST_ENTRY(bad_chunked_body)
       TEST_ENTRY(body_timeout)

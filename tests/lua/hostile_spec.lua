@@ -40,10 +40,9 @@ end}
 ]]
 
 describe("long lists on the Lua stack", function()
-  -- (the server reads at most 80 KB of head: http-parser's limit)
-  it("fetch sends 5,000 numeric header values (60 crashed), builds 10,000", function()
+  it("fetch sends 5,000 and 10,000 numeric header values (60 crashed)", function()
     ok(SERVER .. [[
-for _, n in ipairs{60, 5000} do
+for _, n in ipairs{60, 5000, 10000} do
   local h = {}
   for i = 1, n do h["X" .. i] = i end
   local r = corio.fetch(srv.url .. "/count", {headers = h})
@@ -51,9 +50,6 @@ for _, n in ipairs{60, 5000} do
   local got = tonumber(r.body:match("^(%d+)"))
   assert(got >= n and got < n + 10, r.body)
 end
-local h = {}
-for i = 1, 10000 do h["X" .. i] = i end
-assert(corio.fetch(srv.url .. "/count", {headers = h}).status == 431)
 srv:close()
 print("ok")
 ]])

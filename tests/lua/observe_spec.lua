@@ -69,6 +69,53 @@ describe("task dumps", function()
     assert.matches("in function 'corio.get'", text)
   end)
 
+  it("shows a server's handler task by its request line, spawned at the corio.serve call", function()
+    local name = os.tmpname()
+    local line, labels
+    corio.run(function()
+      line = debug.getinfo(1, "l").currentline + 1
+      local s <close> = corio.serve{port = 0, handler = function()
+        corio.sleep(5)
+      end}
+      local client = corio.spawn(function() return corio.get(s.url .. "/nap?x=1") end)
+      for _ = 1, 500 do -- until the handler sleeps (5 s at most)
+        if s:stats().handlers == 1 then break end
+        corio.sleep(0.01)
+      end
+      corio.sleep(0.05)
+      corio.dump_tasks(name)
+      labels = {}
+      for _, t in ipairs(corio.all_tasks()) do labels[#labels + 1] = t:get_name() end
+      client:cancel()
+      s:close(0)
+    end)
+    local text = slurp(name)
+    os.remove(name)
+    assert.matches("Task 'GET /nap%?x=1' spawned at [^\n]*observe_spec.lua:" .. line ..
+                   ", waiting on sleep 5 for", text)
+    assert.falsy(text:match("spawned at %?"), text)
+    assert.truthy(table.concat(labels, "\n"):match("GET /nap%?x=1"), table.concat(labels, ", "))
+  end)
+
+  it("says '?' for a task spawned where no Lua line says where", function()
+    local name = os.tmpname()
+    corio.run(function()
+      -- three C calls between spawn and this function: no Lua frame found
+      pcall(pcall, pcall, corio.spawn, function() corio.sleep(5) end)
+      local t
+      for _, x in ipairs(corio.all_tasks()) do
+        if x ~= corio.current_task() then t = x end
+      end
+      t:set_name("sited nowhere")
+      corio.sleep(0.01)
+      corio.dump_tasks(name)
+      t:cancel()
+    end)
+    local text = slurp(name)
+    os.remove(name)
+    assert.matches("Task 'sited nowhere' spawned at %?, waiting on sleep 5 for", text)
+  end)
+
   it("SIGQUIT prints the dump, and the script goes on", function()
     local ready = os.tmpname()
     os.remove(ready)
@@ -261,8 +308,10 @@ end)
 describe("trace of a server", function()
   it("has a slice per request with method, path and status", function()
     local trace = os.tmpname()
+    local line
     corio.run(function()
       corio.trace_start(trace)
+      line = debug.getinfo(1, "l").currentline + 1
       local srv <close> = corio.serve{port = 0, handler = function(req)
         if req.path == "/slow" then corio.sleep(0.02) end
         if req.path == "/boom" then error("boom", 0) end
@@ -280,6 +329,10 @@ describe("trace of a server", function()
     assert.is_true(slow.dur >= 15000) -- the handler slept 20 ms
     local boom = find(events, function(e) return e.cat == "server" and e.name == "GET /boom" end)
     assert.equal(500, boom.args.status)
+    -- the handler's track: the request line, in the group of the serve call
+    local track = find(events, function(e) return e.ph == "M" and e.name == "thread_name" and e.tid == slow.tid end)
+    assert.equal("GET /slow", track.args.name)
+    assert.matches("^spawned at [^\n]*observe_spec.lua:" .. line .. "$", track.args.group)
   end)
 end)
 

@@ -132,6 +132,26 @@ describe("corio.serve", function()
     assert.equal(s.port, tonumber(s.url:match(":(%d+)$")))
   end)
 
+  it("takes path, query and host from an absolute-form target, not from Host", function()
+    -- RFC 9112 3.2.2: the target's host wins over the Host field
+    local out, rc = run(raw(s.port, "GET http://example.com:8080/x%20y?y=1 HTTP/1.1\r\n"
+      .. "Host: other\r\nConnection: close\r\n\r\n"))
+    assert.equal(0, rc)
+    assert.equal(200, status_of(out))
+    assert.equal("http://example.com:8080/x%20y?y=1", last.target)
+    assert.equal("/x y", last.path)
+    assert.equal("/x%20y", last.raw_path)
+    assert.equal("y=1", last.query_string)
+    assert.same({y = "1"}, last.query)
+    assert.equal("example.com:8080", last.headers.host)
+    -- one that is not an http(s) URL with a host is refused
+    last = nil
+    out, rc = run(raw(s.port, "GET http://x:port/ HTTP/1.1\r\nHost: x\r\n\r\n"))
+    assert.equal(0, rc)
+    assert.equal(400, status_of(out))
+    assert.is_nil(last)
+  end)
+
   it("passes the body, and answers tables, strings and nothing", function()
     s:close(0)
     s = corio.serve{port = 0, handler = function(req)
@@ -347,6 +367,27 @@ describe("corio.serve", function()
         "GET / HTTP/1.1\r\nHost: x\r\nX-Big: " .. ("a"):rep(40000) .. "\r\n\r\n"))
       assert.equal(0, rc)
       assert.equal(431, status_of(out))
+    end)
+
+    it("max_header_bytes moves the head limit both ways", function()
+      -- the option counts the target, and each header's name, value and 4
+      -- bytes: this head counts 39 + n
+      local function head(n)
+        return "GET /t HTTP/1.1\r\nHost: x\r\nConnection: close\r\nX-Big: "
+          .. ("a"):rep(n) .. "\r\n\r\n"
+      end
+      local function status(port, n)
+        local out, rc = with_normal_client(raw(port, head(n)))
+        assert.equal(0, rc)
+        return status_of(out)
+      end
+      assert.equal(200, status(s.port, 16 * 1024 - 39))
+      assert.equal(431, status(s.port, 16 * 1024 - 38))
+      local big <close> = corio.serve{port = 0, handler = hello,
+                                      max_header_bytes = 256 * 1024}
+      assert.equal(200, status(big.port, 100 * 1024)) -- was 431 at 80 KiB
+      assert.equal(200, status(big.port, 256 * 1024 - 39))
+      assert.equal(431, status(big.port, 256 * 1024 - 38))
     end)
 
     it("a bad chunked body gets 400", function()

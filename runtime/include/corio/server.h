@@ -51,7 +51,11 @@ typedef struct corio_server_opts {
   const char *host;        /* IP address or name to bind ["127.0.0.1"] */
   int port;                /* 0 picks a free port: see corio_server_port */
   int backlog;             /* listen(2) backlog [511] */
-  size_t max_header_bytes; /* request line plus headers, else 431 [16 KiB] */
+  size_t max_header_bytes; /* the head, counted as the target plus each
+                              header's name and value and 4 bytes, else
+                              431 [16 KiB]; its bytes on the wire (method,
+                              version, whitespace too) may be twice that,
+                              and no more than 64 KiB over it, else 431 */
   size_t max_body_bytes;   /* decoded request body, else 413 [8 MiB] */
   unsigned max_requests_per_conn; /* then "Connection: close" [unlimited] */
   unsigned max_connections;       /* open at once; past it a new connection
@@ -159,18 +163,24 @@ CORIO_EXTERN void corio_server_on_disconnect(corio_server *s,
 /* "GET", "POST", ... */
 CORIO_EXTERN const char *corio_server_req_method(const corio_server_req *req);
 
-/* The request target as sent: "/a/b?x=1" (or absolute-form). */
+/* The request target as sent: "/a/b?x=1", or absolute-form
+   ("http://h:8080/a/b?x=1", an http or https URL with a host and no
+   userinfo: 400 otherwise). */
 CORIO_EXTERN const char *corio_server_req_target(const corio_server_req *req,
                                                  size_t *len);
 
 /* The target's path ("/a/b") and its query without the '?' ("x=1", or ""
-   when there is none). */
+   when there is none); of an absolute-form target, as libcurl's URL API
+   reads them, the fragment dropped. */
 CORIO_EXTERN const char *corio_server_req_path(const corio_server_req *req,
                                                size_t *len);
 CORIO_EXTERN const char *corio_server_req_query(const corio_server_req *req,
                                                 size_t *len);
 
 /* Headers in the order received (trailers of a chunked body are dropped).
+   For an absolute-form target, Host holds the target's host (and port, if
+   written), whatever the client sent in it, as RFC 9112 3.2.2 wants; an
+   HTTP/1.0 request without Host gets one, last.
    corio_server_req_header_at fills *out and returns 0, or CORIO_EINVAL when
    i >= count; the strings in *out are NUL-terminated. */
 CORIO_EXTERN size_t corio_server_req_header_count(const corio_server_req *req);

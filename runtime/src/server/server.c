@@ -65,6 +65,14 @@ static int resolve_opts(corio_server_opts *o, const corio_server_opts *in) {
   return 0;
 }
 
+/* The bytes a head may take on the wire for `counted` of max_header_bytes:
+   as much again for what the count leaves out, up to a bound (server.h). */
+static size_t head_max(size_t counted) {
+  size_t slack =
+      counted < CORIO__SERVER_HEAD_SLACK ? counted : CORIO__SERVER_HEAD_SLACK;
+  return counted <= SIZE_MAX - slack ? counted + slack : SIZE_MAX;
+}
+
 /* An IP literal, or a name resolved synchronously (first address). */
 static int resolve_host(corio_rt *rt, const char *host, int port,
                         struct sockaddr_storage *ss) {
@@ -219,6 +227,7 @@ int corio_server_listen(corio_rt *rt, const corio_server_opts *o,
   s->armed_due = s->close_due = UINT64_MAX;
   s->date_sec = -1;
   s->o.host = NULL; /* borrowed: not kept */
+  s->head_max = head_max(s->o.max_header_bytes);
   s->tl_ms[CORIO__SERVER_T_HEADER] = s->o.header_timeout_ms;
   s->tl_ms[CORIO__SERVER_T_BODY] = s->o.body_timeout_ms;
   s->tl_ms[CORIO__SERVER_T_IDLE] = s->o.idle_timeout_ms;

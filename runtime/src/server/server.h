@@ -47,9 +47,15 @@ struct corio_server_req {
   uint8_t in_body;  /* head complete: later header callbacks are trailers */
 };
 
-/* the most bytes a request head may take on the wire, whatever
-   max_header_bytes says (which counts what is kept): 431 past it */
-#define CORIO__SERVER_HEAD_MAX (80 * 1024)
+/*
+** max_header_bytes counts what a head keeps (target, names, values, and
+** four bytes per field for ": " and CRLF).  The wire carries a little more
+** that is not counted: the method and version, the blank lines llhttp
+** skips before a request line, whitespace around values.  A head may take
+** up to max_header_bytes plus as much again, at most this much more, on
+** the wire (corio_server.head_max): 431 past it.
+*/
+#define CORIO__SERVER_HEAD_SLACK (64 * 1024)
 
 /* conn->rstate: where the connection is in its request cycle */
 enum {
@@ -134,6 +140,7 @@ struct corio_server {
   uv_tcp_t listener;
   uv_timer_t timer;    /* every deadline of the server */
   corio_server_opts o; /* defaults filled in */
+  size_t head_max;     /* a head's bytes on the wire: 431 past it */
   corio_server_request_fn cb;
   corio_server_disconnect_fn on_gone;
   void *data;
@@ -189,6 +196,18 @@ void corio__server_parser_init(corio__server_conn *c);
 int corio__server_parse(corio__server_conn *c, const char *data, size_t len,
                         size_t *used);
 void corio__server_req_shrink(corio_server_req *req);
+
+/* server_target.c */
+/*
+** Copy the path and query of the request's target after it (an
+** authority-form target, CONNECT's, is the path).  An absolute-form target
+** is parsed by libcurl; its host, and port if one is written, are copied
+** too ("h:8080" at *host, *host_len bytes; 0 and 0 for the other forms).
+** 0, or the status to answer: 400 (not an http(s) URL with a host and no
+** userinfo), 500 (out of memory).
+*/
+int corio__server_target(corio_server_req *req, int is_connect, size_t *host,
+                         size_t *host_len);
 
 /* server_write.c */
 void corio__server_reply(corio__server_conn *c, int status, int fatal);

@@ -21,10 +21,13 @@
 **   - Transfer-Encoding in HTTP/1.0 (400: the framing is faulty), and any
 **     coding but a lone "chunked" (501), "identity, chunked" included;
 **   - the Host rules of section 3.2: exactly one Host in HTTP/1.1, at most
-**     one in HTTP/1.0, with a valid value (400 otherwise);
+**     one in HTTP/1.0, with a valid value (400 otherwise); an absolute-form
+**     target must be a URL libcurl takes, whose host replaces Host's value
+**     (3.2.2, server_target.c);
 **   - versions other than 1.0 and 1.1 (505).
-** llhttp has no limit of its own on a head's size: CORIO__SERVER_HEAD_MAX
-** bounds the bytes a head may take on the wire (what http-parser did).
+** llhttp has no limit of its own on a head's size: beside max_header_bytes,
+** which counts what is kept, the server's head_max bounds the bytes a head
+** may take on the wire (whitespace is not kept, and costs nothing else).
 */
 #include <limits.h>
 #include <string.h>
@@ -121,6 +124,21 @@ static int on_url(llhttp_t *p, const char *at, size_t len) {
   return append(req, at, len) == 0 ? 0 : fail(c, 500);
 }
 
+/* One more header, zeroed; NULL when out of memory. */
+static corio__server_hdr *new_hdr(corio_server_req *req) {
+  corio__server_hdr *h;
+  if (req->nhdrs == req->hdrs_cap) {
+    size_t cap = req->hdrs_cap ? req->hdrs_cap * 2 : 16;
+    h = corio__realloc(req->hdrs, cap * sizeof *h);
+    if (h == NULL) return NULL;
+    req->hdrs = h;
+    req->hdrs_cap = cap;
+  }
+  h = &req->hdrs[req->nhdrs++];
+  memset(h, 0, sizeof *h);
+  return h;
+}
+
 static int on_header_field(llhttp_t *p, const char *at, size_t len) {
   corio__server_conn *c = conn_of(p);
   corio_server_req *req = &c->req;
@@ -131,17 +149,8 @@ static int on_header_field(llhttp_t *p, const char *at, size_t len) {
     if (!is_tchar((unsigned char)at[i])) return fail(c, 400);
   if (req->in_body) return 0; /* a trailer: dropped */
   if (req->last != SRV_EL_FIELD) {
-    if (seal(req) != 0) return fail(c, 500);
-    if (req->nhdrs == req->hdrs_cap) {
-      size_t cap = req->hdrs_cap ? req->hdrs_cap * 2 : 16;
-      h = corio__realloc(req->hdrs, cap * sizeof *h);
-      if (h == NULL) return fail(c, 500);
-      req->hdrs = h;
-      req->hdrs_cap = cap;
-    }
-    h = &req->hdrs[req->nhdrs++];
+    if (seal(req) != 0 || (h = new_hdr(req)) == NULL) return fail(c, 500);
     h->name = req->buf.len;
-    h->name_len = h->value = h->value_len = 0;
     req->last = SRV_EL_FIELD;
     req->open = 1;
   }
@@ -178,54 +187,6 @@ static int ieq(const char *a, size_t alen, const char *b) {
         lower((unsigned char)a[i]) != lower((unsigned char)b[i]))
       return 0;
   return b[i] == '\0';
-}
-
-/*
-** Split the target into path and query; both are copied after it.  llhttp
-** has checked its form: origin ("/p?q"), asterisk ("*"), absolute
-** ("http://h/p?q": the path and query after the authority) or, for
-** CONNECT, authority ("h:443", taken whole as the path).
-*/
-static int split_target(corio_server_req *req, int is_connect) {
-  const char *t = req->buf.base + req->target, *q, *s, *e;
-  size_t poff = 0, plen = req->target_len, qoff = 0, qlen = 0;
-  if (!is_connect) {
-    if (t[0] != '/' && t[0] != '*') { /* absolute-form */
-      e = t + req->target_len;
-      s = strstr(t, "://");
-      s = s != NULL ? s + 3 : t;
-      while (s < e && *s != '/' && *s != '?' && *s != '#') s++;
-      poff = (size_t)(s - t);
-      plen = req->target_len - poff;
-    }
-    q = memchr(t + poff, '?', plen);
-    if (q != NULL) {
-      qoff = (size_t)(q - t) + 1;
-      qlen = req->target_len - qoff;
-      plen = (size_t)(q - t) - poff;
-    }
-    if (t[0] != '/' && t[0] != '*') {
-      e = memchr(t + poff, '#', plen); /* a fragment is no part of it */
-      if (e != NULL) plen = (size_t)(e - t) - poff;
-    }
-  }
-  /* buf may move: keep offsets, not pointers */
-  if (corio__server_buf_reserve(&req->buf, plen + qlen + 3) != 0) return -1;
-  t = req->buf.base + req->target;
-  req->path = req->buf.len;
-  if (plen == 0) {
-    append(req, "/", 2);
-    req->path_len = 1;
-  } else {
-    append(req, t + poff, plen);
-    append(req, "", 1);
-    req->path_len = plen;
-  }
-  req->query = req->buf.len;
-  req->query_len = qlen;
-  append(req, t + qoff, qlen);
-  append(req, "", 1);
-  return 0;
 }
 
 static int wants_continue(corio__server_conn *c) {
@@ -270,6 +231,30 @@ static int check_head(corio__server_conn *c) {
   return 0;
 }
 
+/*
+** RFC 9112 3.2.2: the host of an absolute-form target, at `off` in the
+** request buffer, is the request's; the Host field received (if any) is
+** ignored, and its value replaced, so that a handler reading Host finds
+** the host the request is for.  0 or the status to answer.
+*/
+static int take_target_host(corio_server_req *req, size_t off, size_t len) {
+  corio__server_hdr *h = NULL;
+  size_t i;
+  if (!valid_host(req->buf.base + off, len)) return 400;
+  for (i = 0; i < req->nhdrs && h == NULL; i++)
+    if (ieq(req->buf.base + req->hdrs[i].name, req->hdrs[i].name_len, "host"))
+      h = &req->hdrs[i];
+  if (h == NULL) { /* none in HTTP/1.0: one is added */
+    if ((h = new_hdr(req)) == NULL) return 500;
+    h->name = req->buf.len;
+    h->name_len = 4;
+    if (append(req, "Host", 5) != 0) return 500;
+  }
+  h->value = off;
+  h->value_len = len;
+  return 0;
+}
+
 /* The head is complete (the parser is paused right after it). */
 static int head_complete(corio__server_conn *c) {
   llhttp_t *p = &c->parser;
@@ -277,12 +262,17 @@ static int head_complete(corio__server_conn *c) {
   corio_server *s = c->srv;
   int has_body = (p->flags & F_CHUNKED) ||
                  ((p->flags & F_CONTENT_LENGTH) && p->content_length > 0);
+  size_t host, host_len;
   int status;
   c->head_raw = 0;
   if (req->last == SRV_EL_NONE) return 400; /* no target */
   if (seal(req) != 0) return 500;
   if ((status = check_head(c)) != 0) return status;
-  if (split_target(req, p->method == HTTP_CONNECT) != 0) return 500;
+  status =
+      corio__server_target(req, p->method == HTTP_CONNECT, &host, &host_len);
+  if (status == 0 && host_len > 0)
+    status = take_target_host(req, host, host_len);
+  if (status != 0) return status;
   req->in_body = 1;
   req->method = (uint8_t)p->method;
   req->major = (uint8_t)p->http_major;
@@ -392,8 +382,8 @@ int corio__server_parse(corio__server_conn *c, const char *data, size_t len,
     size_t feed = len - off, n, i;
     llhttp_errno_t e;
     if (check_crlf(c, data + off, data + len) != 0) return 400;
-    if (head && feed > CORIO__SERVER_HEAD_MAX - c->head_raw)
-      feed = CORIO__SERVER_HEAD_MAX - c->head_raw;
+    if (head && feed > c->srv->head_max - c->head_raw)
+      feed = c->srv->head_max - c->head_raw;
     c->pend = data + off + feed;
     e = llhttp_execute(&c->parser, data + off, feed);
     if (e == HPE_OK) {
@@ -427,7 +417,7 @@ int corio__server_parse(corio__server_conn *c, const char *data, size_t len,
       continue;
     }
     if (e == HPE_PAUSED || off == len) break; /* a request is complete */
-    if (head && c->head_raw >= CORIO__SERVER_HEAD_MAX) return 431;
+    if (head && c->head_raw >= c->srv->head_max) return 431;
   }
   return 0;
 }

@@ -65,6 +65,7 @@ typedef struct ltask {
 #define LT_NONE      0x08 /* no results */
 #define LT_RETRIEVED 0x10 /* the error was seen by someone */
 #define LT_NAMED     0x20 /* name set with set_name (kept in a weak table) */
+#define LT_SERVED    0x80 /* a server's handler task: lcorio_serve_push_label */
 
 /*
 ** {==================================================================
@@ -105,6 +106,23 @@ const char *lcorio_wait_reason(lua_State *L, ltask *lt, lua_State *co,
 /* Record the spawn site of the task at tidx (the caller's line and
    function), with L the thread that called spawn. */
 void lcorio_note_spawn(lua_State *L, ltask *lt, int tidx);
+/* Push the function of the first Lua frame up from the running C function
+   and return its line now; 0, nothing pushed, when there is none. */
+int lcorio_push_caller(lua_State *L);
+/* Make the function at the top (popped) and its `line` the spawn site of
+   the task lt at tidx (an absolute index): for a task spawned where no Lua
+   frame says where (a server's handler task: the line of its corio.serve
+   call). */
+void lcorio_set_spawn_site(lua_State *L, ltask *lt, int tidx, int line);
+/*
+** The name of a server's handler task (LT_SERVED) without a name of its
+** own: its request line, "GET /path?query", read when asked for from the
+** task's coroutine `co` (lserve_req.c), so that a request pays nothing for
+** it.  Pushes it and returns 1, or returns 0 (nothing pushed).  Unlike a
+** set_name name, it does not make the task's trace group: its spawn site
+** (the corio.serve call) stays that.
+*/
+int lcorio_serve_push_label(lua_State *L, lua_State *co);
 /*
 ** The resume driver calls these around a run when S->observe is set:
 ** begin returns the trace clock (ns) at the start, end reports a slow run

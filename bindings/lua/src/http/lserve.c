@@ -8,18 +8,20 @@
 **
 ** Options: handler (required), host ["127.0.0.1"], port [0: any free],
 ** max_inflight [0: no limit], overload_status [503], backlog,
-** max_connections, max_requests_per_conn, max_header_bytes [16 KiB],
-** max_body_bytes [8 MiB], and header_timeout [10], body_timeout [30],
-** idle_timeout [60], write_timeout [60] in seconds.  An unknown option or
-** a bad value raises an error that names it; failing to listen raises a
-** ServerError whose kind is "addrinuse", "dns", ...
+** max_connections, max_requests_per_conn, max_header_bytes [16 KiB, as
+** corio_server_opts counts it], max_body_bytes [8 MiB], and header_timeout
+** [10], body_timeout [30], idle_timeout [60], write_timeout [60] in
+** seconds.  An unknown option or a bad value raises an error that names
+** it; failing to listen raises a ServerError whose kind is "addrinuse",
+** "dns", ...
 **
 ** Each request runs handler(req) in a task of its own (so it may sleep,
 ** fetch, wait); req has method, target (as sent), path (percent-decoded),
 ** raw_path, query (decoded: "a=1&a=2&b=x+y&c" gives {a={"1","2"},
 ** b="x y", c=""}), query_string, headers (lower-case names, any-case
-** lookup, repeated ones joined with ", "), body, remote ("ip:port") and
-** version ("1.1").  The handler returns
+** lookup, repeated ones joined with ", "; for an absolute-form target,
+** host is the target's: corio_server_req_header_at), body, remote
+** ("ip:port") and version ("1.1").  The handler returns
 **   {status=200, headers={name=value or {values}}, body=""}  as given;
 **   the same with body=function: streamed (chunked): the task calls it
 **     for each chunk until it returns nil, and sends each chunk before
@@ -148,11 +150,22 @@ static int lua_usable(const lserver *ls) {
   return ls->ud_alive && !ls->S->closing && ls->S->rt != NULL;
 }
 
-/* lcorio_protect'ed: push a new task running lcorio_serve_run_request(r) */
+/*
+** lcorio_protect'ed: push a new task running lcorio_serve_run_request(r).
+** No Lua frame spawns it: its spawn site is the corio.serve call, and its
+** name the request line (lcorio_serve_push_label), for dumps and traces.
+*/
 static int spawn_handler(lua_State *L) {
+  lserver *ls = ((lserve_req *)lua_touserdata(L, 1))->ls;
+  ltask *lt;
   lua_pushcfunction(L, lcorio_serve_run_request);
   lua_insert(L, 1); /* the request, a light userdata, is its argument */
-  lcorio_spawn(L, 1, 1);
+  lt = lcorio_spawn(L, 1, 1);
+  lt->flags |= LT_SERVED;
+  if (ls->site_ref != LUA_NOREF) {
+    lua_rawgeti(L, LUA_REGISTRYINDEX, ls->site_ref);
+    lcorio_set_spawn_site(L, lt, lua_gettop(L) - 1, ls->site_line);
+  }
   return 1;
 }
 
@@ -340,6 +353,8 @@ static int l_serve(lua_State *L) {
   corio_server_on_disconnect(ls->srv, on_gone);
   lua_pushvalue(L, handler);
   ls->handler_ref = luaL_ref(L, LUA_REGISTRYINDEX);
+  ls->site_line = lcorio_push_caller(L);
+  ls->site_ref = ls->site_line > 0 ? luaL_ref(L, LUA_REGISTRYINDEX) : LUA_NOREF;
   fut = lcorio_future(L);
   ls->closed = lcorio_core(fut);
   ls->closed_ref = luaL_ref(L, LUA_REGISTRYINDEX);
@@ -472,6 +487,7 @@ static int s_gc(lua_State *L) {
   start_close(ls, 0);
   if (!ls->S->closing) {
     luaL_unref(L, LUA_REGISTRYINDEX, ls->handler_ref);
+    luaL_unref(L, LUA_REGISTRYINDEX, ls->site_ref);
     luaL_unref(L, LUA_REGISTRYINDEX, ls->closed_ref);
   }
   ls->ud_alive = 0;

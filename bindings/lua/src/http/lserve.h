@@ -25,6 +25,8 @@ typedef struct lserver {
   int ud_alive;       /* the userdata is not finalized: Lua may be used */
   int self_ref;       /* anchors the userdata while the server is open */
   int handler_ref;    /* handler(req) */
+  int site_ref;       /* the function that called corio.serve, or NOREF */
+  int site_line;      /* the line of that call: its handler tasks' site */
   int closed_ref;     /* a future, done once the server is closed */
   corio_task *closed; /* its runtime task */
   int closing;        /* corio_server_close was called */

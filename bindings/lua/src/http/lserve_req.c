@@ -464,6 +464,64 @@ static int run_k(lua_State *L, int status, lua_KContext ctx) {
   return 0;
 }
 
+/* the most bytes of a target a handler task's name shows */
+#define LABEL_TARGET_MAX 100
+
+static void push_label(lua_State *L, const char *method, const char *target,
+                       size_t len) {
+  char label[LABEL_TARGET_MAX + 32];
+  snprintf(label, sizeof label, "%.16s %.*s%s", method,
+           (int)(len < LABEL_TARGET_MAX ? len : LABEL_TARGET_MAX), target,
+           len > LABEL_TARGET_MAX ? "..." : "");
+  lua_pushstring(L, label);
+}
+
+/*
+** A handler task that has not run yet holds lcorio_serve_run_request and
+** its record on its stack; once it runs, the bottom frame is that
+** function's, whose second slot is the request table (see run_k), read
+** raw: the handler may have given it a metatable.  The record's request
+** is NULL once answered, the table is still there.
+*/
+int lcorio_serve_push_label(lua_State *L, lua_State *co) {
+  lua_Debug ar;
+  int level = 0, ok = 0;
+  if (!lua_checkstack(L, 4) || !lua_checkstack(co, 2)) return 0;
+  if (!lua_getstack(co, 0, &ar)) { /* not started */
+    lserve_req *r = lua_touserdata(co, 2);
+    size_t len;
+    const char *target;
+    if (lua_tocfunction(co, 1) != lcorio_serve_run_request || r == NULL ||
+        r->req == NULL)
+      return 0;
+    target = corio_server_req_target(r->req, &len);
+    push_label(L, corio_server_req_method(r->req), target, len);
+    return 1;
+  }
+  while (lua_getstack(co, level + 1, &ar)) level++;
+  lua_getstack(co, level, &ar);
+  lua_getinfo(co, "f", &ar);
+  ok = lua_tocfunction(co, -1) == lcorio_serve_run_request;
+  lua_pop(co, 1);
+  if (!ok || lua_getlocal(co, &ar, 2) == NULL) return 0;
+  lua_xmove(co, L, 1);
+  if (lua_type(L, -1) != LUA_TTABLE) {
+    lua_pop(L, 1);
+    return 0;
+  }
+  lua_pushliteral(L, "method");
+  lua_rawget(L, -2);
+  lua_pushliteral(L, "target");
+  lua_rawget(L, -3);
+  ok = lua_type(L, -2) == LUA_TSTRING && lua_type(L, -1) == LUA_TSTRING;
+  if (ok) {
+    push_label(L, lua_tostring(L, -2), lua_tostring(L, -1), lua_rawlen(L, -1));
+    lua_replace(L, -4); /* over the table */
+  }
+  lua_pop(L, ok ? 2 : 3);
+  return ok;
+}
+
 int lcorio_serve_run_request(lua_State *L) {
   lserve_req *r = lua_touserdata(L, 1);
   lua_settop(L, 1);

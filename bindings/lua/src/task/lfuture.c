@@ -236,6 +236,12 @@ void lcorio_push_name(lua_State *L, ltask *lt, int tidx) {
       lcorio_side_get(L, LCORIO_NAMES_KEY, tidx) == LUA_TSTRING)
     return;
   if (lt->flags & LT_NAMED) lua_pop(L, 1);
+  if (lt->flags & LT_SERVED) { /* its coroutine, while it is pending */
+    int labeled = lua_getiuservalue(L, tidx, 1) == LUA_TTHREAD &&
+                  lcorio_serve_push_label(L, lua_tothread(L, -1));
+    lua_remove(L, labeled ? -2 : -1);
+    if (labeled) return;
+  }
   lua_pushfstring(L, "Task-%d", (int)lt->id);
 }
 

@@ -135,23 +135,38 @@ const char *lcorio_wait_reason(lua_State *L, ltask *lt, lua_State *co,
 }
 
 /*
-** The first Lua frame up from the spawn call (a C function such as
-** corio.spawn or corio.gather is level 0, or more when C calls C): its
-** line now, and its function, kept as user value 2.
+** The first Lua frame up from the running C function (level 0; more C
+** frames when C calls C): its function pushed, its line now returned; 0
+** and nothing pushed when there is none.
+*/
+int lcorio_push_caller(lua_State *L) {
+  lua_Debug ar;
+  int level;
+  for (level = 1; level <= 3 && lua_getstack(L, level, &ar); level++) {
+    if (!lua_getinfo(L, "fl", &ar)) break;
+    if (ar.currentline > 0) return ar.currentline;
+    lua_pop(L, 1);
+  }
+  return 0;
+}
+
+void lcorio_set_spawn_site(lua_State *L, ltask *lt, int tidx, int line) {
+  lt->line = line;
+  lua_setiuservalue(L, tidx, 2);
+}
+
+/*
+** The spawn site: the first Lua frame up from the spawn call (a C function
+** such as corio.spawn or corio.gather), its line now and its function,
+** kept as user value 2.
 */
 void lcorio_note_spawn(lua_State *L, ltask *lt, int tidx) {
   lcorio_state *S;
-  lua_Debug ar;
-  int level;
+  int line;
   tidx = lua_absindex(L, tidx);
-  for (level = 1; level <= 3 && lua_getstack(L, level, &ar); level++) {
-    if (!lua_getinfo(L, "fl", &ar)) break;
-    if (ar.currentline > 0) {
-      lt->line = ar.currentline;
-      lua_setiuservalue(L, tidx, 2);
-      break;
-    }
-    lua_pop(L, 1);
+  if ((line = lcorio_push_caller(L)) > 0) {
+    lt->line = line;
+    lua_setiuservalue(L, tidx, 2);
   }
   S = lcorio_getstate(L);
   if (S != NULL && S->trace != NULL)
@@ -161,12 +176,14 @@ void lcorio_note_spawn(lua_State *L, ltask *lt, int tidx) {
 /* Push "file:line" of the spawn call of the task at tidx, or "?". */
 static void push_site(lua_State *L, ltask *lt, int tidx) {
   lua_Debug ar;
-  if (lt->line > 0 && lua_getiuservalue(L, tidx, 2) == LUA_TFUNCTION &&
-      lua_getinfo(L, ">S", &ar)) {
-    lua_pushfstring(L, "%s:%d", ar.short_src, (int)lt->line);
-    return;
+  if (lt->line > 0) { /* else no user value was pushed: nothing to pop */
+    if (lua_getiuservalue(L, tidx, 2) != LUA_TFUNCTION) {
+      lua_pop(L, 1);
+    } else if (lua_getinfo(L, ">S", &ar)) { /* which pops the function */
+      lua_pushfstring(L, "%s:%d", ar.short_src, (int)lt->line);
+      return;
+    }
   }
-  if (lt->line <= 0 || lua_type(L, -1) != LUA_TFUNCTION) lua_pop(L, 1);
   lua_pushliteral(L, "?");
 }
 
