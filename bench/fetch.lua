@@ -8,14 +8,26 @@
 -- ok = a 2xx response with its body read (a Lua string); `secs` runs from
 -- the first request to the last response (start-up excluded, as for the
 -- peers).
--- Usage: corio bench/fetch.lua URL N C
+-- Usage: corio bench/fetch.lua URL N C [KEY=VALUE...]
+-- Each KEY=VALUE is one more session option, e.g. max_connections=100 or
+-- max_per_host=10 (the session's queue, fetch_gate.c, then sees every
+-- transfer: bench/NOTES.md, "A session limit").
 local url, n, c = arg[1], tonumber(arg[2]), tonumber(arg[3])
 if not (url and n and c) then
-  io.stderr:write("usage: corio bench/fetch.lua URL N C\n")
+  io.stderr:write("usage: corio bench/fetch.lua URL N C [KEY=VALUE...]\n")
   os.exit(2)
 end
 c = math.min(c, n)
-local session <close> = corio.session {max_idle = c}
+local sopts = {max_idle = c}
+for i = 4, #arg do
+  local k, v = arg[i]:match("^([%w_]+)=(%d+)$")
+  if not k then
+    io.stderr:write("bad session option: ", arg[i], "\n")
+    os.exit(2)
+  end
+  sopts[k] = tonumber(v)
+end
+local session <close> = corio.session(sopts)
 local opts = {timeout = 120} -- the peers' total timeout
 local left, ok, fail = n, 0, 0
 

@@ -2,11 +2,10 @@
 """Peer python_corio: asyncio with corio.afetch (bindings/python over
 libcorio.so), the shape of the aiohttp peer and of bench/fetch.lua: C
 worker coroutines, one runtime, one session that keeps up to C idle
-connections (the C workers bound the transfers in flight; a session
-limit, max_connections=C, would change nothing here but run every
-transfer through the session's queue, about 13 us more per request on S1:
-bench/NOTES.md, "Python binding").
-Usage: python_corio.py URL N C   (ok = 2xx with body read)
+connections (the C workers bound the transfers in flight).
+Usage: python_corio.py URL N C [KEY=VALUE...]   (ok = 2xx with body read)
+Each KEY=VALUE is one more session option, e.g. max_connections=100
+(bench/NOTES.md, "Python binding": a session limit).
 env: CORIO_LIBRARY (default: build/runtime/libcorio.so of this checkout)"""
 import asyncio
 import os
@@ -20,11 +19,11 @@ os.environ.setdefault("CORIO_LIBRARY",
 import corio  # noqa: E402
 
 
-async def main(url, n, c):
+async def main(url, n, c, sopts):
     ok = fail = 0
     left = n
     with corio.Runtime() as rt:
-        s = rt.session(max_idle=c)
+        s = rt.session(**dict({"max_idle": c}, **sopts))
 
         async def worker():
             nonlocal ok, fail, left
@@ -46,6 +45,7 @@ async def main(url, n, c):
 
 if __name__ == "__main__":
     url, n, c = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
-    ok, fail, dt = asyncio.run(main(url, n, c))
+    sopts = {k: int(v) for k, v in (a.split("=", 1) for a in sys.argv[4:])}
+    ok, fail, dt = asyncio.run(main(url, n, c, sopts))
     print(f"peer=python_corio n={n} c={c} ok={ok} fail={fail} secs={dt:.3f} "
           f"rps={n/dt:.1f}")

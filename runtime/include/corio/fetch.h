@@ -368,17 +368,18 @@ CORIO_EXTERN void corio_fetch_set_data(corio_fetch *f, void *data);
 ** wait; an HTTP/1 transfer needs a connection of its own, one that may
 ** multiplex waits in libcurl if it must); max_per_host caps them per
 ** host:port; max_idle is how many idle keep-alive connections are kept
-** (0: libcurl's default, 4 x the number of transfers); rate is how many
+** (0: as many as max_connections, at most half the open-file limit; with
+** no max_connections, libcurl's default, 4 x the number of transfers in
+** flight, which closes connections as soon as fewer run); rate is how many
 ** transfers to one host:port may start in any one second (a sliding
 ** window; they wait in the same queue).  0 means no limit for
 ** max_connections, max_per_host and rate.  The queue is in order for one
 ** host, round robin between hosts.  The default session has
-** max_connections = max_idle = CORIO_FETCH_DEFAULT_MAX_CONNECTIONS
-** (max_idle at most half the open-file limit) and no per-host limit: after
-** a burst its idle connections stay open until reused, closed by the
-** server, or older than libcurl's limit (118 s).  A socket that cannot be
-** opened for lack of descriptors fails the transfer with CORIO_ECONNECT
-** and a message that says so.
+** max_connections = CORIO_FETCH_DEFAULT_MAX_CONNECTIONS, max_idle 0 and
+** no per-host limit: after a burst its idle connections stay open until
+** reused, closed by the server, or older than libcurl's limit (118 s).
+** A socket that cannot be opened for lack of descriptors fails the
+** transfer with CORIO_ECONNECT and a message that says so.
 */
 #define CORIO_FETCH_DEFAULT_MAX_CONNECTIONS 16384
 

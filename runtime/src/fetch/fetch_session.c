@@ -89,6 +89,29 @@ void corio__session_destroy(corio_session *s) {
   }
 }
 
+/*
+** The idle connections a session with max_connections and no max_idle
+** keeps: as many as the limit lets be open.  libcurl's default keeps 4 per
+** transfer still in the multi, and closes the oldest idle one each time a
+** transfer ends over that: when fewer transfers ran for a while (a caller
+** between two bursts, a binding whose workers restart on another thread),
+** connections the limit allowed were closed and the next burst opened
+** them again, a connect per request or so (bench/NOTES.md, "A session
+** limit"); after a burst, as the last transfers left, each one also walked
+** every connection to find the oldest.  Idle ones cost no system call
+** while parked; servers close them in their own time.  But each holds a
+** descriptor: at most half the process's limit, so that idle connections
+** never starve new sockets, servers, files.
+*/
+static size_t idle_default(size_t max_connections) {
+  struct rlimit lim;
+  size_t n = max_connections;
+  if (getrlimit(RLIMIT_NOFILE, &lim) == 0 && lim.rlim_cur != RLIM_INFINITY &&
+      lim.rlim_cur / 2 < n)
+    n = lim.rlim_cur / 2 > 0 ? (size_t)(lim.rlim_cur / 2) : 1;
+  return n;
+}
+
 static long clamp_long(size_t v) {
   return (long)(v > INT32_MAX ? INT32_MAX : v);
 }
@@ -170,6 +193,8 @@ static corio_session *session_make(corio__fetcher *ft,
     s->max_idle = o->max_idle;
     s->rate = o->rate;
   }
+  if (s->max_idle == 0 && s->max_connections > 0)
+    s->max_idle = idle_default(s->max_connections);
   /* a per-host cap cannot be divided among shards (one host may use any
      of them); the other limits can if each share keeps a full spill */
   s->shardable = s->max_per_host == 0 &&
@@ -188,20 +213,9 @@ static corio_session *session_make(corio__fetcher *ft,
 corio_session *corio__session_dflt(corio__fetcher *ft) {
   if (ft->dflt == NULL) {
     corio_session_opts o;
-    struct rlimit lim;
     memset(&o, 0, sizeof o);
+    /* and max_idle 0: as many as that, within the descriptors */
     o.max_connections = CORIO_FETCH_DEFAULT_MAX_CONNECTIONS;
-    /* libcurl's default keeps 4 connections per transfer still in the
-       multi: after a burst, as the last transfers leave, every one of
-       them closed the oldest idle connection, found by walking all of
-       them (bench/NOTES.md).  Idle ones cost no
-       system call while parked; servers close them in their own time.
-       But each holds a descriptor: at most half the process's limit, so
-       that idle connections never starve new sockets, servers, files. */
-    o.max_idle = CORIO_FETCH_DEFAULT_MAX_CONNECTIONS;
-    if (getrlimit(RLIMIT_NOFILE, &lim) == 0 && lim.rlim_cur != RLIM_INFINITY &&
-        lim.rlim_cur / 2 < o.max_idle)
-      o.max_idle = lim.rlim_cur / 2 > 0 ? (size_t)(lim.rlim_cur / 2) : 1;
     ft->dflt = session_make(ft, &o);
     if (ft->dflt != NULL) ft->dflt->is_default = 1;
   }
