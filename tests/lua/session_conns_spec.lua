@@ -1,8 +1,9 @@
 -- The connections a session with max_connections opens, counted by the
 -- server: corio.serve in this process, which sees each request's client
 -- address (a new port is a new connection) and how many connections it
--- holds open while it answers.  Without max_idle, such a session keeps as
--- many idle connections as the limit lets be open: libcurl's own default
+-- holds open while it answers.  Without max_idle, a session keeps as
+-- many idle connections as its limit lets be open (the default session's
+-- limit when it has none): libcurl's own default
 -- (4 x the transfers in its multi) closed them as soon as fewer transfers
 -- ran, and the next burst opened them again (bench/NOTES.md, "A session
 -- limit").
@@ -65,6 +66,18 @@ describe("session connections", function()
     assert.equal(4, peak) -- the limit was reached
     assert.equal(4, nports)
   end)
+
+  for _, opts in ipairs({{}, {max_per_host = 8}, {rate = 1000}}) do
+    local shape = next(opts) or "no option"
+    it("a session without max_connections keeps them too (" .. shape .. ")", function()
+      local s <close> = corio.session(opts)
+      reset()
+      burst(s, 8, 1, "/hold")
+      burst(s, 1, 6, "/hello")
+      burst(s, 8, 1, "/hold")
+      assert.equal(8, nports)
+    end)
+  end
 
   it("an explicit max_idle still bounds the idle ones", function()
     local s <close> = corio.session{max_connections = 8, max_idle = 2}

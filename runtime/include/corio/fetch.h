@@ -368,9 +368,10 @@ CORIO_EXTERN void corio_fetch_set_data(corio_fetch *f, void *data);
 ** wait; an HTTP/1 transfer needs a connection of its own, one that may
 ** multiplex waits in libcurl if it must); max_per_host caps them per
 ** host:port; max_idle is how many idle keep-alive connections are kept
-** (0: as many as max_connections, at most half the open-file limit; with
-** no max_connections, libcurl's default, 4 x the number of transfers in
-** flight, which closes connections as soon as fewer run); rate is how many
+** (0: as many as max_connections lets be open, or without it as the
+** default session keeps, at most half the open-file limit either way;
+** libcurl's own default, 4 x the transfers in flight, closed connections
+** as soon as fewer ran, and the next burst connected again); rate is how many
 ** transfers to one host:port may start in any one second (a sliding
 ** window; they wait in the same queue).  0 means no limit for
 ** max_connections, max_per_host and rate.  The queue is in order for one

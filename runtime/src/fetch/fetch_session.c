@@ -193,8 +193,10 @@ static corio_session *session_make(corio__fetcher *ft,
     s->max_idle = o->max_idle;
     s->rate = o->rate;
   }
-  if (s->max_idle == 0 && s->max_connections > 0)
-    s->max_idle = idle_default(s->max_connections);
+  if (s->max_idle == 0) /* libcurl's default would close them: see fetch.h */
+    s->max_idle = idle_default(s->max_connections > 0
+                                   ? s->max_connections
+                                   : CORIO_FETCH_DEFAULT_MAX_CONNECTIONS);
   /* a per-host cap cannot be divided among shards (one host may use any
      of them); the other limits can if each share keeps a full spill */
   s->shardable = s->max_per_host == 0 &&
