@@ -8,7 +8,8 @@
 #   env: REPS=3  SCEN="S1 S2 S3 S4"  PORT=18093  WRK_SECS=5
 #        PEERS="corio aiohttp node_fetch curl_parallel curl_multi curl_uv
 #               cqueues_http wrk"   (also: threads, corio_c = the C core
-#               with no Lua, bench/fetch_c.c, python_corio = asyncio with
+#               with no Lua, bench/fetch_c.c, curl_keep = raw libcurl
+#               collecting each body, bench/curl_keep.c, python_corio = asyncio with
 #               the Python binding's afetch over the build's libcorio.so,
 #               bench/python_corio.py, and corio@DIR = the corio
 #               executable of another build, e.g. of an older commit, to
@@ -50,6 +51,9 @@ fi
 if [[ " $PEERS " == *" corio_c "* ]] && [ ! -x "$BUILD/bench/fetch_c_bench" ]; then
   cmake --build "$BUILD" -j"$(nproc)" --target fetch_c_bench >&2 || exit 1
 fi
+if [[ " $PEERS " == *" curl_keep "* ]] && [ ! -x "$BUILD/bench/curl_keep_bench" ]; then
+  cmake --build "$BUILD" -j"$(nproc)" --target curl_keep_bench >&2 || exit 1
+fi
 
 ulimit -n "$(ulimit -Hn)" 2>/dev/null || true # S3 needs >10000 fds
 [ "$(ulimit -n)" -ge 12000 ] || echo "warning: ulimit -n is $(ulimit -n); S3 (C=10000) may fail" >&2
@@ -67,6 +71,7 @@ peer_cmd() { # peer url n c
   corio) echo "$BUILD/corio $root/bench/fetch.lua $2 $3 $4" ;;
   corio@*) echo "${1#corio@}/corio $root/bench/fetch.lua $2 $3 $4" ;;
   corio_c) echo "$BUILD/bench/fetch_c_bench $2 $3 $4" ;;
+  curl_keep) echo "$BUILD/bench/curl_keep_bench $2 $3 $4" ;;
   aiohttp) echo "$PY $P/aiohttp_peer.py $2 $3 $4" ;;
   python_corio) echo "env CORIO_LIBRARY=$BUILD/runtime/libcorio.so $PY $root/bench/python_corio.py $2 $3 $4" ;;
   python_corio@*) echo "env CORIO_LIBRARY=${1#python_corio@}/build/runtime/libcorio.so $PY ${1#python_corio@}/bench/python_corio.py $2 $3 $4" ;;
