@@ -146,9 +146,10 @@ class Response:
 
 _TIMING = ("dns", "connect", "tls", "ttfb", "total", "queue")
 # corio_response as one native struct: read in one call, not a ctypes
-# attribute access per field (about 2 us a response)
+# attribute access per field
 _RESPONSE = struct.Struct("@lPNPNPP7dPiN")
-assert _RESPONSE.size == _lib.ctypes.sizeof(_lib.Response)
+if _RESPONSE.size != _lib.ctypes.sizeof(_lib.Response):
+    raise ImportError("corio: _RESPONSE does not match _lib.Response")
 _string_at = _lib.ctypes.string_at
 
 
