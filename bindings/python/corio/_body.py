@@ -87,13 +87,17 @@ else:
     _new, OFFSET, ALLOC = None, 0, None
 
 
+# where corio_fetch_take_body writes the block's size, never read: the
+# object knows its own
+_SIZE = ctypes.byref(ctypes.c_size_t())
+
+
 def take(f, body, length):
     """The body of the transfer f, from its completion callback: the
     object it was received in, or a copy of the `length` bytes at
     `body` when it has none (or none of that exact size)."""
     if ALLOC is not None:
-        size = ctypes.c_size_t()
-        block = _lib.fetch_take_body(f, size)
+        block = _lib.fetch_take_body(f, _SIZE)
         if block:
             b = _held.pop(block)
             return b if len(b) == length else b[:length]

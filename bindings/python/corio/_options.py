@@ -155,6 +155,20 @@ def add_params(url, params):
     return base + ("&" if "?" in base else "?") + q + hsh + frag
 
 
+def _template():
+    """corio_request_init's request, receiving bodies into bytes objects
+    (_body.py) where it can: each Prepared starts from a copy."""
+    req = _lib.Request()
+    _lib.request_init(req, b"")
+    if _body.ALLOC is not None:
+        req.body_alloc = _body.ALLOC
+        req.body_offset = _body.OFFSET
+    return req
+
+
+_TEMPLATE = _template()
+
+
 class Prepared:
     """A corio_request and every buffer it points to, kept alive until
     corio_fetch_start has copied them (on the loop thread)."""
@@ -176,14 +190,10 @@ class Prepared:
         if opts.get("params") is not None:
             url = add_params(url, opts["params"])
         self.url = url
-        keep = []
-        req = _lib.Request()
         ub = url.encode()
-        keep.append(ub)
-        _lib.request_init(req, ub)
-        if _body.ALLOC is not None:  # the body is received into a bytes
-            req.body_alloc = _body.ALLOC
-            req.body_offset = _body.OFFSET
+        keep = [ub]
+        req = _lib.Request.from_buffer_copy(_TEMPLATE)
+        req.url = ub
         if "\0" in url:
             req.url = b"\x01"  # refused by corio as CORIO_EURL
         method = opts.get("method")
@@ -192,13 +202,12 @@ class Prepared:
             mb = method.encode()
             keep.append(mb)
             req.method = mb
-        nbodies = sum(opts.get(k) is not None for k in ("body", "json",
-                                                         "form"))
-        if nbodies > 1:
-            raise ValueError("give only one of the options body, json and "
-                             "form")
         ctype = None
         body = None
+        if ((opts.get("body") is not None) + (opts.get("json") is not None) +
+                (opts.get("form") is not None)) > 1:
+            raise ValueError("give only one of the options body, json and "
+                             "form")
         if opts.get("body") is not None:
             body = _body_bytes(opts["body"])
         elif "json" in opts and opts["json"] is not None:
