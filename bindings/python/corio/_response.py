@@ -161,7 +161,7 @@ def from_c(f, res):
      ttfb, total, queue, _, _, attempts, _) = _RESPONSE.unpack(
         _string_at(res, _RESPONSE.size))
     # the header array as 2n char pointers: one slice copies them all
-    flat = _lib.ctypes.cast(headers, _CHARPP)[:2 * n] if n else []
+    flat = _pointers(2 * n).from_address(headers)[:] if n else []
     return Response(status, Headers(flat=flat), _body.take(f, body, body_len),
                     _string_at(url).decode("utf-8", "replace"),
                     _string_at(version).decode(),
@@ -169,7 +169,16 @@ def from_c(f, res):
                     attempts if attempts > 0 else 1)
 
 
-_CHARPP = _lib.ctypes.POINTER(_lib.ctypes.c_char_p)
+_ARRAYS = {}  # n -> the ctypes type of n char pointers, for n <= 256
+
+
+def _pointers(n):
+    t = _ARRAYS.get(n)
+    if t is None:
+        t = _lib.ctypes.c_char_p * n
+        if n <= 256:  # a server picks n: keep the cache small
+            _ARRAYS[n] = t
+    return t
 
 
 def error_from_c(status, res, url):

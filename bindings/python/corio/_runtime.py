@@ -512,7 +512,8 @@ class Runtime:
         return d
 
     def _afetch(self, url, opts, session, defaults):
-        self._check_open()
+        if self._closed:
+            self._check_open()  # raises
         prep = Prepared(url, opts, defaults)
         loop = asyncio.get_running_loop()
         d = self._drivers.get(loop, False)
@@ -740,7 +741,8 @@ class Session:
         return self._rt._submit(url, opts, self, self._defaults)
 
     def afetch(self, url, **opts):
-        self._check()
+        if self._closed:
+            self._check()  # raises
         return self._rt._afetch(url, opts, self, self._defaults)
 
     def fetch_all(self, urls, concurrency=100, return_exceptions=False,
