@@ -152,6 +152,21 @@ describe("corio.serve", function()
     assert.is_nil(last)
   end)
 
+  it("drops a fragment from an origin-form target, as nginx does", function()
+    -- RFC 9112 3.2.1: no fragment in a request target; llhttp lets one in
+    for target, want in pairs{["/x#f"] = {"/x", ""}, ["/x?a=1#f?b"] = {"/x", "a=1"},
+                                     ["/x#f?a=1"] = {"/x", ""}} do
+      last = nil
+      local out, rc = run(raw(s.port, "GET " .. target .. " HTTP/1.1\r\nHost: x\r\n"
+        .. "Connection: close\r\n\r\n"))
+      assert.equal(0, rc)
+      assert.equal(200, status_of(out))
+      assert.equal(want[1], last.path, target)
+      assert.equal(want[2], last.query_string, target)
+      assert.equal(target, last.target) -- as sent
+    end
+  end)
+
   it("passes the body, and answers tables, strings and nothing", function()
     s:close(0)
     s = corio.serve{port = 0, handler = function(req)

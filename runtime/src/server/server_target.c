@@ -38,14 +38,21 @@ static int put_parts(corio_server_req *req, const char *path, size_t plen,
   return 0;
 }
 
-/* The origin, asterisk and authority forms: no parser needed. */
+/*
+** The origin, asterisk and authority forms: no parser needed.  A '#' ends
+** the path or query: a fragment is no part of a request target (RFC 9112
+** 3.2.1), yet llhttp lets one through; nginx drops it too.
+*/
 static int split_plain(corio_server_req *req, int is_connect) {
-  size_t plen = req->target_len, qoff = 0, qlen = 0;
-  const char *t = req->buf.base + req->target, *q;
-  if (!is_connect && (q = memchr(t, '?', req->target_len)) != NULL) {
+  size_t len = req->target_len, plen, qoff = 0, qlen = 0;
+  const char *t = req->buf.base + req->target, *q, *hash;
+  if (!is_connect && (hash = memchr(t, '#', len)) != NULL)
+    len = (size_t)(hash - t);
+  plen = len;
+  if (!is_connect && (q = memchr(t, '?', len)) != NULL) {
     plen = (size_t)(q - t);
     qoff = plen + 1;
-    qlen = req->target_len - qoff;
+    qlen = len - qoff;
   }
   /* buf may move while it grows: reserved here, so that put_parts, which
      reserves as much, does not move it under t */
