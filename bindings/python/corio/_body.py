@@ -6,15 +6,18 @@ Python response costs most beyond the Lua binding's: about 7 us for
 100 KiB (bench/NOTES.md, "Python bodies without a copy").  corio can
 receive a body in a block of the caller's allocator instead, at an
 offset of the caller's choosing, with a NUL after it
-(corio_request.body_alloc, corio_fetch_take_body).  A `bytes` object is
-exactly such a block: its header, then its bytes, then a NUL.  So the
-allocator below makes each block a new `bytes` object of the size corio
-asks for (PyBytes_FromStringAndSize with no source leaves its bytes to
-be written, as the C API allows until the object is shared), and when
-the transfer completes the binding takes the block back and the object
-is the body.  A body received to its full announced length (a
-Content-Length) fills its object exactly; any other (chunked, cut short)
-is sliced, which copies it as before.
+(corio_request.body_alloc).  A `bytes` object is exactly such a block:
+its header, then its bytes, then a NUL.  So the allocator below makes
+each block a new `bytes` object of the size corio asks for
+(PyBytes_FromStringAndSize with no source leaves its bytes to be
+written, as the C API allows until the object is shared), and the
+completion callback finds the object by the body's address and makes it
+the body.  Freeing a block, for corio, is only dropping this module's
+reference (corio does, right after the callback): the object lives on as
+long as Python holds it, so the callback need not take the block from
+corio (corio_fetch_take_body), one foreign call less per response.  A body received to its full announced
+length (a Content-Length) fills its object exactly; any other (chunked,
+cut short) is sliced, which copies it as before.
 
 Nothing here reads CPython's private structures: where the bytes start
 in the object is measured once, through the C API, and when that cannot
@@ -26,7 +29,6 @@ of its own.
 """
 import ctypes
 
-from . import _lib
 
 ALLOC_FN = ctypes.CFUNCTYPE(ctypes.c_void_p, ctypes.c_void_p, ctypes.c_void_p,
                             ctypes.c_size_t, ctypes.c_size_t)
@@ -87,18 +89,15 @@ else:
     _new, OFFSET, ALLOC = None, 0, None
 
 
-# where corio_fetch_take_body writes the block's size, never read: the
-# object knows its own
-_SIZE = ctypes.byref(ctypes.c_size_t())
-
-
-def take(f, body, length):
-    """The body of the transfer f, from its completion callback: the
-    object it was received in, or a copy of the `length` bytes at
-    `body` when it has none (or none of that exact size)."""
-    if ALLOC is not None:
-        block = _lib.fetch_take_body(f, _SIZE)
-        if block:
-            b = _held.pop(block)
-            return b if len(b) == length else b[:length]
-    return ctypes.string_at(body, length) if length else b""
+def take(body, length):
+    """The body of `length` bytes at address `body`, from a completion
+    callback: the object it was received in, or a copy when it has none
+    (or none of that exact size)."""
+    if not length:
+        return b""
+    # left in _held until corio frees the block, right after the
+    # callback: until then the address cannot be given to another object
+    b = _held.get(body - OFFSET) if ALLOC is not None else None
+    if b is None:
+        return ctypes.string_at(body, length)
+    return b if len(b) == length else b[:length]

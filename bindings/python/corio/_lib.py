@@ -117,8 +117,6 @@ request_init = _fn("corio_request_init", None, POINTER(Request), c_char_p,
 fetch_start = _fn("corio_fetch_start", c_int, c_void_p, c_void_p,
                   POINTER(Request), FETCH_CB, c_void_p, POINTER(c_void_p),
                   gil=True)
-fetch_take_body = _fn("corio_fetch_take_body", c_void_p, c_void_p,
-                      POINTER(c_size_t), gil=True)
 fetch_cancel = _fn("corio_fetch_cancel", c_int, c_void_p, gil=True)
 session_new = _fn("corio_session_new", c_void_p, c_void_p,
                   POINTER(SessionOpts), gil=True)

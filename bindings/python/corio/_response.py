@@ -153,16 +153,16 @@ if _RESPONSE.size != _lib.ctypes.sizeof(_lib.Response):
 _string_at = _lib.ctypes.string_at
 
 
-def from_c(f, res):
-    """A Response from the corio_response at address res, of the transfer
-    f, copied (the body taken): it is valid only while the completion
-    callback runs."""
+def from_c(res):
+    """A Response from the corio_response at address res, copied (the
+    body taken over): it is valid only while the completion callback
+    runs."""
     (status, headers, n, body, body_len, url, version, dns, connect, tls,
      ttfb, total, queue, _, _, attempts, _) = _RESPONSE.unpack(
         _string_at(res, _RESPONSE.size))
     # the header array as 2n char pointers: one slice copies them all
     flat = _pointers(2 * n).from_address(headers)[:] if n else []
-    return Response(status, Headers(flat=flat), _body.take(f, body, body_len),
+    return Response(status, Headers(flat=flat), _body.take(body, body_len),
                     _string_at(url).decode("utf-8", "replace"),
                     _string_at(version).decode(),
                     (dns, connect, tls, ttfb, total, queue),

@@ -165,7 +165,7 @@ class _Driver:
             # not cancelled: its cancel watch would cost a turn for nothing
             fut.remove_done_callback(cb)
             if status == 0:
-                fut.set_result(from_c(f, res))
+                fut.set_result(from_c(res))
             else:
                 fut.set_exception(error_from_c(status, res, url))
         except BaseException as e:  # never into ctypes: report and go on
@@ -365,7 +365,7 @@ class Runtime:
                 return
             op.f = None
             if status == 0:
-                self._finish(op, from_c(f, res), None)
+                self._finish(op, from_c(res), None)
             else:
                 self._finish(op, None, error_from_c(status, res,
                                                     op.prep.url))
