@@ -99,8 +99,8 @@ const char *base(void) {
     snprintf(ngx_dir, sizeof ngx_dir, "%s/corio-test-fetch-%d-%d",
              getenv("TMPDIR") ? getenv("TMPDIR") : "/tmp", (int)getpid(),
              ngx_port);
-    snprintf(cmd, sizeof cmd, "'%s/nginx.sh' start %d '%s' %d", support_dir(),
-             ngx_port, ngx_dir, ngx_tls_port);
+    snprintf(cmd, sizeof cmd, "NGINX_OWNER=%d '%s/nginx.sh' start %d '%s' %d",
+             (int)getpid(), support_dir(), ngx_port, ngx_dir, ngx_tls_port);
     p = popen(cmd, "r");
     ASSERT_NOT_NULL(p);
     while (fgets(line, sizeof line, p) != NULL)

@@ -19,7 +19,7 @@ describe("fetch", function()
     port, dir = free_port(), os.tmpname()
     os.remove(dir)
     local tls_port = free_port()
-    local out, rc = sh(("bash tests/support/nginx.sh start %d %s %d"):format(port, dir, tls_port))
+    local out, rc = sh(("NGINX_OWNER=$PPID bash tests/support/nginx.sh start %d %s %d"):format(port, dir, tls_port))
     assert(rc == 0, out)
     base = "http://127.0.0.1:" .. port
     tls_base = "https://127.0.0.1:" .. tls_port

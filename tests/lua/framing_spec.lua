@@ -170,7 +170,7 @@ describe("RFC 9112 framing table", function()
   describe("nginx (the reference)", function()
     setup(function()
       local port, ndir = free_port(), dir .. "/nginx"
-      local out, rc = sh(("bash %snginx.sh start %d %s"):format(support, port, ndir))
+      local out, rc = sh(("NGINX_OWNER=$PPID bash %snginx.sh start %d %s"):format(support, port, ndir))
       assert(rc == 0, out)
       local ok, res = pcall(answers, port, dir)
       sh(("bash %snginx.sh stop %d %s"):format(support, port, ndir))

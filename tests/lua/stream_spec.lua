@@ -30,7 +30,7 @@ describe("streamed bodies", function()
   setup(function()
     port, dir = free_port(), os.tmpname()
     os.remove(dir)
-    local out, rc = sh(("bash tests/support/nginx.sh start %d %s %d"):format(port, dir, free_port()))
+    local out, rc = sh(("NGINX_OWNER=$PPID bash tests/support/nginx.sh start %d %s %d"):format(port, dir, free_port()))
     assert(rc == 0, out)
     base = "http://127.0.0.1:" .. port
   end)

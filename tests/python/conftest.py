@@ -37,7 +37,8 @@ def base():
     os.chmod(d, 0o755)  # nginx's workers read the files
     script = os.path.join(ROOT, "tests", "support", "nginx.sh")
     out = subprocess.run(["bash", script, "start", str(port), d],
-                         capture_output=True, text=True)
+                         capture_output=True, text=True,
+                         env=dict(os.environ, NGINX_OWNER=str(os.getpid())))
     assert out.returncode == 0, out.stderr + out.stdout
     try:
         yield f"http://127.0.0.1:{port}"

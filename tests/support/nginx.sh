@@ -7,6 +7,8 @@
 #                                   TLS_PORT also https + HTTP/2 there, with a
 #                                   self-signed certificate for "localhost"
 #                                   (DIR/cert.pem)
+#                                   (env NGINX_OWNER=PID: stopped too when
+#                                   that process is gone)
 #        nginx.sh stop PORT DIR     stop the master whose PID is in DIR
 #        nginx.sh status PORT DIR
 # DIR holds the configuration, the PID file (DIR/nginx.pid), logs and
@@ -146,6 +148,15 @@ CONF
     echo "nginx failed to start, see $dir/logs/error.log" >&2
     exit 1
   }
+  # NGINX_OWNER=PID: stop nginx when that process is gone, however it
+  # ended (a test killed with SIGKILL cannot stop it itself).  The watcher
+  # holds none of the caller's descriptors, so a caller reading this
+  # script's output is not kept waiting.
+  if [ -n "${NGINX_OWNER:-}" ]; then
+    setsid bash -c 'while kill -0 "$1" 2>/dev/null && [ -f "$2" ]; do sleep 1; done
+      [ -f "$2" ] && kill "$(cat "$2")" 2>/dev/null' watcher "$NGINX_OWNER" "$pidf" \
+      </dev/null >/dev/null 2>&1 &
+  fi
   echo "pid $(cat "$pidf") port $port dir $dir"
 }
 
@@ -158,6 +169,7 @@ stop() {
     kill -TERM "$pid"
     for _ in $(seq 50); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
     kill -0 "$pid" 2>/dev/null && kill -KILL "$pid"
+    rm -f "$pidf" # a KILLed master leaves it: no watcher may act on it
     echo "stopped pid $pid"
   else
     echo "not running (no live pid in $pidf)"
