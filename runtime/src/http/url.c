@@ -58,11 +58,13 @@ static int fill(CURLU *h, corio_url *out, const char **why) {
 typedef enum { URL_PARSE, URL_JOIN, URL_ADD_QUERY } url_op;
 
 /*
-** A part set on its own (a query added, a fragment) is taken by libcurl
-** 7.88 as it is: a control byte or a space in it makes a URL that does not
-** parse again, which fetch would then refuse with a reason about a URL the
-** caller never wrote.  So the whole URL is parsed once more before it is
-** handed back (found by tests/fuzz/fuzz_url.c).
+** What libcurl 7.88 writes does not always parse back to itself, and fetch
+** would then refuse, or fetch another URL than, the one handed back: a
+** part set on its own (a query added, a fragment) is taken as it is, so a
+** control byte or a space in it makes a URL that does not parse again; and
+** "h:/%35" is written "h://5/", whose host then reads as the IPv4 address
+** 0.0.0.5.  So every URL is parsed once more before it is handed back
+** (both found by tests/fuzz/fuzz_url.c).
 */
 static CURLUcode reparse(CURLU *h) {
   char *url = NULL;
@@ -89,14 +91,13 @@ static int url_do(url_op op, const char *url, const char *arg, corio_url *out,
       /* RFC 3986 5.2.2: the base with the reference's fragment (or none);
          libcurl 7.88 drops the base's last segment and query here */
       uc = curl_url_set(h, CURLUPART_FRAGMENT, *arg == '#' ? arg + 1 : NULL, 0);
-      if (uc == CURLUE_OK) uc = reparse(h);
     } else { /* with a URL set, a relative one is resolved against it */
       uc = curl_url_set(h, CURLUPART_URL, arg, CURLU_NON_SUPPORT_SCHEME);
     }
   } else if (uc == CURLUE_OK && op == URL_ADD_QUERY && *arg != '\0') {
     uc = curl_url_set(h, CURLUPART_QUERY, arg, CURLU_APPENDQUERY);
-    if (uc == CURLUE_OK) uc = reparse(h);
   }
+  if (uc == CURLUE_OK) uc = reparse(h);
   rc = uc != CURLUE_OK ? fail(uc, why) : fill(h, out, why);
   curl_url_cleanup(h);
   return rc;
