@@ -15,9 +15,10 @@ completion callback finds the object by the body's address and makes it
 the body.  Freeing a block, for corio, is only dropping this module's
 reference (corio does, right after the callback): the object lives on as
 long as Python holds it, so the callback need not take the block from
-corio (corio_fetch_take_body), one foreign call less per response.  A body received to its full announced
-length (a Content-Length) fills its object exactly; any other (chunked,
-cut short) is sliced, which copies it as before.
+corio (corio_fetch_take_body), one foreign call less per response.  A
+body received to its full announced length (a Content-Length) fills its
+object exactly; any other (chunked, cut short) is sliced, which copies it
+as before.
 
 Nothing here reads CPython's private structures: where the bytes start
 in the object is measured once, through the C API, and when that cannot
