@@ -104,6 +104,59 @@ def test_bad_options(rt, base, opts, exc, name):
         rt.submit(base + "/hello", **opts)
 
 
+@pytest.mark.parametrize("good,bad,exc,name", [
+    ({"max_body": 100}, {"max_body": 100.0}, TypeError, "max_body"),
+    ({"verify_tls": True}, {"verify_tls": 1}, TypeError, "verify_tls"),
+    ({"timeout": 1}, {"timeout": True}, TypeError, "timeout"),
+    ({"follow_redirects": 1}, {"follow_redirects": 1.0}, TypeError,
+     "follow_redirects"),
+    ({"timeout": 5}, {"timeout": [5]}, TypeError, "timeout"),
+])
+def test_kept_requests_check_every_call(rt, base, good, bad, exc, name):
+    # a request made once is used again (_options.prepare), but only for
+    # the same values of the same types: equal values of another type
+    # (1 == 1.0 == True) are checked afresh, and refused
+    s = rt.session()
+
+    async def a(f, **opts):
+        return await f(base + "/hello", **opts)
+    for fetch, afetch in ((rt.fetch, rt.afetch), (s.fetch, s.afetch)):
+        assert fetch(base + "/hello", **good).ok
+        assert asyncio.run(a(afetch, **good)).ok
+        with pytest.raises(exc, match=name):
+            fetch(base + "/hello", **bad)
+        with pytest.raises(exc, match=name):
+            asyncio.run(a(afetch, **bad))
+    s.close()
+
+
+def test_kept_requests(rt, base):
+    from corio import _options
+    kept = {}
+    p = _options.prepare(base + "/hello", {"timeout": 5}, None, kept)
+    assert _options.prepare(base + "/hello", {"timeout": 5}, None, kept) is p
+    assert _options.prepare(base + "/hello", {"timeout": 5.0}, None,
+                            kept) is not p
+    assert _options.prepare(base + "/hello", {}, None, kept) is not p
+    # headers are not kept: a dict may change between calls
+    h = {"X-A": "1"}
+    q = _options.prepare(base + "/hello", {"headers": h}, None, kept)
+    assert _options.prepare(base + "/hello", {"headers": h}, None,
+                            kept) is not q
+    for i in range(_options._KEPT_MAX + 10):  # bounded
+        _options.prepare(f"{base}/hello?{i}", {}, None, kept)
+    assert len(kept) <= _options._KEPT_MAX
+    # the same request serves many transfers at once
+    rs = rt.fetch_all([base + "/bytes/1k"] * 50)
+    assert all(r.body == b"a" * 1024 for r in rs)
+
+    async def many():
+        return await asyncio.gather(*(rt.afetch(base + "/bytes/1k",
+                                                timeout=5)
+                                      for _ in range(50)))
+    assert all(r.body == b"a" * 1024 for r in asyncio.run(many()))
+
+
 def test_bad_arguments(rt, base):
     with pytest.raises(TypeError, match="url"):
         rt.fetch(None)

@@ -315,3 +315,41 @@ class Prepared:
                 req.retry.nmethods = len(mbs)
         self.req = req
         self._keep = keep
+
+
+# Options whose values are scalars (numbers, str, bool, None): a request
+# made with no other options is kept by prepare() and used again.
+_SCALAR = frozenset(("timeout", "connect_timeout", "method",
+                     "follow_redirects", "max_body", "verify_tls",
+                     "http_version", "proxy"))
+_KEPT_MAX = 256
+
+
+def prepare(url, opts, defaults, kept):
+    """Prepared(url, opts, defaults), or the one made before for the same
+    URL and scalar options, kept in the dict `kept` (one per set of
+    defaults: a Session's, or a Runtime's).  corio_fetch_start copies the
+    request it is given, so one Prepared serves any number of transfers,
+    and a script that fetches the same URL over and over builds its
+    request once, not per call (about 1.5 us each: bench/NOTES.md,
+    "Python: a request made once").  The key holds each value's type
+    too: 1 == 1.0 == True, but max_body=1.0 and verify_tls=1 are errors
+    that a kept max_body=1 or verify_tls=True must not hide."""
+    if type(url) is not str:  # a subclass may hash and compare as it likes
+        return Prepared(url, opts, defaults)
+    if not opts:
+        key = url
+    elif opts.keys() <= _SCALAR:
+        key = (url, *opts.items(), *map(type, opts.values()))
+    else:
+        return Prepared(url, opts, defaults)
+    try:
+        p = kept.get(key)
+    except TypeError:  # an unhashable value: Prepared names it
+        return Prepared(url, opts, defaults)
+    if p is None:
+        p = Prepared(url, opts, defaults)
+        if len(kept) >= _KEPT_MAX:  # a crawl of distinct URLs: start over
+            kept.clear()
+        kept[key] = p
+    return p

@@ -150,7 +150,12 @@ _TIMING = ("dns", "connect", "tls", "ttfb", "total", "queue")
 _RESPONSE = struct.Struct("@lPNPNPP7dPiN")
 if _RESPONSE.size != _lib.ctypes.sizeof(_lib.Response):
     raise ImportError("corio: _RESPONSE does not match _lib.Response")
-_string_at = _lib.ctypes.string_at
+# the struct's bytes in place, for unpack_from: no copy to a bytes first
+_RESPONSE_BYTES = _lib.ctypes.c_char * _RESPONSE.size
+_string_at = _lib.ctypes._string_at  # string_at without its Python frame
+# http_version points to one of corio's static strings ("1.1", "2", ...):
+# each is decoded once
+_VERSIONS = {}
 
 
 def from_c(res):
@@ -158,13 +163,15 @@ def from_c(res):
     body taken over): it is valid only while the completion callback
     runs."""
     (status, headers, n, body, body_len, url, version, dns, connect, tls,
-     ttfb, total, queue, _, _, attempts, _) = _RESPONSE.unpack(
-        _string_at(res, _RESPONSE.size))
+     ttfb, total, queue, _, _, attempts, _) = _RESPONSE.unpack_from(
+        _RESPONSE_BYTES.from_address(res))
     # the header array as 2n char pointers: one slice copies them all
     flat = _pointers(2 * n).from_address(headers)[:] if n else []
+    v = _VERSIONS.get(version)
+    if v is None:
+        v = _VERSIONS[version] = _string_at(version, -1).decode()
     return Response(status, Headers(flat=flat), _body.take(body, body_len),
-                    _string_at(url).decode("utf-8", "replace"),
-                    _string_at(version).decode(),
+                    _string_at(url, -1).decode("utf-8", "replace"), v,
                     (dns, connect, tls, ttfb, total, queue),
                     attempts if attempts > 0 else 1)
 

@@ -38,7 +38,8 @@ import threading
 import weakref
 
 from . import _lib
-from ._options import Prepared, check_headers, parse_retries, seconds
+from ._options import (Prepared, check_headers, parse_retries, prepare,
+                       seconds)
 from ._response import FetchError, error_from_c, from_c
 
 _ECANCELED = _lib.E["ECANCELED"]
@@ -100,21 +101,25 @@ class _Driver:
     readable, when the step's timeout is due, and after a transfer starts
     (once per loop iteration: `soon`).  Everything here runs on that
     loop's thread, close() included, except when the loop is closed:
-    then nothing else can run it.  `ops` maps a transfer's id to its
-    future, URL and corio_fetch * from its start to its callback."""
+    then nothing else can run it.  `ops` maps a transfer's id, the id()
+    of its future, to that future, its URL and its corio_fetch *, from
+    its start to its callback: the future stays alive meanwhile, so the
+    id is nobody else's."""
 
-    __slots__ = ("loop", "rt", "fd", "ops", "ids", "sessions", "timer",
-                 "soon", "deliver", "c_done", "ms", "fp", "__weakref__")
+    __slots__ = ("loop", "rt", "fd", "ops", "sessions", "timer", "soon",
+                 "deliver", "c_done", "watch", "ms", "fp", "__weakref__")
 
     def __init__(self, loop):
         self.loop = loop
         self.ops = {}
-        self.ids = itertools.count(1)
         self.sessions = set()  # corio_session * made here, not freed
         self.timer = None
         self.soon = False
         self.deliver = True
         self.c_done = _lib.FETCH_CB(self._on_done)
+        # one bound method for every future: no closure per transfer, and
+        # remove_done_callback finds it by identity
+        self.watch = self._watch
         self.ms = ctypes.c_int(-1)
         self.fp = ctypes.c_void_p()
         self.rt = _lib.rt_new(None)
@@ -159,11 +164,11 @@ class _Driver:
 
     def _on_done(self, f, status, res, ud):  # inside step or close
         try:
-            fut, url, _, cb = self.ops.pop(ud)
+            fut, url, _ = self.ops.pop(ud)
             if fut.done() or not self.deliver:
                 return
             # not cancelled: its cancel watch would cost a turn for nothing
-            fut.remove_done_callback(cb)
+            fut.remove_done_callback(self.watch)
             if status == 0:
                 fut.set_result(from_c(res))
             else:
@@ -177,16 +182,19 @@ class _Driver:
         """-> an asyncio future of the transfer's Response."""
         fut = self.loop.create_future()
         s = session._for(self) if session is not None else None
-        i = next(self.ids)
+        i = id(fut)
         rc = _lib.fetch_start(self.rt, s, prep.req, self.c_done, i, self.fp)
         if rc != 0:  # the request was copied, or refused: prep may go
             fut.set_exception(Runtime._refused(rc, prep.url))
             return fut
-        cb = lambda fu: self.cancel(i) if fu.cancelled() else None  # noqa
-        fut.add_done_callback(cb)
-        self.ops[i] = (fut, prep.url, self.fp.value, cb)
+        fut.add_done_callback(self.watch)
+        self.ops[i] = (fut, prep.url, self.fp.value)
         self.kick()
         return fut
+
+    def _watch(self, fut):
+        if fut.cancelled():
+            self.cancel(id(fut))
 
     def cancel(self, i):
         op = self.ops.get(i)
@@ -289,6 +297,7 @@ class Runtime:
         self._ids = itertools.count(1)
         self._inboxes = weakref.WeakKeyDictionary()
         self._drivers = {}  # asyncio loop -> _Driver, or None: no add_reader
+        self._kept = {}  # requests made before (_options.prepare)
         self._c_post = _lib.POST_FN(self._on_post)
         self._c_done = _lib.FETCH_CB(self._on_done)
         self._rt = None
@@ -439,7 +448,8 @@ class Runtime:
 
     def _submit(self, url, opts, session, defaults):
         self._check_open()
-        prep = Prepared(url, opts, defaults)
+        prep = prepare(url, opts, defaults,
+                       session._kept if session is not None else self._kept)
         fut = concurrent.futures.Future()
 
         def deliver(value, exc):
@@ -514,7 +524,8 @@ class Runtime:
     def _afetch(self, url, opts, session, defaults):
         if self._closed:
             self._check_open()  # raises
-        prep = Prepared(url, opts, defaults)
+        prep = prepare(url, opts, defaults,
+                       session._kept if session is not None else self._kept)
         loop = asyncio.get_running_loop()
         d = self._drivers.get(loop, False)
         if d is False:
@@ -699,6 +710,7 @@ class Session:
         self._rt = rt
         self._s = None
         self._o = o
+        self._kept = {}  # requests made before (_options.prepare)
         self._per = weakref.WeakKeyDictionary()  # _Driver -> its session
         self._last = (None, None)  # the last (_Driver, session) used
         made = threading.Event()

@@ -247,7 +247,9 @@ CORIO_EXTERN void corio_request_init(corio_request *req, const char *url);
 **   body          the body, body_len bytes, followed by a NUL that
 **                 body_len does not count (never NULL)
 **   url           the URL of the last request (after redirects)
-**   http_version  "1.0", "1.1", "2", "3", or "" when unknown
+**   http_version  "1.0", "1.1", "2", "3", or "" when unknown: a static
+**                 string, valid for as long as the library is loaded (a
+**                 binding may decode each one once, by its address)
 **   timing        seconds: dns, connect and tls are the durations of those
 **                 phases of the last connection (0 for a reused one); ttfb
 **                 and total run from the start of the transfer to the first
