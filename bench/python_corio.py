@@ -2,7 +2,8 @@
 """Peer python_corio: asyncio with corio.afetch (bindings/python over
 libcorio.so), the shape of the aiohttp peer and of bench/fetch.lua: C
 worker coroutines, one runtime, one session that keeps up to C idle
-connections (the C workers bound the transfers in flight).
+connections (the C workers bound the transfers in flight), with aiohttp's
+total timeout of 120 s.
 Usage: python_corio.py URL N C [KEY=VALUE...]   (ok = 2xx with body read)
 Each KEY=VALUE is one more session option, e.g. max_connections=100
 (bench/NOTES.md, "Python binding": a session limit).
@@ -23,14 +24,14 @@ async def main(url, n, c, sopts):
     ok = fail = 0
     left = n
     with corio.Runtime() as rt:
-        s = rt.session(**dict({"max_idle": c}, **sopts))
+        s = rt.session(**dict({"max_idle": c, "timeout": 120}, **sopts))
 
         async def worker():
             nonlocal ok, fail, left
             while left > 0:
                 left -= 1
                 try:
-                    r = await s.afetch(url, timeout=120)
+                    r = await s.afetch(url)
                     if r.ok:
                         ok += 1
                     else:

@@ -135,6 +135,27 @@ char *mkurl(char *buf, const char *path) {
 ** ===================================================================
 */
 
+/* header_data holds the fields of `headers`, in one block, and no more */
+static void check_header_data(const corio_response *res) {
+  const char *p = res->header_data;
+  size_t i;
+  if (res->nheaders == 0) {
+    ASSERT(p == NULL);
+    ASSERT_EQ(res->header_data_len, 0);
+    return;
+  }
+  ASSERT_NOT_NULL(p);
+  for (i = 0; i < res->nheaders; i++) {
+    size_t n = strlen(res->headers[i].name) + 1;
+    size_t v = strlen(res->headers[i].value) + 1;
+    ASSERT(memcmp(p, res->headers[i].name, n) == 0);
+    p += n;
+    ASSERT(memcmp(p, res->headers[i].value, v) == 0);
+    p += v;
+  }
+  ASSERT_EQ((size_t)(p - res->header_data), res->header_data_len);
+}
+
 void record(corio_fetch *f, int status, const corio_response *res, void *ud) {
   result *r = ud;
   size_t i;
@@ -151,6 +172,7 @@ void record(corio_fetch *f, int status, const corio_response *res, void *ud) {
   memcpy(r->body, res->body, res->body_len + 1);
   r->body_len = res->body_len;
   r->nheaders = res->nheaders;
+  check_header_data(res);
   for (i = 0; i < res->nheaders && i < MAXH; i++) {
     snprintf(r->hname[i], sizeof r->hname[i], "%s", res->headers[i].name);
     snprintf(r->hvalue[i], sizeof r->hvalue[i], "%s", res->headers[i].value);

@@ -8,7 +8,7 @@ import time
 import pytest
 
 import corio
-from corio import _body
+from corio import _body, _response
 from conftest import read_request
 
 pytestmark = pytest.mark.skipif(_body.ALLOC is None,
@@ -31,6 +31,7 @@ class Recording(dict):
 def held(monkeypatch):
     h = Recording()
     monkeypatch.setattr(_body, "_held", h)
+    monkeypatch.setattr(_response, "_held", h.get)  # its lookup of _held
     yield h
     # corio releases a block right after the completion callback; with
     # Runtime.fetch that is on the loop thread, which may still be on its

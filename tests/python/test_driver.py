@@ -151,3 +151,36 @@ def test_inbox_never_writes_to_a_reused_fd():
         os.close(fd)
         a.close()
         b.close()
+
+
+def test_a_loop_that_makes_its_own_futures(rt, base):
+    # afetch's futures come from the loop's create_future, as asyncio asks
+    # of libraries, unless the loop is asyncio's own (then plain Futures,
+    # made without the call)
+    made = []
+
+    class Fut(asyncio.Future):
+        pass
+
+    class Loop(asyncio.SelectorEventLoop):
+        def create_future(self):
+            made.append(Fut(loop=self))
+            return made[-1]
+
+    async def main():
+        fs = [rt.afetch(base + "/hello") for _ in range(3)]
+        rs = await asyncio.gather(*fs)
+        return fs, [r.status for r in rs]
+    loop = Loop()
+    try:
+        fs, statuses = loop.run_until_complete(main())
+    finally:
+        loop.close()
+    assert statuses == [200] * 3
+    assert all(type(f) is Fut for f in fs) and made == fs
+
+    async def plain():
+        f = rt.afetch(base + "/hello")
+        return f, await f
+    f, r = asyncio.run(plain())
+    assert type(f) is asyncio.Future and r.status == 200

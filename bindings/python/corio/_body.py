@@ -35,7 +35,10 @@ ALLOC_FN = ctypes.CFUNCTYPE(ctypes.c_void_p, ctypes.c_void_p, ctypes.c_void_p,
                             ctypes.c_size_t, ctypes.c_size_t)
 
 # block address (the object's) -> the bytes object it is, while corio or
-# a completion callback holds it
+# a completion callback holds it.  The callback (_response.from_c) finds
+# the body's object here; it stays here until corio frees the block,
+# right after the callback, so meanwhile the address cannot be given to
+# another object.
 _held = {}
 
 
@@ -89,16 +92,3 @@ if _found is not None:
 else:
     _new, OFFSET, ALLOC = None, 0, None
 
-
-def take(body, length):
-    """The body of `length` bytes at address `body`, from a completion
-    callback: the object it was received in, or a copy when it has none
-    (or none of that exact size)."""
-    if not length:
-        return b""
-    # left in _held until corio frees the block, right after the
-    # callback: until then the address cannot be given to another object
-    b = _held.get(body - OFFSET) if ALLOC is not None else None
-    if b is None:
-        return ctypes.string_at(body, length)
-    return b if len(b) == length else b[:length]

@@ -83,7 +83,8 @@ class Response(Structure):  # read only, in the completion callback
                 ("body_len", c_size_t), ("url", c_char_p),
                 ("http_version", c_char_p), ("timing", Timing),
                 ("error", c_char_p), ("attempts", c_int),
-                ("bytes", c_size_t)]
+                ("bytes", c_size_t), ("header_data", c_void_p),
+                ("header_data_len", c_size_t)]
 
 
 class SessionOpts(Structure):

@@ -46,22 +46,22 @@ class Headers(Mapping):
     without case.  A field sent more than once reads as its values joined
     with ", " (get_all gives them apart); items() in the order received."""
 
-    __slots__ = ("_flat", "_pairs", "_map")
+    __slots__ = ("_fields", "_pairs", "_map")
 
-    def __init__(self, raw=None, flat=None):
-        # [(name, value)] as str, or [name, value, ...] as latin-1 bytes
-        # from the response, decoded on first use (most responses never
-        # have their headers read)
+    def __init__(self, raw=None, fields=None):
+        # [(name, value)] as str, or b"name\0value\0..." as received,
+        # decoded on first use (most responses never have their headers
+        # read)
         self._pairs = raw
-        self._flat = flat
+        self._fields = fields
         self._map = None
 
     @property
     def _raw(self):
         if self._pairs is None:
-            f = [b.decode("latin-1") for b in self._flat]
-            self._pairs = list(zip(f[0::2], f[1::2]))
-            self._flat = None
+            f = self._fields.decode("latin-1").split("\0")
+            self._pairs = list(zip(f[0:-1:2], f[1::2]))
+            self._fields = None
         return self._pairs
 
     def _index(self):
@@ -104,18 +104,25 @@ class Response:
     """A response: whatever its status (404 is a response, not an error).
     `timing` is a dict of seconds: dns, connect, tls, ttfb, total, queue."""
 
-    __slots__ = ("status", "headers", "body", "url", "http_version",
+    __slots__ = ("status", "_headers", "body", "url", "http_version",
                  "_timing", "attempts")
 
     def __init__(self, status, headers, body, url, http_version, timing,
                  attempts):
         self.status = status
-        self.headers = headers
+        self._headers = headers  # Headers, or the fields as received
         self.body = body
         self.url = url
         self.http_version = http_version
         self._timing = timing  # (dns, connect, tls, ttfb, total, queue)
         self.attempts = attempts
+
+    @property
+    def headers(self):
+        h = self._headers
+        if h.__class__ is bytes:  # made on first use
+            h = self._headers = Headers(fields=h)
+        return h
 
     @property
     def timing(self):
@@ -147,12 +154,16 @@ class Response:
 _TIMING = ("dns", "connect", "tls", "ttfb", "total", "queue")
 # corio_response as one native struct: read in one call, not a ctypes
 # attribute access per field
-_RESPONSE = struct.Struct("@lPNPNPP7dPiN")
+_RESPONSE = struct.Struct("@lPNPNPP7dPiNPN")
 if _RESPONSE.size != _lib.ctypes.sizeof(_lib.Response):
     raise ImportError("corio: _RESPONSE does not match _lib.Response")
 # the struct's bytes in place, for unpack_from: no copy to a bytes first
 _RESPONSE_BYTES = _lib.ctypes.c_char * _RESPONSE.size
 _string_at = _lib.ctypes._string_at  # string_at without its Python frame
+_URL = _lib.ctypes.c_char_p  # reads the URL's pointer and its bytes at once
+_URL_AT = _lib.Response.url.offset
+_held = _body._held.get  # the bytes objects bodies are received in
+_OFFSET = _body.OFFSET
 # http_version points to one of corio's static strings ("1.1", "2", ...):
 # each is decoded once
 _VERSIONS = {}
@@ -162,30 +173,29 @@ def from_c(res):
     """A Response from the corio_response at address res, copied (the
     body taken over): it is valid only while the completion callback
     runs."""
-    (status, headers, n, body, body_len, url, version, dns, connect, tls,
-     ttfb, total, queue, _, _, attempts, _) = _RESPONSE.unpack_from(
-        _RESPONSE_BYTES.from_address(res))
-    # the header array as 2n char pointers: one slice copies them all
-    flat = _pointers(2 * n).from_address(headers)[:] if n else []
+    (status, _, n, body, body_len, _, version, dns, connect, tls, ttfb,
+     total, queue, _, _, attempts, _, hdata, hlen) = \
+        _RESPONSE.unpack_from(_RESPONSE_BYTES.from_address(res))
+    # the fields in one block, "name\0value\0...": one copy for them all
+    # (no name or value holds a NUL: corio/fetch.h), split when read
+    fields = _string_at(hdata, hlen) if n else b""
     v = _VERSIONS.get(version)
     if v is None:
         v = _VERSIONS[version] = _string_at(version, -1).decode()
-    return Response(status, Headers(flat=flat), _body.take(body, body_len),
-                    _string_at(url, -1).decode("utf-8", "replace"), v,
+    # the bytes object the body was received in (_body.py), or a copy
+    if body_len:
+        b = _held(body - _OFFSET)
+        if b is None:
+            b = _string_at(body, body_len)
+        elif len(b) != body_len:
+            b = b[:body_len]
+    else:
+        b = b""
+    return Response(status, fields, b,
+                    _URL.from_address(res + _URL_AT).value.decode(
+                        "utf-8", "replace"), v,
                     (dns, connect, tls, ttfb, total, queue),
                     attempts if attempts > 0 else 1)
-
-
-_ARRAYS = {}  # n -> the ctypes type of n char pointers, for n <= 256
-
-
-def _pointers(n):
-    t = _ARRAYS.get(n)
-    if t is None:
-        t = _lib.ctypes.c_char_p * n
-        if n <= 256:  # a server picks n: keep the cache small
-            _ARRAYS[n] = t
-    return t
 
 
 def error_from_c(status, res, url):

@@ -33,6 +33,7 @@ import atexit
 import collections
 import concurrent.futures
 import ctypes
+import functools
 import itertools
 import threading
 import weakref
@@ -107,7 +108,8 @@ class _Driver:
     id is nobody else's."""
 
     __slots__ = ("loop", "rt", "fd", "ops", "sessions", "timer", "soon",
-                 "deliver", "c_done", "watch", "ms", "fp", "__weakref__")
+                 "deliver", "c_done", "watch", "new_future", "ms", "fp",
+                 "__weakref__")
 
     def __init__(self, loop):
         self.loop = loop
@@ -120,6 +122,12 @@ class _Driver:
         # one bound method for every future: no closure per transfer, and
         # remove_done_callback finds it by identity
         self.watch = self._watch
+        # asyncio's own loops make plain Futures: made here without the
+        # call to their create_future; other loops may make their own
+        self.new_future = loop.create_future
+        if getattr(type(loop), "create_future", None) is \
+                asyncio.BaseEventLoop.create_future:
+            self.new_future = functools.partial(asyncio.Future, loop=loop)
         self.ms = ctypes.c_int(-1)
         self.fp = ctypes.c_void_p()
         self.rt = _lib.rt_new(None)
@@ -180,8 +188,11 @@ class _Driver:
 
     def start(self, prep, session):
         """-> an asyncio future of the transfer's Response."""
-        fut = self.loop.create_future()
-        s = session._for(self) if session is not None else None
+        fut = self.new_future()
+        s = None
+        if session is not None:
+            last = session._last  # Session._for's first look, inline
+            s = last[1] if last[0] is self else session._for(self)
         i = id(fut)
         rc = _lib.fetch_start(self.rt, s, prep.req, self.c_done, i, self.fp)
         if rc != 0:  # the request was copied, or refused: prep may go
@@ -189,7 +200,9 @@ class _Driver:
             return fut
         fut.add_done_callback(self.watch)
         self.ops[i] = (fut, prep.url, self.fp.value)
-        self.kick()
+        if not self.soon:  # kick(), inline
+            self.soon = True
+            self.loop.call_soon(self.step)
         return fut
 
     def _watch(self, fut):
@@ -524,8 +537,11 @@ class Runtime:
     def _afetch(self, url, opts, session, defaults):
         if self._closed:
             self._check_open()  # raises
-        prep = prepare(url, opts, defaults,
-                       session._kept if session is not None else self._kept)
+        kept = session._kept if session is not None else self._kept
+        # prepare()'s first look, inline: the common call, a URL alone
+        prep = kept.get(url) if not opts and url.__class__ is str else None
+        if prep is None:
+            prep = prepare(url, opts, defaults, kept)
         loop = asyncio.get_running_loop()
         d = self._drivers.get(loop, False)
         if d is False:

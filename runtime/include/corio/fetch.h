@@ -267,6 +267,13 @@ CORIO_EXTERN void corio_request_init(corio_request *req, const char *url);
 **                 one that gave this outcome included
 **   bytes         body bytes received: body_len, or for a streamed
 **                 transfer the bytes handed to on_data
+**   header_data   the fields of `headers` once more, in one block: each
+**                 name and each value followed by a NUL, in order,
+**                 header_data_len bytes in all (NULL and 0 without
+**                 fields).  A binding copies them all in one call, and
+**                 splits them when they are read: no name or value holds
+**                 a NUL (libcurl refuses such a response, a protocol
+**                 error)
 */
 typedef struct corio_fetch_timing {
   double dns, connect, tls, ttfb, total;
@@ -285,6 +292,8 @@ typedef struct corio_response {
   const char *error;
   int attempts;
   size_t bytes;
+  const char *header_data;
+  size_t header_data_len;
 } corio_response;
 
 /*

@@ -393,6 +393,11 @@ void corio__fetch_finish(corio_fetch *f, int status, CURLcode code) {
   }
   r->headers = f->nh > 0 ? f->harr : NULL;
   r->nheaders = f->nh;
+  if (f->nh > 0) { /* up to the last value's NUL: hbuf may hold more */
+    const char *last = r->headers[f->nh - 1].value;
+    r->header_data = f->hbuf.p;
+    r->header_data_len = (size_t)(last - f->hbuf.p) + strlen(last) + 1;
+  }
   r->body = f->body.p != NULL ? f->body.p : "";
   r->body_len = f->body.len;
   r->bytes = f->body.len;
