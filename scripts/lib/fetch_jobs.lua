@@ -309,7 +309,8 @@ local function enqueue(o, c, k, next_url)
   return 0
 end
 
--- --status: one line per count, then the rate.
+-- --status: one line per count, then the rate, then one line per list
+-- enqueued (its head shortened, how many of its URLs are in, the last).
 local function status(o, c, k)
   if not job_exists(c, k) then fail("no job %q at %s", o.job, o.redis) end
   local meta = pairs_of(c.call("HGETALL", k.meta))
@@ -335,6 +336,16 @@ local function status(o, c, k)
   w:write(("  waiting   %d\n"):format(waiting)) -- not delivered yet
   w:write(("  workers   %d\n"):format(consumers))
   w:write(("  rate      %.1f/s\n"):format(rate))
+  local inputs = pairs_of(c.call("HGETALL", k.inputs))
+  local heads = {}
+  for field in pairs(inputs) do
+    if not field:find(":", 1, true) then heads[#heads + 1] = field end
+  end
+  table.sort(heads)
+  for _, head in ipairs(heads) do
+    w:write(("  list      %s  %s URLs, the last %s\n"):format(head:sub(1, 12),
+      inputs[head], inputs[head .. ":last"] or "?"))
+  end
   return 0
 end
 

@@ -369,6 +369,36 @@ describe("fetch_many --redis", function()
     for i = 11, 40 do assert.equal(1, times[("%s/d%d"):format(srv.url, i)]) end
   end)
 
+  it("--status shows, after the counts, each list: its head, shortened, and how many are in", function()
+    local job = "status"
+    enqueue_all(job, {
+      {list_file("e", 1, 20), 0, "20 URLs enqueued"},
+      {list_file("e", 1, 60), 0, "40 URLs enqueued"},
+      {list_file("f", 1, 250), 0, "250 URLs enqueued"},
+    })
+    -- a list's head: the SHA-1 of its first URLs (100 at most), a line each
+    local function head_of(prefix, n)
+      local urls = {}
+      for i = 1, n do urls[i] = ("%s/%s%d"):format(srv.url, prefix, i) end
+      return r:call("EVAL", "return redis.sha1hex(ARGV[1])", 0, table.concat(urls, "\n"))
+    end
+    local out, rc = shell.sh(("%s --redis %s --job %s --status"):format(tool, server.url, job))
+    assert.equal(0, rc, out)
+    local counts, lists = out:match("^(job status\n.-  rate      %S+\n)(.*)$")
+    assert.is_not_nil(counts, out)
+    assert.matches("\n  enqueued  310\n", counts, 1, true)
+    local shown = {}
+    for line in lists:gmatch("[^\n]+") do shown[#shown + 1] = line end
+    table.sort(shown)
+    local want = {
+      ("  list      %s  60 URLs, the last %s/e60"):format(head_of("e", 20):sub(1, 12), srv.url),
+      ("  list      %s  250 URLs, the last %s/f250"):format(head_of("f", 100):sub(1, 12),
+        srv.url),
+    }
+    table.sort(want)
+    assert.same(want, shown)
+  end)
+
   it("survives a Redis restart mid-job (data persisted): workers reconnect", function()
     local dir = shell.sh("mktemp -d"):match("^%s*(.-)%s*$")
     local args = "--appendonly yes --save ''"
