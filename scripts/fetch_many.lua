@@ -53,7 +53,8 @@ A job shared through Redis (delivery at least once, one result per URL):
   --claim-idle S    take over the URLs another worker has held for S
                     seconds without a result (default 60)
   --batch N         entries read (or added) at once (default 100)
-  --status          print done, failed, pending, waiting and the rate
+  --status          print done, failed, pending, waiting and the rate,
+                    then each list enqueued and how many of it are in
   --results FILE|-  write the job's JSON lines to FILE
 ]]
 

@@ -12,8 +12,13 @@
 --                          URL (a URL delivered twice writes it twice)
 --   fetch:{NAME}:failed    set of the URLs whose result is an error
 --   fetch:{NAME}:meta      hash: enqueued, started_ms, last_ms
---   fetch:{NAME}:inputs    hash: per list enqueued (its head), how many
---                          of its URLs are in, and the last (ENQUEUE below)
+--   fetch:{NAME}:inputs    hash: per list enqueued (its head HEAD), how
+--                          many of its URLs are in (HEAD), and the last
+--                          (HEAD:last) (ENQUEUE below)
+--   fetch:{NAME}:prefixes  hash: the SHA-1 of the first j URLs of a head,
+--                          for every j up to its size -> that head
+--   fetch:{NAME}:short     set: the sizes of the heads of fewer than 100
+--                          URLs (a list of fewer is hashed whole)
 --
 -- A worker reads entries in batches (XREADGROUP), fetches them (-c at
 -- once), and for each writes the result and acknowledges the entry in one
@@ -42,7 +47,8 @@ return redis.call('XACK', KEYS[1], 'workers', ARGV[1])
 local function keys_of(job)
   local p = "fetch:{" .. job .. "}:"
   return {urls = p .. "urls", results = p .. "results", failed = p .. "failed",
-    meta = p .. "meta", inputs = p .. "inputs"}
+    meta = p .. "meta", inputs = p .. "inputs", prefixes = p .. "prefixes",
+    short = p .. "short"}
 end
 
 local function now_ms() return math.floor(corio.time() * 1000) end
@@ -141,14 +147,57 @@ end
 -- sent again (a lost reply, a rerun) adds nothing twice, and a rerun
 -- skips what is in and adds the rest.  A list with another head is
 -- another segment of the job, added after the others.
+--
+-- A list of fewer than HEAD_URLS URLs is hashed whole, so its head
+-- changes when its file grows: the grown list is found by hashing its
+-- first URLs at the size of each short head of the job (the short set),
+-- and continues that head's segment.  The prefixes hash maps every start
+-- of a head to the head, so a list that is the start of one in the job
+-- (the file before it grew) is not taken for a new one either.
 local HEAD_URLS = 100
 
 -- The list's head and what the job holds of it: {head, position, last}.
--- KEYS: inputs; ARGV: the list's first URLs
+-- The head is the first of: the one that starts with all of this list's
+-- first URLs (the same list, or one it is the start of); the longest
+-- short head this list starts with (the list grew); this list's own, a
+-- new segment, whose starts (and size, if short) are recorded for the
+-- lists to come.
+-- KEYS: inputs, prefixes, short; ARGV: HEAD_URLS, the list's first URLs
 local BEGIN = [[
-local head = redis.sha1hex(table.concat(ARGV, '\n'))
-local at = redis.call('HGET', KEYS[1], head) or '0'
-return {head, at, redis.call('HGET', KEYS[1], head .. ':last') or ''}
+local n = #ARGV - 1
+local function sha(j) return redis.sha1hex(table.concat(ARGV, '\n', 2, j + 1)) end
+local own = sha(n)
+local head = redis.call('HGET', KEYS[2], own)
+if head and n < tonumber(ARGV[1])
+    and tonumber(redis.call('HGET', KEYS[1], head) or '0') >= n then
+  -- a short list that is the start of a head is known URL by URL: all of
+  -- it is in, whatever was added after it (a longer one is checked past
+  -- its head, by the last URL, and refused if shorter than the position)
+  return {head, n, ARGV[n + 1]}
+end
+if not head then
+  local sizes = redis.call('SMEMBERS', KEYS[3])
+  table.sort(sizes, function(a, b) return tonumber(a) > tonumber(b) end)
+  for _, size in ipairs(sizes) do
+    local j = tonumber(size)
+    if j < n then
+      local h = sha(j)
+      if redis.call('HGET', KEYS[2], h) == h then -- a head, not a prefix
+        head = h
+        break
+      end
+    end
+  end
+end
+if not head then
+  head = own
+  redis.call('HSET', KEYS[2], own, own)
+  -- a start two lists share stays the first one's: it is in through either
+  for j = 1, n - 1 do redis.call('HSETNX', KEYS[2], sha(j), own) end
+  if n < tonumber(ARGV[1]) then redis.call('SADD', KEYS[3], n) end
+end
+return {head, redis.call('HGET', KEYS[1], head) or '0',
+  redis.call('HGET', KEYS[1], head .. ':last') or ''}
 ]]
 
 -- Add what of a batch is past the list's recorded position, and count
@@ -195,7 +244,8 @@ local function enqueue(o, c, k, next_url)
   end
   local head, start = nil, 0
   if #first > 0 then
-    local b = c.call("EVAL", BEGIN, 1, k.inputs, table.unpack(first))
+    local b = c.call("EVAL", BEGIN, 3, k.inputs, k.prefixes, k.short, HEAD_URLS,
+      table.unpack(first))
     head, start = b[1], math.tointeger(tonumber(b[2]))
     local url
     for _ = 1, start do url = take() or url end
@@ -259,7 +309,8 @@ local function enqueue(o, c, k, next_url)
   return 0
 end
 
--- --status: one line per count, then the rate.
+-- --status: one line per count, then the rate, then one line per list
+-- enqueued (its head shortened, how many of its URLs are in, the last).
 local function status(o, c, k)
   if not job_exists(c, k) then fail("no job %q at %s", o.job, o.redis) end
   local meta = pairs_of(c.call("HGETALL", k.meta))
@@ -285,6 +336,16 @@ local function status(o, c, k)
   w:write(("  waiting   %d\n"):format(waiting)) -- not delivered yet
   w:write(("  workers   %d\n"):format(consumers))
   w:write(("  rate      %.1f/s\n"):format(rate))
+  local inputs = pairs_of(c.call("HGETALL", k.inputs))
+  local heads = {}
+  for field in pairs(inputs) do
+    if not field:find(":", 1, true) then heads[#heads + 1] = field end
+  end
+  table.sort(heads)
+  for _, head in ipairs(heads) do
+    w:write(("  list      %s  %s URLs, the last %s\n"):format(head:sub(1, 12),
+      inputs[head], inputs[head .. ":last"] or "?"))
+  end
   return 0
 end
 

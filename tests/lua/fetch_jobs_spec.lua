@@ -278,6 +278,127 @@ describe("fetch_many --redis", function()
     assert.equal("320", r:call("HGET", "fetch:{segments}:meta", "enqueued"))
   end)
 
+  -- The lines of URLs prefix..from to prefix..to, in a new file.
+  local function list_file(...)
+    local text = {}
+    for i = 1, select("#", ...), 3 do
+      local prefix, from, to = select(i, ...)
+      for n = from, to do text[#text + 1] = ("%s/%s%d\n"):format(srv.url, prefix, n) end
+    end
+    return shell.script(table.concat(text))
+  end
+
+  -- Enqueue each case {file, exit status, stderr pattern} into job, in turn.
+  local function enqueue_all(job, cases)
+    for i, c in ipairs(cases) do
+      local _, rc, err = enqueue(server.url, job, c[1], "--batch 30")
+      os.remove(c[1])
+      assert.equal(c[2], rc, i .. ": " .. err)
+      assert.matches(c[3], err, 1, false)
+    end
+  end
+
+  -- a list of 50 URLs, then the same file grown (to 80, ...): each run
+  -- adds only the new lines, and the grown list run again adds nothing
+  for _, sizes in ipairs{{50, 80}, {50, 250}, {50, 70, 400}} do
+    local job = "grow" .. table.concat(sizes, "_")
+    it(("a short list that grows adds only its new URLs: %s"):format(
+      table.concat(sizes, " then ")), function()
+      local cases = {}
+      for i, n in ipairs(sizes) do
+        local before = sizes[i - 1]
+        cases[#cases + 1] = {list_file("g", 1, n), 0, ("%d URLs enqueued in job %s"):format(
+          n - (before or 0), job) .. (before and (" in %%S+ s %%(the first %d were"):format(
+          before) or "")}
+      end
+      local n = sizes[#sizes]
+      for _, again in ipairs{n, sizes[1]} do -- the grown list, the first one
+        cases[#cases + 1] = {list_file("g", 1, again), 0,
+          ("0 URLs enqueued in job %s in %%S+ s %%(the first %d were"):format(job, again)}
+      end
+      enqueue_all(job, cases)
+      assert_once(r, job, n, "g")
+    end)
+  end
+
+  it("the start of a list in the job adds nothing; a list edited past it is refused", function()
+    local job = "prefix"
+    enqueue_all(job, {
+      {list_file("p", 1, 50), 0, "50 URLs enqueued in job prefix"},
+      {list_file("p", 1, 30), 0, "0 URLs enqueued in job prefix in %S+ s %(the first 30 " ..
+        "were in it already%)"},
+      {list_file("p", 1, 80), 0, "30 URLs enqueued in job prefix"},
+      {list_file("p", 1, 50), 0, "0 URLs enqueued in job prefix in %S+ s %(the first 50 " ..
+        "were"},
+      {list_file("p", 1, 30), 0, "0 URLs enqueued in job prefix in %S+ s %(the first 30 " ..
+        "were"},
+      -- past the list's first 50 (its head), the job knows only its last URL
+      {list_file("p", 1, 60), 1, "job prefix has 80 URLs of a list that starts as this " ..
+        "one, but this one has 60"},
+      {list_file("p", 1, 60, "x", 61, 90), 1, "job prefix has 80 URLs of a list that " ..
+        "starts as this one, but its URL 80 is " .. srv.url .. "/x80, not " .. srv.url ..
+        "/p80: another list, not added"},
+      -- the start of a list of more than 100 URLs
+      {list_file("q", 1, 250), 0, "250 URLs enqueued in job prefix"},
+      {list_file("q", 1, 30), 0, "0 URLs enqueued in job prefix in %S+ s %(the first 30 " ..
+        "were"},
+    })
+    local list, times = stream_of(r, job)
+    assert.equal(80 + 250, #list)
+    for i = 1, 80 do assert.equal(1, times[("%s/p%d"):format(srv.url, i)]) end
+    for i = 1, 250 do assert.equal(1, times[("%s/q%d"):format(srv.url, i)]) end
+  end)
+
+  it("short lists grow each on its own; one that differs in its start is another", function()
+    local job = "lists"
+    enqueue_all(job, {
+      {list_file("a", 1, 20), 0, "20 URLs enqueued in job lists"},
+      {list_file("b", 1, 30), 0, "30 URLs enqueued in job lists"},
+      {list_file("a", 1, 60), 0, "40 URLs enqueued in job lists"},
+      {list_file("b", 1, 45), 0, "15 URLs enqueued in job lists"},
+      {list_file("a", 1, 150), 0, "90 URLs enqueued in job lists"},
+      {list_file("b", 1, 45), 0, "0 URLs enqueued in job lists"},
+      -- the first 10 of list a, then others: another list, all of it added
+      {list_file("a", 1, 10, "d", 11, 30), 0, "30 URLs enqueued in job lists"},
+      {list_file("a", 1, 10, "d", 11, 40), 0, "10 URLs enqueued in job lists"},
+    })
+    local list, times = stream_of(r, job)
+    assert.equal(150 + 45 + 40, #list)
+    for i = 1, 150 do assert.equal(i <= 10 and 2 or 1, times[("%s/a%d"):format(srv.url, i)]) end
+    for i = 1, 45 do assert.equal(1, times[("%s/b%d"):format(srv.url, i)]) end
+    for i = 11, 40 do assert.equal(1, times[("%s/d%d"):format(srv.url, i)]) end
+  end)
+
+  it("--status shows, after the counts, each list: its head, shortened, and how many are in", function()
+    local job = "status"
+    enqueue_all(job, {
+      {list_file("e", 1, 20), 0, "20 URLs enqueued"},
+      {list_file("e", 1, 60), 0, "40 URLs enqueued"},
+      {list_file("f", 1, 250), 0, "250 URLs enqueued"},
+    })
+    -- a list's head: the SHA-1 of its first URLs (100 at most), a line each
+    local function head_of(prefix, n)
+      local urls = {}
+      for i = 1, n do urls[i] = ("%s/%s%d"):format(srv.url, prefix, i) end
+      return r:call("EVAL", "return redis.sha1hex(ARGV[1])", 0, table.concat(urls, "\n"))
+    end
+    local out, rc = shell.sh(("%s --redis %s --job %s --status"):format(tool, server.url, job))
+    assert.equal(0, rc, out)
+    local counts, lists = out:match("^(job status\n.-  rate      %S+\n)(.*)$")
+    assert.is_not_nil(counts, out)
+    assert.matches("\n  enqueued  310\n", counts, 1, true)
+    local shown = {}
+    for line in lists:gmatch("[^\n]+") do shown[#shown + 1] = line end
+    table.sort(shown)
+    local want = {
+      ("  list      %s  60 URLs, the last %s/e60"):format(head_of("e", 20):sub(1, 12), srv.url),
+      ("  list      %s  250 URLs, the last %s/f250"):format(head_of("f", 100):sub(1, 12),
+        srv.url),
+    }
+    table.sort(want)
+    assert.same(want, shown)
+  end)
+
   it("survives a Redis restart mid-job (data persisted): workers reconnect", function()
     local dir = shell.sh("mktemp -d"):match("^%s*(.-)%s*$")
     local args = "--appendonly yes --save ''"
