@@ -3,7 +3,10 @@
 ** redis-server on loopback, started by this program (once, before the
 ** tests, on a free port; stopped by PID at exit), and against sockets of
 ** the test's own that are not Redis (silent, or speaking HTTP).  The test
-** that kills the server mid-command starts one of its own.
+** that kills the server mid-command starts one of its own.  Host names:
+** this program links slow_dns.c's getaddrinfo, which answers
+** corio_slow_dns_name slowly and names under .invalid at once, so that
+** no test asks a DNS server.
 */
 #include <arpa/inet.h>
 #include <fcntl.h>
@@ -11,6 +14,7 @@
 #include <sys/socket.h>
 
 #include "fetch_support.h" /* free_port */
+#include "slow_dns.h"
 
 /*
 ** {==================================================================
@@ -496,7 +500,7 @@ TEST_IMPL(urls) {
   CMD(c, 0, "PING");
   ASSERT_EQ(R.n, 0);
   run_until(rt, 1);
-  ASSERT_EQ(R.status[0], CORIO_ECONNECT);
+  ASSERT_EQ(R.status[0], CORIO_EDNS);
   corio_redis_close(c);
   RT_FREE_CLEAN(rt);
 }
@@ -539,11 +543,191 @@ TEST_IMPL(select_and_auth) {
   RT_FREE_CLEAN(rt);
 }
 
+/*
+** {==================================================================
+** Host names: looked up off the loop
+** ===================================================================
+*/
+
+/* A 50 ms repeating timer: the longest gap between its ticks. */
+typedef struct ticker {
+  uv_timer_t timer;
+  uint64_t last, max_gap; /* ns */
+  int ticks;
+} ticker;
+
+static void on_ticker(uv_timer_t *h) {
+  ticker *t = h->data;
+  uint64_t now = uv_hrtime();
+  if (now - t->last > t->max_gap) t->max_gap = now - t->last;
+  t->last = now;
+  t->ticks++;
+}
+
+static void ticker_start(corio_rt *rt, ticker *t) {
+  memset(t, 0, sizeof *t);
+  uv_timer_init(corio_rt_loop(rt), &t->timer);
+  t->timer.data = t;
+  t->last = uv_hrtime(); /* a stall before the first tick counts too */
+  uv_timer_start(&t->timer, on_ticker, 50, 50);
+}
+
+static void ticker_stop(corio_rt *rt, ticker *t) {
+  on_ticker(&t->timer); /* a stall after the last tick counts too */
+  uv_close((uv_handle_t *)&t->timer, NULL);
+  corio_rt_run(rt, UV_RUN_NOWAIT);
+}
+
+static void on_waited(uv_timer_t *h) {
+  uv_close((uv_handle_t *)h, NULL);
+}
+
+static void url_of(char *url, size_t size, const char *host, int port) {
+  snprintf(url, size, "redis://%s:%d", host, port);
+}
+
+/*
+** A lookup that takes 1 s: the loop keeps turning meanwhile (hiredis'
+** own getaddrinfo stopped it for that second, before any tick), and the
+** commands sent during the lookup go out after the handshake, in order;
+** one cancelled meanwhile is never sent.
+*/
+TEST_IMPL(slow_lookup_loop_turns) {
+  corio_rt *rt = corio_rt_new(NULL);
+  corio_redis_stats st;
+  char url[96];
+  corio_redis *c;
+  ticker t;
+  double t0;
+  url_of(url, sizeof url, corio_slow_dns_name, g_port);
+  c = client(rt, url, 5);
+  memset(&R, 0, sizeof R);
+  ticker_start(rt, &t);
+  t0 = test_now_();
+  CMD(c, 0, "SET", "t:slow", "v");
+  CMD(c, 1, "GET", "t:slow");
+  CMD(c, 2, "GET", "t:slow");
+  ASSERT_OK(corio_redis_cancel(R.cmds[1]));
+  ASSERT(test_now_() - t0 < 0.5); /* the calls return at once */
+  run_until(rt, 3);
+  ticker_stop(rt, &t);
+  /* the lookup did take its second: the ticks went on through it */
+  ASSERT(test_now_() - t0 >= CORIO_SLOW_DNS_MS / 1000.0 * 0.9);
+  ASSERT(t.ticks >= 5);
+  ASSERT(t.max_gap < 300 * 1000000ULL);
+  ASSERT_EQ(R.order[0], 1);
+  ASSERT_EQ(R.status[1], CORIO_ECANCELED);
+  ASSERT_EQ(R.status[0], 0);
+  ASSERT_STR_EQ(R.str[0], "OK");
+  ASSERT_EQ(R.status[2], 0);
+  ASSERT_STR_EQ(R.str[2], "v");
+  corio_redis_get_stats(c, &st);
+  ASSERT_EQ(st.connects, 1);
+  ASSERT_EQ(st.commands, 3); /* PING, SET, GET: not the cancelled one */
+  ASSERT_EQ(st.connected, 1);
+  ASSERT_EQ(st.pending, 0);
+  corio_redis_close(c);
+  RT_FREE_CLEAN(rt);
+}
+
+/* A name that does not resolve: CORIO_EDNS, naming the host. */
+TEST_IMPL(unresolvable_name) {
+  corio_rt *rt = corio_rt_new(NULL);
+  corio_redis *c = client(rt, "redis://nonexistent.invalid:6379", 5);
+  memset(&R, 0, sizeof R);
+  CMD(c, 0, "PING");
+  CMD(c, 1, "PING");
+  run_until(rt, 2);
+  ASSERT_EQ(R.status[0], CORIO_EDNS);
+  ASSERT_EQ(R.status[1], CORIO_EDNS);
+  ASSERT(strstr(corio_redis_last_error(c), "nonexistent.invalid:6379: ") ==
+         corio_redis_last_error(c));
+  corio_redis_close(c);
+  RT_FREE_CLEAN(rt);
+}
+
+/*
+** The timeout covers the lookup: a 0.3 s timeout on a lookup of 1 s
+** fails at 0.3 s; the answer that comes later is dropped (no connection,
+** no second callback).  A second command starts a lookup of its own,
+** then the client is closed while it runs.
+*/
+TEST_IMPL(lookup_timeout) {
+  corio_rt *rt = corio_rt_new(NULL);
+  corio_redis_stats st;
+  uv_timer_t wait;
+  char url[96];
+  corio_redis *c;
+  double t0, took;
+  url_of(url, sizeof url, corio_slow_dns_name, g_port);
+  c = client(rt, url, 0.3);
+  memset(&R, 0, sizeof R);
+  t0 = test_now_();
+  CMD(c, 0, "PING");
+  run_until(rt, 1);
+  took = test_now_() - t0;
+  ASSERT_EQ(R.status[0], CORIO_ETIMEDOUT);
+  ASSERT(took >= 0.25 && took < 0.9);
+  ASSERT(strstr(corio_redis_last_error(c), corio_slow_dns_name) != NULL);
+  ASSERT(strstr(corio_redis_last_error(c), "within 0.3 s") != NULL);
+  /* past the lookup's end (1 s): its answer arrives, unused */
+  uv_timer_init(corio_rt_loop(rt), &wait);
+  uv_timer_start(&wait, on_waited, 1000, 0);
+  corio_rt_run(rt, UV_RUN_DEFAULT);
+  corio_redis_get_stats(c, &st);
+  ASSERT_EQ(R.n, 1);
+  ASSERT_EQ(st.connects, 1);
+  ASSERT_EQ(st.connected, 0);
+  ASSERT_EQ(st.commands, 0);
+  CMD(c, 1, "PING");
+  corio_rt_run(rt, UV_RUN_NOWAIT);
+  corio_redis_close(c);
+  run_until(rt, 2);
+  ASSERT_EQ(R.status[1], CORIO_ECLOSED);
+  RT_FREE_CLEAN(rt); /* waits for the lookup's thread */
+}
+
+/*
+** Closing clients, and freeing the runtime, with lookups in flight: five
+** at once, so that one waits for a thread of libuv's pool (4) and is
+** taken back by uv_cancel while the others run on.  Their commands fail
+** with CORIO_ECLOSED; nothing leaks (LeakSanitizer in --sanitize).
+*/
+TEST_IMPL(close_during_lookup) {
+  corio_rt *rt = corio_rt_new(NULL);
+  corio_redis *c[5];
+  char url[96];
+  double t0;
+  int i;
+  url_of(url, sizeof url, corio_slow_dns_name, g_port);
+  memset(&R, 0, sizeof R);
+  t0 = test_now_();
+  for (i = 0; i < 5; i++) {
+    c[i] = client(rt, url, 5);
+    CMD(c[i], i, "PING");
+  }
+  ASSERT(test_now_() - t0 < 0.5); /* no lookup on the loop thread */
+  corio_rt_run(rt, UV_RUN_NOWAIT);
+  corio_redis_close(c[0]);
+  corio_redis_close(c[4]);
+  run_until(rt, 2);
+  ASSERT_EQ(R.status[0], CORIO_ECLOSED);
+  ASSERT_EQ(R.status[4], CORIO_ECLOSED);
+  RT_FREE_CLEAN(rt); /* closes the other three */
+  ASSERT_EQ(R.n, 5);
+  for (i = 0; i < 5; i++) ASSERT_EQ(R.status[i], CORIO_ECLOSED);
+  ASSERT(test_now_() - t0 < 5);
+}
+
+/* }================================================================== */
+
 /* clang-format off */
 TEST_MAIN_SETUP(setup,
   TEST_ENTRY(replies) TEST_ENTRY(nested_arrays) TEST_ENTRY(pipelining)
   TEST_ENTRY(cancel) TEST_ENTRY(refused_then_reconnects)
   TEST_ENTRY(server_killed) TEST_ENTRY(connect_timeout) TEST_ENTRY(not_redis)
   TEST_ENTRY(close_pending) TEST_ENTRY(close_from_callback)
-  TEST_ENTRY(rt_free_closes) TEST_ENTRY(urls) TEST_ENTRY(select_and_auth))
+  TEST_ENTRY(rt_free_closes) TEST_ENTRY(urls) TEST_ENTRY(select_and_auth)
+  TEST_ENTRY(slow_lookup_loop_turns) TEST_ENTRY(unresolvable_name)
+  TEST_ENTRY(lookup_timeout) TEST_ENTRY(close_during_lookup))
 /* clang-format on */

@@ -3,6 +3,7 @@
 -- own.
 local corio = require "corio"
 local rs = require "tests.lua.support.redis"
+local shell = require "tests.lua.support.shell"
 
 local function kind_of(f, ...)
   local ok, err = pcall(f, ...)
@@ -141,6 +142,46 @@ describe("corio.redis", function()
     local kind, err = kind_of(corio.redis.connect, "redis://127.0.0.1:" .. port)
     assert.equal("connect", kind)
     assert.matches("127.0.0.1:" .. port .. ": Connection refused", err.message, 1, true)
+  end)
+
+  it("looks a name up off the loop; one that does not resolve raises kind 'dns'", function()
+    -- in a child with tests/c/slow_dns.c preloaded: slow.corio.test
+    -- answers 127.0.0.1 after 1 s, names under .invalid fail at once
+    -- (no DNS server is asked); the sanitized executable wants its
+    -- runtime first, which a preload is not
+    local shim = shell.bin:gsub("[^/]*$", "") .. "tests/libcorio_slow_dns.so"
+    local asan = os.getenv("ASAN_OPTIONS")
+    asan = (asan and asan ~= "" and asan .. ":" or "") .. "verify_asan_link_order=0"
+    local s = shell.script(([[
+      local last, gap = corio.time(), 0
+      local ticker = corio.spawn(function()
+        while true do
+          corio.sleep(0.05)
+          local now = corio.time()
+          gap, last = math.max(gap, now - last), now
+        end
+      end)
+      local t0 = corio.time()
+      local r = corio.redis.connect("redis://slow.corio.test:%d", {timeout = 5})
+      local pong = r:call("PING")
+      local secs = corio.time() - t0
+      r:close()
+      local ok, e = pcall(corio.redis.connect, "redis://nonexistent.invalid:6379")
+      ticker:cancel()
+      print(pong, ("%%.2f"):format(secs), ("%%.2f"):format(gap), ok, e.kind, e.message)
+    ]]):format(server.port))
+    local out, rc = shell.sh(("timeout -s KILL 20 env LD_PRELOAD=%s ASAN_OPTIONS=%s %s %s")
+      :format(shim, asan, shell.bin, s))
+    os.remove(s)
+    assert.equal(0, rc, out)
+    local pong, secs, gap, ok, kind, msg =
+      out:match("^(%a+)\t([%d.]+)\t([%d.]+)\t(%a+)\t(%a+)\t([^\n]*)\n$")
+    assert.equal("PONG", pong, out)
+    assert.is_true(tonumber(secs) >= 0.9, out) -- the lookup took its second
+    assert.is_true(tonumber(gap) < 0.3, out)   -- and the loop went on
+    assert.equal("false", ok, out)
+    assert.equal("dns", kind, out)
+    assert.matches("nonexistent.invalid:6379: ", msg, 1, true)
   end)
 
   it("says clearly when the server is not Redis", function()

@@ -23,18 +23,20 @@
 ** the client never reconnects on its own.  Each new connection sends AUTH
 ** (when the URL has a password) and SELECT (when it names a database other
 ** than 0), or PING, before the commands queued on it; its timeout covers
-** the TCP connect and that first reply, so a server that accepts and never
-** answers fails as surely as one that refuses.
+** the name lookup, the TCP connect and that first reply, so a server that
+** accepts and never answers fails as surely as one that refuses.
 **
 ** Completion: the callback runs exactly once per started command, on the
 ** loop, never from inside corio_redis_command, corio_redis_cancel or
 ** corio_redis_close.  Its `status` is 0 when a reply arrived (an error
 ** reply too: its type is CORIO_REDIS_ERROR; "OOM command not allowed..."
 ** is one), or a negative code, with corio_redis_last_error saying more:
-**   CORIO_ECONNECT   the connection could not be made (refused, the host
-**                    did not resolve, AUTH or SELECT failed); the
-**                    commands queued on it fail so
-**   CORIO_ETIMEDOUT  the connection was not made within the timeout
+**   CORIO_EDNS       the host name did not resolve; the commands queued
+**                    on the connection fail so
+**   CORIO_ECONNECT   the connection could not be made (refused, AUTH or
+**                    SELECT failed); the commands queued on it fail so
+**   CORIO_ETIMEDOUT  the connection was not made within the timeout (the
+**                    name lookup included)
 **   CORIO_ERESET     the connection was lost with the command in flight
 **                    (the server closed it or died): whether the server
 **                    ran the command is unknown
@@ -48,12 +50,17 @@
 ** comes, is read and dropped, so the replies of the commands after it stay
 ** matched.  Lost connections fail only the commands in flight on them.
 **
-** Costs and limits.  hiredis resolves a host name with getaddrinfo on the
-** loop thread (a numeric address or /etc/hosts costs nothing; a DNS
-** server that does not answer stalls the loop: give an address).  hiredis
-** writes with write(2): a host must ignore SIGPIPE (the corio executable
-** does), or a server that closes first kills the process.  hiredis
-** allocates with malloc, not with corio_replace_allocator's functions.
+** Host names are looked up off the loop, with uv_getaddrinfo on libuv's
+** thread pool (4 threads unless UV_THREADPOOL_SIZE says more), so a slow
+** DNS server delays only the connection that waits for it; a numeric
+** address is used as it is, with no lookup.  Of a name's addresses the
+** first IPv4 one is used, else the first IPv6 one (hiredis' own choice),
+** and only that one is tried.
+**
+** Costs and limits.  hiredis writes with write(2): a host must ignore
+** SIGPIPE (the corio executable does), or a server that closes first
+** kills the process.  hiredis allocates with malloc, not with
+** corio_replace_allocator's functions.
 ** No TLS (rediss://), no RESP3, no pub/sub (a SUBSCRIBE reply is not
 ** matched to a command: do not send one).
 ** ===================================================================
@@ -103,9 +110,9 @@ typedef void (*corio_redis_cb)(corio_redis_cmd *cmd, int status,
 ** Desc: Make a client for `url`, "redis://[[user]:password@]host[:port]
 **       [/db]" (port 6379 and database 0 unless given; the password
 **       percent-decoded; a user is sent to AUTH as Redis 6's ACL
-**       user).  Parsed by corio_url_parse; no I/O yet.  `timeout` is
-**       the connect timeout in seconds (0: CORIO_REDIS_TIMEOUT; < 0:
-**       none).
+**       user).  Parsed by corio_url_parse; no I/O yet, no lookup.
+**       `timeout` is the connect timeout in seconds (0:
+**       CORIO_REDIS_TIMEOUT; < 0: none).
 ** Returns: 0 and *out set; CORIO_EURL (malformed: `why`, if not NULL,
 **          says how; a path that is not a database number), CORIO_ESCHEME
 **          (not redis://), CORIO_EINVAL (NULL argument, NaN timeout),
@@ -123,8 +130,8 @@ CORIO_EXTERN int corio_redis_new(corio_rt *rt, const char *url, double timeout,
 **       ud)` runs once (see above).
 ** Returns: 0 and *out (if not NULL) set; CORIO_EINVAL (argc < 1, NULL
 **          argument), CORIO_ECLOSED (the client is closed), CORIO_ENOMEM.
-**          A connection that fails at once (a host that does not resolve)
-**          is no error here: the callback gets it, at the next turn.
+**          A connection that fails, even at once, is no error here: the
+**          callback gets it, on the loop.
 */
 CORIO_EXTERN int corio_redis_command(corio_redis *c, int argc,
                                      const char *const *argv,
@@ -152,6 +159,7 @@ CORIO_EXTERN void corio_redis_close(corio_redis *c);
 /*
 ** Why the last connection of `c` failed or was lost, after the server's
 ** "host:port: ": "Connection refused", "Server closed the connection",
+** "cannot resolve the host name: unknown node or service",
 ** "not a Redis server? Protocol error, got "H" as reply type byte",
 ** "AUTH: WRONGPASS ...", or "" if none did.  Valid
 ** until the next callback of `c` runs.

@@ -10,6 +10,9 @@
 **   handshake and a deadline (hiredis 0.14 has no connect timeout), and
 **   forgotten the moment it fails, so that the next command makes a new
 **   one;
+** - the host name looked up off the loop (uv_getaddrinfo: hiredis would
+**   call getaddrinfo on the loop thread, and a slow resolver would stall
+**   every task), commands sent meanwhile parked until the address comes;
 ** - a callback exactly once per command: a reply is handed over from
 **   hiredis' callback (the reply lives only as long as it); a failure is
 **   queued on `later` and handed over at the next turn, so that no
@@ -282,12 +285,48 @@ static void ev_del_write(void *privdata) {
   ev_update(privdata, 0, UV_WRITABLE);
 }
 
+/* Take a command off c->parked (sent, or failed without being sent). */
+static void unpark(corio_redis_cmd *cmd) {
+  corio__queue_remove(&cmd->lnode);
+  cmd->parked = 0;
+  redisFreeCommand(cmd->text);
+  cmd->text = NULL;
+}
+
+static void fail_parked(corio_redis *c, int status) {
+  while (!corio__queue_empty(&c->parked)) {
+    corio_redis_cmd *cmd = corio__queue_data(corio__queue_head(&c->parked),
+                                             corio_redis_cmd, lnode);
+    unpark(cmd);
+    later(cmd, status);
+  }
+}
+
+/*
+** Give up the lookup in flight and fail the commands parked on it.  One
+** that no thread has started yet is taken back (its callback then runs
+** with UV_EAI_CANCELED); a running one cannot be stopped, and its answer,
+** when it comes, finds nobody (l->c is NULL).
+*/
+static void lookup_drop(corio_redis *c, int status) {
+  corio__redis_lookup *l = c->lookup;
+  if (l == NULL) return;
+  c->lookup = NULL;
+  l->c = NULL;
+  (void)uv_cancel((uv_req_t *)&l->req);
+  uv_timer_stop(&c->deadline);
+  fail_parked(c, status);
+}
+
 static void on_deadline(uv_timer_t *h) {
   corio_redis *c = h->data;
-  if (c->ac == NULL || c->up) return;
+  if (c->lookup == NULL && (c->ac == NULL || c->up)) return;
   snprintf(c->errmsg, sizeof c->errmsg,
-           "%s:%d: could not connect within %.3g s (no answer)", c->host,
-           c->port, (double)c->timeout_ms / 1000.0);
+           "%s:%d: could not connect within %.3g s (%s)", c->host, c->port,
+           (double)c->timeout_ms / 1000.0,
+           c->lookup != NULL ? "the name did not resolve in time"
+                             : "no answer");
+  lookup_drop(c, CORIO_ETIMEDOUT);
   conn_drop(c, CORIO_ETIMEDOUT);
 }
 
@@ -309,18 +348,18 @@ static int hello(corio_redis *c, int kind, int argc, const char **argv) {
 }
 
 /*
-** Make a connection and queue its handshake: AUTH, then SELECT, or PING
-** when neither is needed (the last one's reply marks the connection up:
-** the timeout covers it).  A failure that hiredis
-** reports at once (a host that does not resolve) is CORIO_ECONNECT with
-** the reason in c->errmsg.
+** Make a connection to `ip`, a numeric address (hiredis' getaddrinfo then
+** only parses it: no resolver is asked), and queue its handshake: AUTH,
+** then SELECT, or PING when neither is needed (the last one's reply marks
+** the connection up: the timeout covers it).  A failure that hiredis
+** reports at once (no socket) is CORIO_ECONNECT with the reason in
+** c->errmsg.
 */
-static int conn_start(corio_redis *c) {
+static int conn_open(corio_redis *c, const char *ip) {
   redisAsyncContext *ac;
   char dbtext[16];
   int rc = 0;
-  c->stats.connects++;
-  ac = redisAsyncConnect(c->host, c->port);
+  ac = redisAsyncConnect(ip, c->port);
   if (ac == NULL) return CORIO_ENOMEM;
   if (ac->err != 0) {
     set_error(c, NULL, ac->errstr);
@@ -343,7 +382,6 @@ static int conn_start(corio_redis *c) {
   redisAsyncSetConnectCallback(ac, on_connect);
   c->ac = ac;
   c->up = 0;
-  c->errmsg[0] = '\0';
   if (c->password != NULL) {
     const char *argv[3] = {"AUTH", c->user, c->password};
     if (c->user == NULL) argv[1] = c->password;
@@ -359,12 +397,132 @@ static int conn_start(corio_redis *c) {
     const char *argv[1] = {"PING"};
     rc = hello(c, HELLO_PING | HELLO_LAST, 1, argv);
   }
-  if (rc != 0) {
-    conn_drop(c, rc);
-    return rc;
+  if (rc != 0) conn_drop(c, rc);
+  return rc;
+}
+
+/* The connection is made: send the parked commands after its handshake. */
+static void send_parked(corio_redis *c) {
+  while (!corio__queue_empty(&c->parked)) {
+    corio_redis_cmd *cmd = corio__queue_data(corio__queue_head(&c->parked),
+                                             corio_redis_cmd, lnode);
+    /* a new context refuses only when out of memory */
+    int ok = redisAsyncFormattedCommand(c->ac, on_reply, cmd, cmd->text,
+                                        cmd->textlen) == REDIS_OK;
+    unpark(cmd);
+    if (ok) {
+      cmd->in_hiredis = 1;
+      c->stats.commands++;
+    } else {
+      later(cmd, CORIO_ENOMEM);
+    }
   }
+  hold(c);
+}
+
+/*
+** The address to connect to: the first IPv4 one, else the first IPv6 one,
+** the choice hiredis makes itself (it asks for IPv4, then for IPv6).  Only
+** that one is tried: a hiredis context takes one address, and the
+** commands parked on it fail with it; the next command looks the name up
+** again.
+*/
+static int pick_address(const struct addrinfo *res, char *ip, size_t size) {
+  const struct addrinfo *a, *v6 = NULL;
+  const struct sockaddr_in6 *sa6;
+  size_t n;
+  for (a = res; a != NULL; a = a->ai_next) {
+    if (a->ai_family == AF_INET)
+      return uv_ip4_name((const struct sockaddr_in *)a->ai_addr, ip, size);
+    if (a->ai_family == AF_INET6 && v6 == NULL) v6 = a;
+  }
+  if (v6 == NULL) return UV_EAI_NODATA;
+  sa6 = (const struct sockaddr_in6 *)v6->ai_addr;
+  if (uv_ip6_name(sa6, ip, size) != 0) return UV_ENOSPC;
+  /* a link-local address needs its interface: "fe80::1%2" */
+  n = strlen(ip);
+  if (sa6->sin6_scope_id != 0)
+    snprintf(ip + n, size - n, "%%%u", (unsigned)sa6->sin6_scope_id);
+  return 0;
+}
+
+static void on_resolved(uv_getaddrinfo_t *req, int status,
+                        struct addrinfo *res) {
+  corio__redis_lookup *l = corio__container_of(req, corio__redis_lookup, req);
+  corio_redis *c = l->c;
+  char ip[INET6_ADDRSTRLEN + 16];
+  int rc = status;
+  if (c != NULL && rc == 0) rc = pick_address(res, ip, sizeof ip);
+  uv_freeaddrinfo(res);
+  corio__free(l);
+  if (c == NULL) return; /* abandoned: timed out, closed, maybe freed */
+  c->lookup = NULL;
+  if (rc != 0) {
+    set_error(c, "cannot resolve the host name: ", uv_strerror(rc));
+    rc = rc == UV_EAI_MEMORY ? CORIO_ENOMEM : CORIO_EDNS;
+  } else {
+    rc = conn_open(c, ip);
+  }
+  if (rc != 0) {
+    uv_timer_stop(&c->deadline);
+    fail_parked(c, rc);
+    return;
+  }
+  send_parked(c);
+}
+
+/*
+** Make a connection: at once to a numeric address, to a name once
+** uv_getaddrinfo has found its address on libuv's thread pool; commands
+** sent meanwhile are parked.  The timeout starts here: it covers the
+** lookup, the connect and the handshake.
+*/
+static int conn_start(corio_redis *c) {
+  unsigned char addr[sizeof(struct in6_addr)];
+  struct addrinfo hints;
+  corio__redis_lookup *l;
+  int rc;
+  c->stats.connects++;
+  c->errmsg[0] = '\0';
   if (c->timeout_ms > 0)
     uv_timer_start(&c->deadline, on_deadline, c->timeout_ms, 0);
+  if (uv_inet_pton(AF_INET, c->host, addr) == 0 ||
+      uv_inet_pton(AF_INET6, c->host, addr) == 0) {
+    rc = conn_open(c, c->host); /* no thread pool round trip */
+  } else if ((l = corio__malloc(sizeof *l)) == NULL) {
+    rc = CORIO_ENOMEM;
+  } else {
+    memset(&hints, 0, sizeof hints);
+    hints.ai_family = AF_UNSPEC;
+    hints.ai_socktype = SOCK_STREAM;
+    l->c = c;
+    rc = uv_getaddrinfo(c->rt->loop, &l->req, on_resolved, c->host, NULL,
+                        &hints);
+    if (rc == 0) {
+      c->lookup = l;
+      return 0;
+    }
+    corio__free(l);
+    set_error(c, "cannot resolve the host name: ", uv_strerror(rc));
+    rc = rc == UV_ENOMEM ? CORIO_ENOMEM : CORIO_EDNS;
+  }
+  if (rc != 0) uv_timer_stop(&c->deadline);
+  return rc;
+}
+
+/*
+** Keep a command until the lookup in flight gives the connection:
+** formatted now (hiredis copies the arguments, as redisAsyncCommandArgv
+** would), sent after the handshake, in order.
+*/
+static int park(corio_redis_cmd *cmd, int argc, const char *const *argv,
+                const size_t *argvlen) {
+  int len =
+      redisFormatCommandArgv(&cmd->text, argc, (const char **)argv, argvlen);
+  if (len < 0) return CORIO_ENOMEM;
+  cmd->textlen = (size_t)len;
+  cmd->parked = 1;
+  corio__queue_insert_tail(&cmd->c->parked, &cmd->lnode);
   return 0;
 }
 
@@ -509,6 +667,7 @@ int corio_redis_new(corio_rt *rt, const char *url, double timeout,
           ? 0
           : corio_seconds_to_ms(timeout == 0 ? CORIO_REDIS_TIMEOUT : timeout);
   corio__queue_init(&c->later);
+  corio__queue_init(&c->parked);
   uv_timer_init(rt->loop, &c->tick);
   uv_timer_init(rt->loop, &c->deadline);
   c->tick.data = c->deadline.data = c;
@@ -535,15 +694,20 @@ int corio_redis_command(corio_redis *c, int argc, const char *const *argv,
   cmd->cb = cb;
   cmd->ud = ud;
   corio__queue_init(&cmd->lnode);
-  if (c->ac == NULL) rc = conn_start(c);
-  if (rc == 0 &&
-      redisAsyncCommandArgv(c->ac, on_reply, cmd, argc, (const char **)argv,
-                            argvlen) != REDIS_OK) {
+  if (c->ac == NULL && c->lookup == NULL) rc = conn_start(c);
+  if (rc == 0 && c->lookup != NULL) {
+    rc = park(cmd, argc, argv, argvlen);
+  } else if (rc == 0 &&
+             redisAsyncCommandArgv(c->ac, on_reply, cmd, argc,
+                                   (const char **)argv, argvlen) != REDIS_OK) {
     /* hiredis refuses only when out of memory, or on a context that is
        being torn down */
     rc = (c->ac->c.flags & (REDIS_DISCONNECTING | REDIS_FREEING))
              ? CORIO_ERESET
              : CORIO_ENOMEM;
+  } else if (rc == 0) {
+    cmd->in_hiredis = 1;
+    c->stats.commands++;
   }
   if (rc == CORIO_ENOMEM) {
     corio__free(cmd);
@@ -555,8 +719,6 @@ int corio_redis_command(corio_redis *c, int argc, const char *const *argv,
     later(cmd, rc); /* told at the next turn, as a failure on the loop */
     return 0;
   }
-  cmd->in_hiredis = 1;
-  c->stats.commands++;
   hold(c);
   return 0;
 }
@@ -564,6 +726,7 @@ int corio_redis_command(corio_redis *c, int argc, const char *const *argv,
 int corio_redis_cancel(corio_redis_cmd *cmd) {
   if (cmd == NULL) return CORIO_EINVAL;
   if (cmd->done) return CORIO_ESTATE;
+  if (cmd->parked) unpark(cmd); /* never sent */
   later(cmd, CORIO_ECANCELED);
   return 0;
 }
@@ -581,6 +744,7 @@ void corio_redis_close(corio_redis *c) {
   if (c == NULL || c->closed) return;
   c->closed = 1;
   snprintf(c->errmsg, sizeof c->errmsg, "the client is closed");
+  lookup_drop(c, CORIO_ECLOSED);
   conn_drop(c, CORIO_ECLOSED);
   corio__queue_remove(&c->node);
   uv_timer_stop(&c->tick);

@@ -21,8 +21,9 @@
 ** keep their length.  An error reply raises a RedisError of kind "redis"
 ** whose `code` is its first word ("ERR", "WRONGTYPE", "OOM", "NOGROUP");
 ** one inside an array (EXEC) is that error value, not raised.  A failed
-** connection raises kind "connect", "timeout" or "protocol" (not Redis);
-** a lost one "reset"; a closed client "closed".
+** connection raises kind "dns" (the name did not resolve), "connect",
+** "timeout" or "protocol" (not Redis); a lost one "reset"; a closed
+** client "closed".
 */
 #include <string.h>
 
@@ -45,10 +46,15 @@ static const struct {
   int code;
   const char *kind;
 } kinds[] = {
-    {CORIO_ECONNECT, "connect"},    {CORIO_ETIMEDOUT, "timeout"},
-    {CORIO_ERESET, "reset"},        {CORIO_EPROTO, "protocol"},
-    {CORIO_ECLOSED, "closed"},      {CORIO_ECANCELED, "cancelled"},
-    {CORIO_ENOMEM, "memory"},       {CORIO_EURL, "invalid_url"},
+    {CORIO_EDNS, "dns"},
+    {CORIO_ECONNECT, "connect"},
+    {CORIO_ETIMEDOUT, "timeout"},
+    {CORIO_ERESET, "reset"},
+    {CORIO_EPROTO, "protocol"},
+    {CORIO_ECLOSED, "closed"},
+    {CORIO_ECANCELED, "cancelled"},
+    {CORIO_ENOMEM, "memory"},
+    {CORIO_EURL, "invalid_url"},
     {CORIO_ESCHEME, "invalid_url"},
 };
 
