@@ -58,8 +58,10 @@ local function fail(fmt, ...)
   os.exit(1)
 end
 
--- Errors worth waiting out: the server restarting, a network blip.
-local TRANSIENT = {connect = true, reset = true, timeout = true}
+-- Errors worth waiting out: the server restarting, a network blip, a
+-- resolver that fails for a while (the Redis client tells "dns" apart
+-- from "connect" since it looks names up itself).
+local TRANSIENT = {connect = true, dns = true, reset = true, timeout = true}
 
 -- The client of one run: connects (a clear error if it cannot), and
 -- retries a call that failed for a transient reason, with a growing
