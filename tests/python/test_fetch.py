@@ -1,5 +1,6 @@
 """Runtime.fetch / submit / fetch_all, responses and every error kind, as
 the Lua fetch specs (tests/lua/fetch_spec.lua) check them."""
+import asyncio
 import concurrent.futures
 import json
 import time
@@ -198,3 +199,36 @@ def test_module_level(base):
 def test_json_errors_stay_python(rt, base):
     with pytest.raises(json.JSONDecodeError):
         rt.fetch(base + "/hello").json()
+
+
+def test_header_fields_as_sent(rt, raw):
+    # the fields arrive as one block (corio_response.header_data) and are
+    # split when read: empty values, repeats, a folded line, latin-1
+    # bytes and a response with no fields at all keep their places
+    def handler(srv, c):
+        req = read_request(c)
+        if b"GET /none " in req:
+            c.sendall(b"HTTP/1.0 200 OK\r\n\r\nbare")
+            return
+        c.sendall(b"HTTP/1.1 200 OK\r\nX-Empty:\r\nX-Rep: a\r\n"
+                  b"X-Fold: one\r\n  two\r\nX-Rep: b\r\nX-Latin: caf\xe9\r\n"
+                  b"Content-Length: 2\r\nConnection: close\r\n\r\nok")
+
+    srv = raw(handler)
+
+    async def both():
+        return (await rt.afetch(srv.url + "/fields"),
+                await rt.afetch(srv.url + "/none"))
+    for r, bare in ((rt.fetch(srv.url + "/fields"),
+                     rt.fetch(srv.url + "/none")), asyncio.run(both())):
+        assert r.body == b"ok"
+        assert r.headers.raw() == [
+            ("X-Empty", ""), ("X-Rep", "a"), ("X-Fold", "one two"),
+            ("X-Rep", "b"), ("X-Latin", "caf\xe9"), ("Content-Length", "2"),
+            ("Connection", "close")]
+        assert r.headers["x-rep"] == "a, b"
+        assert r.headers.get_all("X-Rep") == ["a", "b"]
+        assert r.headers["x-empty"] == ""
+        assert len(r.headers) == 6
+        assert bare.body == b"bare" and bare.headers.raw() == []
+        assert len(bare.headers) == 0 and "x-rep" not in bare.headers
